@@ -1,0 +1,19 @@
+r"""Deep-stack model families built on one skeleton (matched comparisons)."""
+from .base import DeepGNN
+from .delta_gnn import DeltaGNN
+from .g2 import G2
+from .gcnii import GCNII
+from .registry import MODELS, build_model
+from .residual import PlainGNN, ResGNN, ResPlusGNN
+
+__all__ = [
+    'DeepGNN',
+    'DeltaGNN',
+    'PlainGNN',
+    'ResGNN',
+    'ResPlusGNN',
+    'GCNII',
+    'G2',
+    'MODELS',
+    'build_model',
+]

@@ -1,0 +1,80 @@
+r"""The delta-shortcut model family."""
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import Tensor, nn
+
+from ..nn.compress import StateCompressor
+from ..nn.delta_conv import DeltaConv
+from .base import DeepGNN
+
+
+class DeltaGNN(DeepGNN):
+    r"""A deep stack of :class:`~ddl_gnn.nn.DeltaConv` layers.
+
+    The input linear maps features to the state width :math:`d`; with
+    :math:`d_v > 1` the state is repeated to :math:`d_v` columns; the output
+    compresses the state (its own :class:`StateCompressor`), applies the
+    norm and the decoder linear. ``num_layers`` counts message-passing
+    layers only.
+
+    Args (beyond :class:`~ddl_gnn.models.base.DeepGNN`):
+        d_v (int, optional): Value columns of the node state. (default: 1)
+        beta_init (float, optional): Gate at initialisation.
+            (default: :obj:`0.1`)
+        beta_mode (str, optional): ``'learned'``, ``'learned01'``,
+            ``'fixed'``. (default: :obj:`'learned'`)
+        k_source, beta_source, v_source, erase: see
+            :class:`~ddl_gnn.nn.DeltaConv`.
+
+    Example:
+        >>> model = DeltaGNN(16, 32, num_layers=8, out_channels=3)
+        >>> out = model(x, edge_index)            # [N, 3]
+    """
+    family = 'delta'
+    default_norm: Optional[str] = 'layer_norm'
+    final_norm = True
+
+    def __init__(self, in_channels: int, hidden_channels: int,
+                 num_layers: int, out_channels: int, conv: str = 'gcn',
+                 d_v: int = 1, beta_init: float = 0.1,
+                 beta_mode: str = 'learned', k_source: str = 'conv',
+                 beta_source: str = 'context', v_source: str = 'context',
+                 erase: bool = True, **kwargs):
+        if not isinstance(d_v, int) or d_v < 1:
+            raise ValueError(f"DeltaGNN: 'd_v' must be a positive int, got "
+                             f"{d_v!r}")
+        self.d_v = d_v
+        self.delta_kwargs = dict(beta_init=beta_init, beta_mode=beta_mode,
+                                 k_source=k_source, beta_source=beta_source,
+                                 v_source=v_source, erase=erase)
+        super().__init__(in_channels, hidden_channels, num_layers,
+                         out_channels, conv=conv, **kwargs)
+        self.out_compress = StateCompressor(hidden_channels, d_v)
+        if not erase:
+            self.family = 'delta-write-only'
+
+    def make_layer(self, i: int) -> nn.Module:
+        return DeltaConv(self.hidden_channels, conv=self.conv_name,
+                         d_v=self.d_v, norm=self.norm_name,
+                         dropout=self.dropout, **self.delta_kwargs,
+                         **dict(self.conv_kwargs))
+
+    def init_state(self, h0: Tensor) -> Tensor:
+        if self.d_v == 1:
+            return h0
+        return h0.unsqueeze(-1).expand(-1, -1, self.d_v).contiguous()
+
+    def read_state(self, X: Tensor) -> Tensor:
+        return self.out_compress(X)
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        self.out_compress.reset_parameters()
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}({self.in_channels}, '
+                f'{self.out_channels}, hidden={self.hidden_channels}, '
+                f'num_layers={self.num_layers}, conv={self.conv_name}, '
+                f'd_v={self.d_v})')

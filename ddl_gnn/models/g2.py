@@ -1,0 +1,78 @@
+r"""Gradient gating (G², `Rusch et al., 2023
+<https://arxiv.org/abs/2210.00513>`_)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing
+from torch_geometric.typing import Adj, OptTensor
+
+from ..nn.conv_resolver import call_conv, make_conv
+from .base import DeepGNN
+
+
+class GradientGate(MessagePassing):
+    r"""Per-node, per-channel rate
+    :math:`\tau_i = \tanh\big(\frac{1}{|\mathcal{N}_i|}\sum_{j\in\mathcal{N}_i}
+    |\hat x_i - \hat x_j|^p\big)`, aggregated through ``propagate``."""
+
+    def __init__(self, p: float = 2.0):
+        super().__init__(aggr='mean')
+        self.p = p
+
+    def forward(self, x_hat: Tensor, edge_index: Adj) -> Tensor:
+        if not isinstance(edge_index, Tensor) or edge_index.is_sparse or \
+                edge_index.layout != torch.strided:
+            raise ValueError("G2: the gradient gate needs 'edge_index' as a "
+                             "[2, E] Tensor (not a sparse adjacency)")
+        return torch.tanh(self.propagate(edge_index, x=x_hat))
+
+    def message(self, x_i: Tensor, x_j: Tensor) -> Tensor:
+        return (x_i - x_j).abs().pow(self.p)
+
+
+class G2Block(nn.Module):
+    r""":math:`X \leftarrow (1-\tau) \odot X + \tau \odot \sigma(\mathrm{conv}(X))`
+    with :math:`\tau` from :math:`\hat X = \sigma(\mathrm{conv}_g(X))` (the
+    official code's separate gating conv)."""
+
+    def __init__(self, conv: nn.Module, gate_conv: nn.Module, act: nn.Module,
+                 p: float, dropout: float):
+        super().__init__()
+        self.conv, self.gate_conv, self.act = conv, gate_conv, act
+        self.gate = GradientGate(p)
+        self.dropout = dropout
+
+    def reset_parameters(self):
+        self.conv.reset_parameters()
+        self.gate_conv.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Adj, edge_weight: OptTensor = None,
+                edge_attr: OptTensor = None) -> Tensor:
+        x = nn.functional.dropout(x, p=self.dropout, training=self.training)
+        h = self.act(call_conv(self.conv, x, edge_index, edge_weight,
+                               edge_attr))
+        x_hat = self.act(call_conv(self.gate_conv, x, edge_index,
+                                   edge_weight, edge_attr))
+        # The gate reads raw neighbour differences: drop the self loops and
+        # weights a GCN normalisation may have added.
+        ei = edge_index
+        if isinstance(ei, Tensor) and ei.layout == torch.strided:
+            ei = ei[:, ei[0] != ei[1]]
+        tau = self.gate(x_hat, ei)
+        return (1 - tau) * x + tau * h
+
+
+class G2(DeepGNN):
+    """G² gating stack; extra arg ``p`` (default 2.0)."""
+    family = 'g2'
+
+    def __init__(self, *args, p: float = 2.0, **kwargs):
+        self.p = p
+        super().__init__(*args, **kwargs)
+
+    def make_layer(self, i: int) -> nn.Module:
+        d, kw = self.hidden_channels, self.conv_kwargs
+        return G2Block(make_conv(self.conv_name, d, **dict(kw)),
+                       make_conv(self.conv_name, d, **dict(kw)), self.act,
+                       self.p, self.dropout)

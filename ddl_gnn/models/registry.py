@@ -1,0 +1,45 @@
+"""Name -> model family, used by the CLI, the benchmarks and the tests."""
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable, Dict
+
+from .base import DeepGNN
+from .delta_gnn import DeltaGNN
+from .g2 import G2
+from .gcnii import GCNII
+from .residual import PlainGNN, ResGNN, ResPlusGNN
+
+MODELS: Dict[str, Callable[..., DeepGNN]] = {
+    'plain': PlainGNN,
+    'res': ResGNN,
+    'res+': ResPlusGNN,
+    'gcnii': GCNII,
+    'g2': G2,
+    'delta': DeltaGNN,
+    'delta-write-only': partial(DeltaGNN, erase=False),
+}
+
+
+def build_model(name: str, in_channels: int, hidden_channels: int,
+                num_layers: int, out_channels: int, **kwargs) -> DeepGNN:
+    r"""Builds a model family by name with the shared skeleton of
+    :class:`~ddl_gnn.models.base.DeepGNN` (same encoder, decoder, conv and
+    meaning of ``num_layers``: message-passing layers only).
+
+    Args:
+        name (str): One of :obj:`MODELS`: ``'plain'``, ``'res'``, ``'res+'``,
+            ``'gcnii'``, ``'g2'``, ``'delta'``, ``'delta-write-only'``.
+        in_channels (int): Input feature width.
+        hidden_channels (int): State width.
+        num_layers (int): Message-passing layers.
+        out_channels (int): Output width.
+        **kwargs: Family options (``conv``, ``dropout``, ``norm``,
+            ``readout``, ``encoder``, ``checkpoint``, ``d_v``,
+            ``beta_init``, ``beta_mode``, ``alpha``, ``theta``, ``p``, ...).
+    """
+    if name not in MODELS:
+        raise ValueError(f"build_model: unknown model {name!r}; choose one "
+                         f"of {sorted(MODELS)}")
+    return MODELS[name](in_channels, hidden_channels, num_layers,
+                        out_channels, **kwargs)

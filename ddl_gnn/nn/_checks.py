@@ -1,0 +1,72 @@
+"""Input checks shared by layers and models: clear errors, no silent results.
+
+Value checks that need a device sync (index range, NaN) are skipped while
+``torch.compile`` traces, so compiled models keep a single graph.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+from torch_geometric.utils import is_sparse
+
+
+def _compiling() -> bool:
+    return torch.compiler.is_compiling()
+
+
+def check_features(x: Tensor, width: int, name: str, where: str,
+                   d_v: Optional[int] = None) -> None:
+    """``x`` must be ``[N, width]`` (``d_v`` None or 1) or
+    ``[N, width, d_v]``."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{where}: '{name}' must be a Tensor, got "
+                        f"{type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{where}: '{name}' must be floating point, got "
+                        f"{x.dtype}")
+    if d_v is None or d_v == 1:
+        if x.dim() != 2 or x.size(1) != width:
+            raise ValueError(f"{where}: '{name}' must have shape [N, {width}],"
+                             f" got {tuple(x.shape)}")
+    elif x.dim() != 3 or x.size(1) != width or x.size(2) != d_v:
+        raise ValueError(f"{where}: '{name}' must have shape "
+                         f"[N, {width}, d_v={d_v}], got {tuple(x.shape)}")
+    if not _compiling() and torch.isnan(x).any():
+        raise ValueError(f"{where}: '{name}' contains NaN")
+
+
+def check_graph(edge_index, num_nodes: int, where: str,
+                edge_weight: Optional[Tensor] = None) -> None:
+    """``edge_index`` must be a ``[2, E]`` integer Tensor with entries in
+    ``[0, num_nodes)``, or a square torch.sparse / SparseTensor adjacency
+    over ``num_nodes`` nodes; ``edge_weight`` must be ``[E]``."""
+    if is_sparse(edge_index):
+        size = tuple(edge_index.size())[:2]
+        if size != (num_nodes, num_nodes):
+            raise ValueError(f"{where}: sparse adjacency must be "
+                             f"{num_nodes} x {num_nodes} to match 'x', got "
+                             f"{size}")
+        return
+    if not isinstance(edge_index, Tensor):
+        raise TypeError(f"{where}: 'edge_index' must be a Tensor or a sparse "
+                        f"adjacency, got {type(edge_index).__name__}")
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"{where}: 'edge_index' must have shape [2, E], got "
+                         f"{tuple(edge_index.shape)}")
+    if edge_index.dtype not in (torch.long, torch.int32):
+        raise TypeError(f"{where}: 'edge_index' must be int64 (or int32), got"
+                        f" {edge_index.dtype}")
+    if edge_weight is not None:
+        if edge_weight.dim() != 1 or edge_weight.numel() != edge_index.size(1):
+            raise ValueError(f"{where}: 'edge_weight' must have shape "
+                             f"[E] = [{edge_index.size(1)}], got "
+                             f"{tuple(edge_weight.shape)}")
+    if _compiling() or edge_index.numel() == 0:
+        return
+    lo, hi = int(edge_index.min()), int(edge_index.max())
+    if lo < 0 or hi >= num_nodes:
+        raise IndexError(f"{where}: 'edge_index' entries must lie in "
+                         f"[0, {num_nodes}) (num_nodes = x.size(0)), found "
+                         f"range [{lo}, {hi}]")

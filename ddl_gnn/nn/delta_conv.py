@@ -1,0 +1,163 @@
+r"""The delta message-passing layer."""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn import Linear
+from torch_geometric.nn import MessagePassing
+from torch_geometric.typing import Adj, OptTensor
+
+from ..ops import delta_update, delta_write
+from ._checks import check_features, check_graph
+from .compress import StateCompressor
+from .conv_resolver import call_conv, make_conv
+from .gates import BetaGate
+from .norms import make_norm
+
+K_SOURCES = ('conv', 'proj')
+SOURCES = ('context', 'both')
+V_SOURCES = ('context', 'conv')
+
+
+class DeltaConv(MessagePassing):
+    r"""A message-passing layer with a per-node Deep Delta Learning shortcut
+    (`"Deep Delta Learning" <https://arxiv.org/abs/2601.00417>`_), in which
+    the aggregated message is the edit direction:
+
+    .. math::
+        x_i &= \mathrm{compress}(X_i), \qquad
+        c_i = \mathrm{drop}(\mathrm{norm}(x_i)), \qquad
+        h = \mathrm{conv}(c, \mathcal{E})
+
+        k_i &= h_i, \qquad \beta_i = 2\sigma(w_\beta^\top c_i + b_\beta),
+        \qquad v_i = W_v c_i \in \mathbb{R}^{d_v}
+
+        X_i' &= X_i + \beta_i \hat k_i (v_i^\top - \hat k_i^\top X_i),
+        \qquad \hat k_i = k_i / \sqrt{\lVert k_i\rVert^2 + \epsilon^2}
+
+    The shortcut :math:`I - \beta_i \hat k_i \hat k_i^\top` has eigenvalue 1 on
+    :math:`\hat k_i^\perp` and :math:`1 - \beta_i` on :math:`\hat k_i`:
+    β≈0 keeps the state, β≈1 erases and rewrites its :math:`\hat k`-component,
+    β≈2 reflects it. Neighbour information flows only through the inner PyG
+    conv's ``propagate``, so explainers and hooks see every edge.
+
+    Args:
+        channels (int): State width :math:`d` (input and output).
+        conv (str or MessagePassing, optional): ``'gcn'``, ``'sage'``,
+            ``'gat'``, ``'gin'``, ``'gine'``, ``'gen'`` or a PyG conv mapping
+            ``channels -> channels``. (default: :obj:`'gcn'`)
+        d_v (int, optional): Value columns of the state; 1 is an ordinary
+            feature vector. (default: :obj:`1`)
+        beta_init (float, optional): Gate at initialisation, :math:`\beta_0`.
+            (default: :obj:`0.1`, near identity)
+        beta_mode (str, optional): ``'learned'`` (β ∈ (0, 2)),
+            ``'learned01'`` (β ∈ (0, 1)) or ``'fixed'`` (β = β₀).
+            (default: :obj:`'learned'`)
+        norm (str, optional): Norm of the context: ``'layer_norm'``,
+            ``'rms_norm'``, ``'batch_norm'`` or :obj:`None`.
+            (default: :obj:`'layer_norm'`)
+        dropout (float, optional): Dropout on the context. (default: :obj:`0.`)
+        k_source (str, optional): ``'conv'`` (paper: :math:`k = h`) or
+            ``'proj'`` (:math:`k = W_k [c \Vert h]`). (default: :obj:`'conv'`)
+        beta_source (str, optional): Gate input, ``'context'`` (:math:`c`) or
+            ``'both'`` (:math:`[c \Vert h]`). (default: :obj:`'context'`)
+        v_source (str, optional): Value input, ``'context'`` or ``'conv'``.
+            (default: :obj:`'context'`)
+        erase (bool, optional): If :obj:`False`, the write-only ablation
+            :math:`X' = X + \beta \hat k v^\top`. (default: :obj:`True`)
+        eps (float, optional): Direction normalisation guard.
+            (default: :obj:`1e-5`)
+        **kwargs (optional): Passed to the PyG conv when ``conv`` is a name.
+
+    Shapes:
+        - **input:** state :math:`(|\mathcal{V}|, d)` or
+          :math:`(|\mathcal{V}|, d, d_v)`, edge indices :math:`(2, |\mathcal{E}|)`
+          or a sparse adjacency, edge weights :math:`(|\mathcal{E}|)` *(optional)*,
+          edge features :math:`(|\mathcal{E}|, d)` *(optional)*
+        - **output:** state of the input's shape
+
+    The gate of the last forward pass is kept (detached) in
+    :attr:`last_beta` for the β audit.
+    """
+
+    def __init__(self, channels: int, conv: Union[str, MessagePassing] = 'gcn',
+                 d_v: int = 1, beta_init: float = 0.1,
+                 beta_mode: str = 'learned',
+                 norm: Optional[str] = 'layer_norm', dropout: float = 0.0,
+                 k_source: str = 'conv', beta_source: str = 'context',
+                 v_source: str = 'context', erase: bool = True,
+                 eps: float = 1e-5, **kwargs):
+        super().__init__()
+        if not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"DeltaConv: 'channels' must be a positive int, "
+                             f"got {channels!r}")
+        if not isinstance(d_v, int) or d_v < 1:
+            raise ValueError(f"DeltaConv: 'd_v' must be a positive int, got "
+                             f"{d_v!r}")
+        for name, val, allowed in (('k_source', k_source, K_SOURCES),
+                                   ('beta_source', beta_source, SOURCES),
+                                   ('v_source', v_source, V_SOURCES)):
+            if val not in allowed:
+                raise ValueError(f"DeltaConv: '{name}' must be one of "
+                                 f"{allowed}, got {val!r}")
+        self.channels, self.d_v = channels, d_v
+        self.dropout, self.erase, self.eps = dropout, erase, eps
+        self.k_source, self.beta_source = k_source, beta_source
+        self.v_source = v_source
+        self.conv_name = conv if isinstance(conv, str) else type(conv).__name__
+
+        self.compress = StateCompressor(channels, d_v)
+        self.norm = make_norm(norm, channels)
+        self.conv = make_conv(conv, channels, **kwargs)
+        two = 2 * channels
+        self.k_lin = Linear(two, channels) if k_source == 'proj' else None
+        self.gate = BetaGate(two if beta_source == 'both' else channels,
+                             beta_init, beta_mode)
+        self.v_lin = Linear(channels, d_v)
+        self.last_beta: Optional[Tensor] = None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        for m in (self.compress, self.norm, self.conv, self.k_lin, self.gate,
+                  self.v_lin):
+            if m is not None and hasattr(m, 'reset_parameters'):
+                m.reset_parameters()
+        self.last_beta = None
+
+    def read_state(self, X: Tensor) -> Tensor:
+        """The vector read of a state, :math:`\\mathrm{compress}(X)`."""
+        return self.compress(X)
+
+    def forward(self, x: Tensor, edge_index: Adj,
+                edge_weight: OptTensor = None,
+                edge_attr: OptTensor = None) -> Tensor:
+        check_features(x, self.channels, 'x', 'DeltaConv', self.d_v)
+        check_graph(edge_index, x.size(0), 'DeltaConv', edge_weight)
+
+        c = self.compress(x)
+        if self.norm is not None:
+            c = self.norm(c)
+        c = F.dropout(c, p=self.dropout, training=self.training)
+        h = call_conv(self.conv, c, edge_index, edge_weight, edge_attr)
+
+        ch = torch.cat([c, h], dim=-1) if (self.k_lin is not None or
+                                           self.beta_source == 'both') else c
+        k = h if self.k_lin is None else self.k_lin(ch)
+        beta = self.gate(ch if self.beta_source == 'both' else c)
+        v = self.v_lin(h if self.v_source == 'conv' else c)
+        if self.d_v == 1:
+            v = v.squeeze(-1)
+        self.last_beta = beta.detach()
+        update = delta_update if self.erase else delta_write
+        return update(x, k, beta, v, self.eps)
+
+    def __repr__(self) -> str:
+        extra = '' if self.erase else ', erase=False'
+        return (f'{self.__class__.__name__}({self.channels}, '
+                f'conv={self.conv_name}, d_v={self.d_v}, '
+                f'beta_init={self.gate.beta_init:g}, '
+                f'beta_mode={self.gate.beta_mode}{extra})')

@@ -1,0 +1,84 @@
+r"""Per-node gate :math:`\beta_i` of the delta shortcut.
+
+Modes (``beta_mode``):
+
+- ``'learned'`` (default): :math:`\beta = 2\,\sigma(w^\top c + b)\in(0, 2)`,
+  so a layer can keep (β≈0), erase-and-rewrite (β≈1) or reflect (β≈2).
+- ``'learned01'``: :math:`\beta = \sigma(w^\top c + b)\in(0, 1)` (no
+  reflection, ablation).
+- ``'fixed'``: :math:`\beta = \beta_0` for every node (ablations at 0, 1, 2).
+
+The bias starts at :math:`\operatorname{logit}(\beta_0 / s)` (``s`` = 2 or 1)
+and the weight at zero, so at initialisation every node's gate equals
+``beta_init`` exactly while the weight still receives gradient.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torch.nn import Module, Parameter
+
+BETA_MODES = ('learned', 'learned01', 'fixed')
+
+
+def _logit(p: float) -> float:
+    # Clamped like the official DDL code, so beta_init = 0 or 2 is finite.
+    p = min(max(p, 1e-6), 1.0 - 1e-6)
+    return math.log(p / (1.0 - p))
+
+
+class BetaGate(Module):
+    r"""Computes the gate :math:`\beta_i` from a per-node context.
+
+    Args:
+        in_channels (int): Width of the context :math:`c_i`.
+        beta_init (float, optional): :math:`\beta_0`, the gate at
+            initialisation. (default: :obj:`0.1`)
+        beta_mode (str, optional): ``'learned'``, ``'learned01'`` or
+            ``'fixed'``. (default: :obj:`'learned'`)
+
+    Shapes:
+        - **input:** context :math:`(|\mathcal{V}|, F)`
+        - **output:** gates :math:`(|\mathcal{V}|)`
+    """
+
+    def __init__(self, in_channels: int, beta_init: float = 0.1,
+                 beta_mode: str = 'learned'):
+        super().__init__()
+        if beta_mode not in BETA_MODES:
+            raise ValueError(f"BetaGate: 'beta_mode' must be one of "
+                             f"{BETA_MODES}, got {beta_mode!r}")
+        hi = 1.0 if beta_mode == 'learned01' else 2.0
+        if not (0.0 <= float(beta_init) <= hi):
+            raise ValueError(f"BetaGate: 'beta_init' must lie in [0, {hi:g}] "
+                             f"for beta_mode={beta_mode!r}, got {beta_init}")
+        self.in_channels = in_channels
+        self.beta_init = float(beta_init)
+        self.beta_mode = beta_mode
+        self.scale = hi
+        if beta_mode == 'fixed':
+            self.register_parameter('weight', None)
+            self.register_parameter('bias', None)
+        else:
+            self.weight = Parameter(torch.empty(in_channels))
+            self.bias = Parameter(torch.empty(1))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        if self.weight is not None:
+            torch.nn.init.zeros_(self.weight)
+            torch.nn.init.constant_(self.bias,
+                                    _logit(self.beta_init / self.scale))
+
+    def forward(self, c: Tensor) -> Tensor:
+        if self.weight is None:
+            return c.new_full((c.size(0), ), self.beta_init)
+        # Logits in float32 at least, as the official code does.
+        logit = c.float() @ self.weight.float() + self.bias.float()
+        return (self.scale * torch.sigmoid(logit)).to(c.dtype)
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.in_channels}, '
+                f'beta_init={self.beta_init:g}, mode={self.beta_mode})')

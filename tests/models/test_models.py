@@ -1,0 +1,152 @@
+"""The model grid: every family, shallow and deep, forward and backward."""
+import pytest
+import torch
+from torch import nn
+
+from ddl_gnn.models import MODELS, DeltaGNN, build_model
+from ddl_gnn.nn import DeltaConv
+
+GRID = [(name, L, d_v) for name in MODELS for L in (1, 2, 64)
+        for d_v in ((1, 4) if name.startswith('delta') else (1, ))]
+
+
+@pytest.fixture(scope='module')
+def graph():
+    g = torch.Generator().manual_seed(0)
+    N = 40
+    edge_index = torch.randint(0, N, (2, 160), generator=g)
+    edge_index = torch.cat([edge_index, edge_index.flip(0)], dim=1)
+    return torch.randn(N, 7, generator=g), edge_index
+
+
+@pytest.mark.parametrize('name,L,d_v', GRID)
+def test_forward_backward_finite(graph, name, L, d_v):
+    x, edge_index = graph
+    kw = dict(d_v=d_v) if name.startswith('delta') else {}
+    model = build_model(name, 7, 16, L, 3, dropout=0.1, **kw)
+    out = model(x, edge_index)
+    assert out.shape == (40, 3) and torch.isfinite(out).all()
+    out.logsumexp(-1).mean().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert len(model.layers) == L
+
+
+@pytest.mark.parametrize('name', ['delta', 'delta-write-only'])
+@pytest.mark.parametrize('beta_init', [0.05, 1.0])
+@pytest.mark.parametrize('d_v', [1, 4])
+def test_beta_at_init_equals_beta_init(graph, name, beta_init, d_v):
+    x, edge_index = graph
+    model = build_model(name, 7, 16, 64, 3, d_v=d_v, beta_init=beta_init)
+    model(x, edge_index)
+    deltas = [m for m in model.modules() if isinstance(m, DeltaConv)]
+    assert len(deltas) == 64
+    for m in deltas:
+        torch.testing.assert_close(m.last_beta,
+                                   torch.full((40, ), beta_init),
+                                   atol=1e-5, rtol=0)
+
+
+def test_write_only_flag(graph):
+    model = build_model('delta-write-only', 7, 16, 2, 3)
+    assert all(not layer.erase for layer in model.layers)
+    assert all(layer.erase for layer in build_model('delta', 7, 16, 2,
+                                                    3).layers)
+
+
+@pytest.mark.parametrize('name', list(MODELS))
+def test_checkpoint_matches_plain_forward_and_grads(graph, name):
+    """Segmented checkpointing recomputes with identical dropout."""
+    x, edge_index = graph
+    results = []
+    for ckpt in (False, True):
+        torch.manual_seed(0)
+        model = build_model(name, 7, 16, 10, 3, dropout=0.3,
+                            checkpoint=ckpt, checkpoint_segment=3)
+        torch.manual_seed(1)
+        out = model(x, edge_index)
+        out.pow(2).mean().backward()
+        results.append((out, [p.grad for p in model.parameters()]))
+    (o1, g1), (o2, g2) = results
+    torch.testing.assert_close(o1, o2)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize('name', list(MODELS))
+def test_torch_compile_matches_eager(graph, name):
+    x, edge_index = graph
+    model = build_model(name, 7, 16, 2, 3).eval()
+    expected = model(x, edge_index)
+    compiled = torch.compile(model)
+    torch.testing.assert_close(compiled(x, edge_index), expected, atol=1e-5,
+                               rtol=1e-4)
+
+
+@pytest.mark.parametrize('readout', ['mean', 'sum'])
+def test_graph_level_readout_with_custom_encoder(readout):
+    """Integer atom features through an embedding encoder, two graphs."""
+    x = torch.randint(0, 5, (10, 1))
+    edge_index = torch.tensor([[0, 1, 2, 5, 6, 7], [1, 2, 3, 6, 7, 8]])
+    edge_index = torch.cat([edge_index, edge_index.flip(0)], 1)
+    batch = torch.tensor([0] * 5 + [1] * 5)
+
+    class Embed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(5, 16)
+
+        def forward(self, x):
+            return self.emb(x[:, 0])
+
+    model = DeltaGNN(-1, 16, 3, 2, encoder=Embed(), readout=readout)
+    out = model(x, edge_index, batch=batch)
+    assert out.shape == (2, 2)
+    # Graph outputs are independent of the other graph in the batch.
+    out0 = model(x[:5], edge_index[:, edge_index[0] < 5])
+    torch.testing.assert_close(out[:1], out0, atol=1e-6, rtol=1e-5)
+
+
+def test_reset_parameters_reproduces_fresh_init(graph):
+    x, edge_index = graph
+    for name in MODELS:
+        model = build_model(name, 7, 16, 3, 3)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.0)
+        model.reset_parameters()
+        torch.manual_seed(0)
+        model.reset_parameters()
+        a = model(x, edge_index)
+        torch.manual_seed(0)
+        model.reset_parameters()
+        torch.testing.assert_close(model(x, edge_index), a)
+
+
+def test_gcnii_param_groups_cover_all_parameters():
+    model = build_model('gcnii', 7, 16, 4, 3)
+    groups = model.param_groups()
+    n = sum(p.numel() for g in groups for p in g['params'])
+    assert n == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize('call,match', [
+    (lambda: build_model('resnet', 7, 16, 2, 3), 'unknown model'),
+    (lambda: build_model('delta', 7, 16, -1, 3), "'num_layers'"),
+    (lambda: build_model('delta', 7, 0, 2, 3), "'hidden_channels'"),
+    (lambda: build_model('gcnii', 7, 16, 2, 3, conv='sage'),
+     "only conv='gcn'"),
+    (lambda: build_model('res', 7, 16, 2, 3, readout='max'), "'readout'"),
+])
+def test_bad_model_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_bad_model_inputs(graph):
+    x, edge_index = graph
+    model = build_model('delta', 7, 16, 2, 3)
+    with pytest.raises(ValueError, match=r"'x' must have shape \[N, 7\]"):
+        model(x[:, :5], edge_index)
+    with pytest.raises(IndexError, match=r"must lie in \[0, 40\)"):
+        model(x, edge_index + 40)

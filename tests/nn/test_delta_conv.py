@@ -1,0 +1,169 @@
+"""PyG-style tests of DeltaConv and its gate."""
+import pytest
+import torch
+from torch_geometric.testing import assert_module
+from torch_geometric.utils import to_torch_csc_tensor
+
+from ddl_gnn.nn import BetaGate, DeltaConv
+from ddl_gnn.ops import delta_update_reference
+
+
+@pytest.fixture
+def graph():
+    torch.manual_seed(12345)
+    edge_index = torch.tensor([[0, 0, 0, 1, 2, 3], [1, 2, 3, 0, 0, 0]])
+    return torch.randn(4, 16), edge_index
+
+
+def test_repr():
+    assert repr(DeltaConv(16)) == ('DeltaConv(16, conv=gcn, d_v=1, '
+                                   'beta_init=0.1, beta_mode=learned)')
+    assert repr(DeltaConv(8, conv='sage', d_v=4, beta_init=1.0,
+                          beta_mode='fixed', erase=False)) == (
+        'DeltaConv(8, conv=sage, d_v=4, beta_init=1, beta_mode=fixed, '
+        'erase=False)')
+
+
+@pytest.mark.parametrize('conv', ['gcn', 'sage', 'gat', 'gin', 'gen'])
+def test_assert_module_layouts(graph, conv):
+    x, edge_index = graph
+    layer = DeltaConv(16, conv=conv)
+    layouts = [torch.sparse_csc, torch.sparse_coo] if conv != 'gat' else []
+    assert_module(layer, x, edge_index, expected_size=(4, 16),
+                  test_sparse_layouts=layouts, atol=1e-6)
+
+
+def test_tensor_and_sparse_adjacency_agree_with_weights(graph):
+    x, edge_index = graph
+    w = torch.rand(edge_index.size(1))
+    layer = DeltaConv(16)
+    out = layer(x, edge_index, w)
+    adj_t = to_torch_csc_tensor(edge_index, w, size=(4, 4)).t()
+    torch.testing.assert_close(layer(x, adj_t), out, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize('d_v', [1, 3])
+def test_node_permutation_equivariance(d_v):
+    torch.manual_seed(0)
+    N = 12
+    x = torch.randn(N, 8, d_v) if d_v > 1 else torch.randn(N, 8)
+    edge_index = torch.randint(0, N, (2, 40))
+    layer = DeltaConv(8, d_v=d_v).eval()
+    perm = torch.randperm(N)
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(N)
+    out = layer(x, edge_index)
+    out_p = layer(x[perm], inv[edge_index])
+    torch.testing.assert_close(out_p, out[perm], atol=1e-6, rtol=1e-5)
+
+
+def test_edge_weight_none_equals_unit_weights_and_weights_matter(graph):
+    x, edge_index = graph
+    layer = DeltaConv(16)
+    ones = torch.ones(edge_index.size(1))
+    torch.testing.assert_close(layer(x, edge_index),
+                               layer(x, edge_index, ones))
+    w = torch.tensor([0.1, 2.0, 0.5, 1.0, 3.0, 0.2])
+    assert not torch.allclose(layer(x, edge_index, w), layer(x, edge_index))
+
+
+def test_forward_is_the_delta_rule(graph):
+    """Recompute the layer by hand: context, conv, generators, dense op."""
+    x, edge_index = graph
+    layer = DeltaConv(16, d_v=1, beta_init=0.7).eval()
+    with torch.no_grad():
+        layer.gate.weight.normal_()
+    c = layer.norm(x)
+    h = layer.conv(c, edge_index)
+    beta = 2 * torch.sigmoid(c @ layer.gate.weight + layer.gate.bias)
+    v = layer.v_lin(c).squeeze(-1)
+    expected = delta_update_reference(x, h, beta, v)
+    torch.testing.assert_close(layer(x, edge_index), expected)
+    torch.testing.assert_close(layer.last_beta, beta.detach())
+
+
+@pytest.mark.parametrize('mode,beta0', [('learned', 0.05), ('learned', 1.0),
+                                        ('learned', 2.0), ('learned01', 0.5),
+                                        ('fixed', 0.0), ('fixed', 2.0)])
+def test_beta_at_init_equals_beta_init(graph, mode, beta0):
+    x, edge_index = graph
+    layer = DeltaConv(16, beta_init=beta0, beta_mode=mode)
+    layer(x, edge_index)
+    torch.testing.assert_close(layer.last_beta, torch.full((4, ), beta0),
+                               atol=1e-5, rtol=0)
+
+
+def test_fixed_beta_zero_is_identity(graph):
+    x, edge_index = graph
+    layer = DeltaConv(16, beta_init=0.0, beta_mode='fixed')
+    torch.testing.assert_close(layer(x, edge_index), x)
+
+
+def test_reset_parameters_restores_init(graph):
+    x, edge_index = graph
+    layer = DeltaConv(16, beta_init=0.3)
+    opt = torch.optim.SGD(layer.parameters(), lr=1.0)
+    layer(x, edge_index).pow(2).sum().backward()
+    opt.step()
+    layer(x, edge_index)
+    assert not torch.allclose(layer.last_beta, torch.full((4, ), 0.3))
+    layer.reset_parameters()
+    assert layer.last_beta is None
+    layer(x, edge_index)
+    torch.testing.assert_close(layer.last_beta, torch.full((4, ), 0.3))
+
+
+@pytest.mark.parametrize('kw', [dict(k_source='proj'),
+                                dict(beta_source='both'),
+                                dict(v_source='conv'), dict(erase=False),
+                                dict(norm='rms_norm'), dict(norm=None)])
+def test_generator_variants_run_and_backprop(graph, kw):
+    x, edge_index = graph
+    layer = DeltaConv(16, d_v=2, **kw)
+    X = x.unsqueeze(-1).repeat(1, 1, 2).requires_grad_()
+    out = layer(X, edge_index)
+    out.sum().backward()
+    assert out.shape == (4, 16, 2) and torch.isfinite(X.grad).all()
+
+
+def test_gate_ranges():
+    c = torch.randn(100, 8) * 50
+    for mode, hi in (('learned', 2.0), ('learned01', 1.0)):
+        gate = BetaGate(8, 0.5, mode)
+        with torch.no_grad():
+            gate.weight.normal_()
+        b = gate(c)
+        assert b.min() >= 0 and b.max() <= hi
+
+
+@pytest.mark.parametrize('kwargs,err,match', [
+    (dict(beta_init=2.5), ValueError, r"'beta_init' must lie in \[0, 2\]"),
+    (dict(beta_init=1.5, beta_mode='learned01'), ValueError,
+     r"'beta_init' must lie in \[0, 1\]"),
+    (dict(beta_mode='free'), ValueError, "'beta_mode' must be one of"),
+    (dict(k_source='x'), ValueError, "'k_source' must be one of"),
+    (dict(conv='cheb'), ValueError, "'conv' must be one of"),
+    (dict(d_v=0), ValueError, "'d_v' must be a positive int"),
+])
+def test_bad_constructor_arguments(kwargs, err, match):
+    with pytest.raises(err, match=match):
+        DeltaConv(16, **kwargs)
+
+
+def test_bad_inputs_name_the_problem(graph):
+    x, edge_index = graph
+    layer = DeltaConv(16, d_v=1)
+    with pytest.raises(ValueError, match=r"'x' must have shape \[N, 16\]"):
+        layer(torch.randn(4, 15), edge_index)
+    with pytest.raises(ValueError, match=r"'x' must have shape \[N, 8, d_v=2"):
+        DeltaConv(8, d_v=2)(torch.randn(4, 8, 3), edge_index)
+    with pytest.raises(ValueError, match=r"'edge_index' must have shape"):
+        layer(x, edge_index.t())
+    with pytest.raises(IndexError, match=r"must lie in \[0, 4\)"):
+        layer(x, edge_index + 1)
+    with pytest.raises(TypeError, match="'edge_index' must be int64"):
+        layer(x, edge_index.float())
+    with pytest.raises(ValueError, match="'edge_weight' must have shape"):
+        layer(x, edge_index, torch.ones(3))
+    with pytest.raises(ValueError, match="contains NaN"):
+        layer(torch.full((4, 16), float('nan')), edge_index)
