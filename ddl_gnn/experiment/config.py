@@ -1,0 +1,76 @@
+"""One run's configuration, its identity (for resume) and its CLI command."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shlex
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Optional
+
+LOADERS = ('full', 'random', 'neighbor', 'cluster')
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines one training run.
+
+    ``depth`` is the number of message-passing layers. ``model_kwargs`` go to
+    :func:`ddl_gnn.models.build_model` (``d_v``, ``beta_init``, ``alpha``,
+    ``norm``, ``conv``, ...), ``dataset_kwargs`` to
+    :func:`ddl_gnn.data.load_dataset` (csbm sizes). ``weight_decay_conv``
+    (GCNII) decays the convs separately from the linears.
+    """
+    dataset: str
+    model: str
+    depth: int
+    seed: int = 0
+    hidden: int = 64
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+    weight_decay_conv: Optional[float] = None
+    dropout: float = 0.5
+    epochs: int = 200
+    patience: Optional[int] = 100
+    batch_size: int = 128
+    loader: str = 'full'
+    num_parts: int = 8
+    split: int = 0
+    model_kwargs: Dict[str, Any] = field(default_factory=dict)
+    dataset_kwargs: Dict[str, Any] = field(default_factory=dict)
+    measure: bool = True
+
+    def __post_init__(self):
+        if self.loader not in LOADERS:
+            raise ValueError(f"'loader' must be one of {LOADERS}, got "
+                             f"{self.loader!r}")
+        if self.depth < 0 or self.epochs < 1:
+            raise ValueError(f"'depth' must be >= 0 and 'epochs' >= 1, got "
+                             f"depth={self.depth}, epochs={self.epochs}")
+
+    def key(self) -> str:
+        """Stable identity of the run: records with the same key are the
+        same run (resume skips them)."""
+        blob = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+    def command(self, out: str) -> str:
+        """The ``ddl-gnn train`` command that reproduces this run."""
+        args = ['ddl-gnn', 'train']
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value == f.default or (f.default_factory is not
+                                      dataclasses.MISSING and
+                                      value == f.default_factory()):
+                continue
+            flag = '--' + f.name.replace('_', '-')
+            if isinstance(value, bool):
+                args.append(flag if value else '--no-' + flag[2:])
+            elif isinstance(value, dict):
+                args += [flag, json.dumps(value, sort_keys=True)]
+            elif value is None:
+                args += [flag, 'none']
+            else:
+                args += [flag, str(value)]
+        args += ['--out', out]
+        return ' '.join(shlex.quote(a) for a in args)

@@ -1,0 +1,121 @@
+"""The report's figures (matplotlib, written as PNG)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List
+
+from .report import group_records, mean_std
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _per_layer_plot(records, out: Path, metric: str, log: bool) -> Path:
+    plt = _plt()
+    groups = group_records(records)
+    datasets = sorted({g[0] for g in groups})
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4),
+                             squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        for m in sorted({g[1] for g in groups if g[0] == ds}):
+            L = max(g[2] for g in groups if g[:2] == (ds, m))
+            r = groups[(ds, m, L)][0]
+            for key, style in (('per_layer_init', '--'), ('per_layer', '-')):
+                pts = [(x['layer'], x.get(metric)) for x in r.get(key, [])
+                       if x.get(metric) is not None]
+                if pts:
+                    xs, ys = zip(*pts)
+                    label = f'{m} L={L}' + (' (init)' if style == '--'
+                                            else '')
+                    ax.plot(xs, ys, style, label=label)
+        ax.set_title(f'{ds}: {metric} per layer (dashed: init)')
+        ax.set_xlabel('layer')
+        if log:
+            ax.set_yscale('log')
+        ax.legend(fontsize=6)
+    path = out / f'{metric}_per_layer.png'
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _vs_depth_plot(records, out: Path, name: str, value, log: bool,
+                   ylabel: str) -> Path:
+    plt = _plt()
+    groups = group_records(records)
+    datasets = sorted({g[0] for g in groups})
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4),
+                             squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        for m in sorted({g[1] for g in groups if g[0] == ds}):
+            depths = sorted(g[2] for g in groups if g[:2] == (ds, m))
+            stats = [mean_std([value(r) for r in groups[(ds, m, d)]])
+                     for d in depths]
+            ax.errorbar(depths, [s[0] for s in stats],
+                        yerr=[s[1] for s in stats], marker='o', capsize=3,
+                        label=m)
+        ax.set_xscale('log', base=2)
+        if log:
+            ax.set_yscale('log')
+        ax.set_xlabel('depth (message-passing layers)')
+        ax.set_ylabel(ylabel)
+        ax.set_title(ds)
+        ax.legend(fontsize=7)
+    path = out / f'{name}.png'
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _beta_plot(records, out: Path) -> List[Path]:
+    plt = _plt()
+    import numpy as np
+    paths = []
+    groups = group_records(records)
+    for (ds, m, L), rs in sorted(groups.items()):
+        if not rs[0].get('beta') or L != max(
+                g[2] for g in groups if g[:2] == (ds, m)):
+            continue
+        hist = np.array([b['hist'] for b in rs[0]['beta']], dtype=float)
+        hist /= hist.sum(axis=1, keepdims=True).clip(min=1)
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        im = ax.imshow(hist.T, origin='lower', aspect='auto',
+                       extent=(0.5, len(hist) + 0.5, 0, 2), cmap='viridis')
+        ax.set_xlabel('layer')
+        ax.set_ylabel('β')
+        ax.set_title(f'{ds} / {m} L={L}: β histogram per layer (trained, '
+                     f'seed {rs[0]["seed"]})')
+        fig.colorbar(im, ax=ax, label='fraction of nodes')
+        path = out / f'beta_hist_{ds}_{m}_L{L}.png'.replace('+', 'plus')
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_all(records: List[Dict[str, Any]], out_dir: str) -> List[Path]:
+    out = Path(out_dir)
+
+    def last(metric):
+        return lambda r: (r['per_layer'][-1].get(metric)
+                          if r.get('per_layer') else None)
+
+    paths = [
+        _vs_depth_plot(records, out, 'accuracy_vs_depth',
+                       lambda r: r['test'], False, 'test metric'),
+        _vs_depth_plot(records, out, 'energy_vs_depth',
+                       last('dirichlet_energy'), True,
+                       'last-layer Dirichlet energy'),
+        _vs_depth_plot(records, out, 'rank_vs_depth', last('numerical_rank'),
+                       False, 'last-layer numerical rank'),
+        _per_layer_plot(records, out, 'dirichlet_energy', True),
+        _per_layer_plot(records, out, 'numerical_rank', False),
+    ]
+    return paths + _beta_plot(records, out)

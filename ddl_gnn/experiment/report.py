@@ -1,0 +1,128 @@
+"""``ddl-gnn report DIR``: tables (mean ± std over seeds) and plots from
+``DIR/results.jsonl``, written to ``DIR/report.md`` and ``DIR/*.png``."""
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+from .records import ResultStore
+
+Group = Tuple[str, str, int]
+
+
+def mean_std(values: Sequence[float]) -> Tuple[float, float]:
+    """Mean and unbiased standard deviation (0 for a single value)."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return float('nan'), float('nan')
+    return statistics.fmean(vals), (statistics.stdev(vals)
+                                    if len(vals) > 1 else 0.0)
+
+
+def _fmt(values: Sequence[float], scale: float = 100.0) -> str:
+    m, s = mean_std(values)
+    if math.isnan(m):
+        return '–'
+    return f'{m * scale:.1f} ± {s * scale:.1f} ({len(values)})'
+
+
+def group_records(records: List[Dict[str, Any]]
+                  ) -> Dict[Group, List[Dict[str, Any]]]:
+    groups: Dict[Group, List[Dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[(r['dataset'], r['model'], r['depth'])].append(r)
+    return groups
+
+
+def _last(r: Dict[str, Any], key: str, metric: str):
+    layers = r.get(key) or []
+    return layers[-1].get(metric) if layers else None
+
+
+def tables(records: List[Dict[str, Any]]) -> str:
+    groups = group_records(records)
+    out = []
+    for ds in sorted({g[0] for g in groups}):
+        keys = [g for g in groups if g[0] == ds]
+        depths = sorted({g[2] for g in keys})
+        models = sorted({g[1] for g in keys})
+        metric = groups[keys[0]][0].get('metric', 'metric')
+        scale = 1.0 if metric in ('rmse', 'mae') else 100.0
+        out.append(f'### {ds} — test {metric} (mean ± std (seeds))\n')
+        out.append('| model | ' + ' | '.join(f'L={d}' for d in depths) + ' |')
+        out.append('|---' * (len(depths) + 1) + '|')
+        for m in models:
+            row = [_fmt([r['test'] for r in groups.get((ds, m, d), [])],
+                        scale) if (ds, m, d) in groups else '–'
+                   for d in depths]
+            out.append(f'| {m} | ' + ' | '.join(row) + ' |')
+        out.append('')
+        out.append(f'### {ds} — last layer after training: Dirichlet energy'
+                   f' / relative energy / numerical rank (seed means)\n')
+        out.append('| model | ' + ' | '.join(f'L={d}' for d in depths) + ' |')
+        out.append('|---' * (len(depths) + 1) + '|')
+        for m in models:
+            row = []
+            for d in depths:
+                rs = groups.get((ds, m, d), [])
+                vals = [mean_std([_last(r, 'per_layer', k) for r in rs])[0]
+                        for k in ('dirichlet_energy',
+                                  'relative_dirichlet_energy',
+                                  'numerical_rank')]
+                row.append('–' if not rs else ' / '.join(
+                    f'{v:.2g}' for v in vals))
+            out.append(f'| {m} | ' + ' | '.join(row) + ' |')
+        out.append('')
+    return '\n'.join(out)
+
+
+def decay_table(records: List[Dict[str, Any]]) -> str:
+    """Fitted exponential rate of the per-layer Dirichlet energy (slope of
+    log energy per layer) for the deepest run of each model, seed 0."""
+    from ..metrics import fit_decay_rate
+    groups = group_records(records)
+    lines = ['| dataset | model | L | rate at init (R²) | rate trained (R²) |',
+             '|---|---|---|---|---|']
+    for ds in sorted({g[0] for g in groups}):
+        for m in sorted({g[1] for g in groups if g[0] == ds}):
+            L = max(g[2] for g in groups if g[:2] == (ds, m))
+            r = groups[(ds, m, L)][0]
+            cells = []
+            for key in ('per_layer_init', 'per_layer'):
+                vals = [x.get('dirichlet_energy') for x in r.get(key, [])]
+                if len(vals) < 3 or any(v is None for v in vals):
+                    cells.append('–')
+                    continue
+                fit = fit_decay_rate(vals)
+                cells.append(f"{fit['rate']:.3g} ({fit['r2']:.2f})")
+            lines.append(f'| {ds} | {m} | {L} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def write_report(out_dir: str) -> Path:
+    """Writes ``report.md`` and the PNG plots; returns the report path."""
+    from .plots import plot_all
+    records = ResultStore(out_dir).load()
+    if not records:
+        raise FileNotFoundError(f'no records in {out_dir}/results.jsonl; run '
+                                f'`ddl-gnn sweep --out {out_dir}` first')
+    pngs = plot_all(records, out_dir)
+    text = ['# ddl_gnn report', '',
+            f'{len(records)} runs from `{out_dir}/results.jsonl`. Test metric '
+            'at the best-validation epoch; `L` = message-passing layers; '
+            'mean ± unbiased std over seeds (count in brackets).', '',
+            tables(records), '## Energy decay rate per layer', '',
+            decay_table(records), '', '## Plots', '']
+    text += [f'![{p.stem}]({p.name})' for p in pngs]
+    text += ['', '## Commands', '',
+             'Each record stores the command that reproduces it, e.g.:', '',
+             '```', records[0].get('command', ''), '```', '']
+    path = Path(out_dir) / 'report.md'
+    tmp = path.with_suffix('.md.tmp')
+    tmp.write_text('\n'.join(text))
+    os.replace(tmp, path)
+    return path

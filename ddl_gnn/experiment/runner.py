@@ -1,0 +1,117 @@
+"""One run end to end: data, model, optimiser, training, measurements and
+the result record."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any, Dict, Optional
+
+import torch
+from torch import nn
+from torch_geometric import seed_everything
+
+from ..models import build_model
+from .config import RunConfig
+from .measure import measure
+from .records import environment
+from .tasks import out_channels
+from .train import LinkPredictor, fit_graph, fit_link, fit_node
+
+_DATA_CACHE: Dict[Any, Any] = {}
+
+
+def load(cfg: RunConfig):
+    """Loads (and memoises) the dataset of ``cfg``."""
+    from ..data import load_dataset
+    key = (cfg.dataset, cfg.split,
+           tuple(sorted(cfg.dataset_kwargs.items())))
+    if key not in _DATA_CACHE:
+        _DATA_CACHE[key] = load_dataset(cfg.dataset, split=cfg.split,
+                                        **cfg.dataset_kwargs)
+    return _DATA_CACHE[key]
+
+
+class NodeEmbedding(nn.Module):
+    """Learnable node embeddings as the encoder of feature-less graphs
+    (ogbl-ddi): ``x`` holds node ids."""
+
+    def __init__(self, num_nodes: int, channels: int):
+        super().__init__()
+        self.emb = nn.Embedding(num_nodes, channels)
+
+    def reset_parameters(self):
+        self.emb.reset_parameters()
+
+    def forward(self, x):
+        return self.emb(x.view(-1))
+
+
+def make_model(cfg: RunConfig, ds) -> nn.Module:
+    kwargs = dict(cfg.model_kwargs)
+    kwargs.setdefault('dropout', cfg.dropout)
+    conv = kwargs.get('conv', 'gcn')
+    if ds.task == 'graph':
+        kwargs.setdefault('readout', 'mean')
+        if ds.molecular:
+            from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
+            kwargs['encoder'] = AtomEncoder(cfg.hidden)
+            if conv in ('gine', 'gen', 'gat'):
+                kwargs['edge_encoder'] = BondEncoder(cfg.hidden)
+    if ds.task == 'link':
+        kwargs['encoder'] = NodeEmbedding(ds.data.num_nodes, cfg.hidden)
+        return build_model(cfg.model, -1, cfg.hidden, cfg.depth, cfg.hidden,
+                           **kwargs)
+    return build_model(cfg.model, ds.num_features, cfg.hidden, cfg.depth,
+                       out_channels(ds), **kwargs)
+
+
+def make_optimizer(cfg: RunConfig, params_model: nn.Module,
+                   extra: Optional[nn.Module] = None):
+    if cfg.weight_decay_conv is not None and hasattr(params_model,
+                                                      'param_groups'):
+        groups = params_model.param_groups(cfg.weight_decay_conv,
+                                           cfg.weight_decay)
+    else:
+        groups = [dict(params=list(params_model.parameters()),
+                       weight_decay=cfg.weight_decay)]
+    if extra is not None:
+        groups.append(dict(params=list(extra.parameters()),
+                           weight_decay=cfg.weight_decay))
+    return torch.optim.Adam(groups, lr=cfg.lr)
+
+
+def run(cfg: RunConfig, out: str = 'runs', progress: bool = True,
+        world_size: int = 1) -> Dict[str, Any]:
+    """Trains ``cfg`` and returns its JSON-ready result record."""
+    ds = load(cfg)
+    if ds.task == 'link':
+        ds.data.x = torch.arange(ds.data.num_nodes).view(-1, 1)
+    seed_everything(cfg.seed)
+    model = make_model(cfg, ds)
+    start = time.perf_counter()
+    init = measure(model, ds) if cfg.measure else {}
+    predictor = None
+    if ds.task == 'link':
+        predictor = LinkPredictor(cfg.hidden)
+        opt = make_optimizer(cfg, model, predictor)
+        best = fit_link(model, predictor, ds, cfg, opt, progress)
+    else:
+        opt = make_optimizer(cfg, model)
+        fit = fit_graph if ds.task == 'graph' else fit_node
+        best = fit(model, ds, cfg, opt, progress)
+    trained = measure(model, ds) if cfg.measure else {}
+    history = best.pop('history')
+    return dict(
+        key=cfg.key(), dataset=cfg.dataset, model=cfg.model, depth=cfg.depth,
+        seed=cfg.seed, metric=ds.metric, valid=best.get('valid'),
+        test=best.get('test'), train=best.get('train'),
+        best_epoch=best.get('epoch'), epochs_run=best.get('epochs_run'),
+        num_params=sum(p.numel() for p in model.parameters()),
+        per_layer=trained.get('per_layer', []),
+        per_layer_init=init.get('per_layer', []),
+        beta=trained.get('beta', []), beta_init=init.get('beta', []),
+        loss_curve=[round(h['loss'], 5) for h in history],
+        valid_curve=[round(h['valid'], 5) for h in history],
+        time_s=round(time.perf_counter() - start, 3), world_size=world_size,
+        config=asdict(cfg), command=cfg.command(out),
+        **environment('cpu'))

@@ -1,0 +1,122 @@
+"""Sweeps: a grid of runs from a config file and/or flags, resumable.
+
+Config files (TOML, under ``benchmarks/configs/``) hold the hyper-parameters
+so that no number is chosen in code::
+
+    dataset = "cora"
+    models = ["res+", "delta"]
+    depths = [2, 16, 64]
+    seeds = 3                       # or a list [0, 1, 2]
+
+    [defaults]                      # RunConfig fields for every run
+    hidden = 64
+    lr = 0.01
+
+    [model."res+"]                  # per-model fields (merged into defaults)
+    model_kwargs = { norm = "layer_norm" }
+
+    [[override]]                    # fields for matching (models, depths)
+    models = ["delta"]
+    depths = [64]
+    lr = 0.005
+
+    [[extra]]                       # additional cells (e.g. 10 seeds at 64)
+    models = ["res+", "gcnii", "delta"]
+    depths = [64]
+    seeds = 10
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import fields
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+from tqdm.auto import tqdm
+
+from .config import RunConfig
+from .records import ResultStore
+
+_FIELDS = {f.name for f in fields(RunConfig)}
+
+
+def _merge(base: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = {**out[k], **v}
+        else:
+            out[k] = v
+    return out
+
+
+def _check_fields(d: Dict[str, Any], where: str) -> None:
+    bad = set(d) - _FIELDS
+    if bad:
+        raise ValueError(f"{where}: unknown run options {sorted(bad)}; "
+                         f"known: {sorted(_FIELDS)}")
+
+
+def _seeds(s) -> List[int]:
+    return list(range(s)) if isinstance(s, int) else list(s)
+
+
+def load_config(path: str) -> Dict[str, Any]:
+    with open(path, 'rb') as f:
+        return tomllib.load(f)
+
+
+def expand(spec: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None
+           ) -> List[RunConfig]:
+    """All runs of a sweep spec (a parsed config file, possibly with CLI
+    ``overrides`` of run fields applied last)."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    defaults = dict(spec.get('defaults', {}))
+    _check_fields(defaults, '[defaults]')
+    cells = [(m, d, s) for m in spec['models'] for d in spec['depths']
+             for s in _seeds(spec.get('seeds', 1))]
+    for extra in spec.get('extra', []):
+        cells += [(m, d, s) for m in extra['models'] for d in extra['depths']
+                  for s in _seeds(extra.get('seeds', 1))]
+    runs, seen = [], set()
+    for model, depth, seed in cells:
+        opts = _merge(defaults, spec.get('model', {}).get(model, {}))
+        for ov in spec.get('override', []):
+            if model in ov.get('models', [model]) and \
+                    depth in ov.get('depths', [depth]):
+                opts = _merge(opts, {k: v for k, v in ov.items()
+                                     if k not in ('models', 'depths')})
+        opts = _merge(opts, overrides)
+        _check_fields(opts, f'run {model}/L{depth}')
+        cfg = RunConfig(dataset=spec['dataset'], model=model, depth=depth,
+                        seed=seed, **opts)
+        if cfg.key() not in seen:
+            seen.add(cfg.key())
+            runs.append(cfg)
+    return runs
+
+
+def run_sweep(configs: Sequence[RunConfig], out: str, progress: bool = True,
+              rank: int = 0, world_size: int = 1) -> List[Dict[str, Any]]:
+    """Runs every config whose key is not yet in ``out/results.jsonl``;
+    with several ranks, rank ``r`` takes configs ``r, r + W, ...``. A killed
+    sweep loses only the run in flight; a rerun never duplicates one."""
+    from .runner import run
+    store = ResultStore(out)
+    done = store.keys()
+    mine = [c for i, c in enumerate(configs) if i % world_size == rank]
+    todo = [c for c in mine if c.key() not in done]
+    written = []
+    bar = tqdm(todo, desc=f'sweep ({len(mine) - len(todo)} done)',
+               disable=not progress)
+    for cfg in bar:
+        bar.set_postfix_str(f'{cfg.dataset}/{cfg.model}/L{cfg.depth}/'
+                            f's{cfg.seed}')
+        record = run(cfg, out=out, progress=progress)
+        if store.append(record):
+            written.append(record)
+    return written
+
+
+def completed(configs: Iterable[RunConfig], out: str) -> int:
+    keys = ResultStore(out).keys()
+    return sum(c.key() in keys for c in configs)

@@ -1,0 +1,180 @@
+"""Training loops per task: full-batch or mini-batch node classification,
+graph property prediction, link prediction. Test is read at the epoch of the
+best validation score (OGB protocol)."""
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Dict, Iterable, Tuple
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .loaders import node_train_batches
+from .tasks import higher_is_better, loss_fn, predictions
+
+Scores = Dict[str, float]
+
+
+def _fit(step: Callable[[], float], evaluate: Callable[[], Scores],
+         model: nn.Module, cfg, metric: str, desc: str,
+         progress: bool) -> Dict[str, Any]:
+    """Shared epoch loop: step, evaluate, keep the best-validation state,
+    early stopping after ``cfg.patience`` epochs without improvement."""
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    best: Dict[str, Any] = dict(valid=-float('inf') * sign, epoch=-1)
+    history = []
+    bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress,
+               leave=False)
+    for epoch in bar:
+        loss = step()
+        scores = evaluate()
+        history.append(dict(epoch=epoch, loss=loss, **scores))
+        if sign * scores['valid'] > sign * best['valid']:
+            best = dict(scores, epoch=epoch, loss=loss,
+                        state=copy.deepcopy(model.state_dict()))
+        bar.set_postfix(loss=f'{loss:.3f}', valid=f"{scores['valid']:.3f}",
+                        best=f"{best['valid']:.3f}")
+        if cfg.patience and epoch - best['epoch'] >= cfg.patience:
+            break
+    if 'state' in best:
+        model.load_state_dict(best.pop('state'))
+    best['epochs_run'] = len(history)
+    best['history'] = history
+    return best
+
+
+def fit_node(model: nn.Module, ds, cfg, opt, progress: bool = True):
+    data, split = ds.data, ds.split
+    forward = _node_forward(data)
+
+    def step() -> float:
+        model.train()
+        total, count = 0.0, 0
+        for batch, train_idx in node_train_batches(data, split['train'], cfg):
+            opt.zero_grad()
+            out = _node_forward(batch)(model)
+            loss = loss_fn(ds, out[train_idx], batch.y[train_idx])
+            loss.backward()
+            opt.step()
+            total += float(loss) * train_idx.numel()
+            count += train_idx.numel()
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def evaluate() -> Scores:
+        model.eval()
+        pred = predictions(ds, forward(model))
+        return {part: ds.eval(data.y[idx], pred[idx])
+                for part, idx in (('train', split['train']),
+                                  ('valid', split['valid']),
+                                  ('test', split['test']))}
+
+    return _fit(step, evaluate, model, cfg, ds.metric,
+                f'{ds.name}/{cfg.model}/L{cfg.depth}/s{cfg.seed}', progress)
+
+
+def _node_forward(data) -> Callable[[nn.Module], Tensor]:
+    ew = getattr(data, 'edge_weight', None)
+    return lambda model: model(data.x, data.edge_index, ew)
+
+
+def graph_forward(model: nn.Module, batch) -> Tensor:
+    return model(batch.x, batch.edge_index,
+                 edge_attr=getattr(batch, 'edge_attr', None),
+                 batch=batch.batch)
+
+
+def fit_graph(model: nn.Module, ds, cfg, opt, progress: bool = True):
+    from torch_geometric.loader import DataLoader
+    gen = torch.Generator().manual_seed(cfg.seed)
+    loaders = {part: DataLoader(ds.subset(part), batch_size=cfg.batch_size,
+                                shuffle=part == 'train', generator=gen)
+               for part in ('train', 'valid', 'test')}
+
+    def step() -> float:
+        model.train()
+        total, count = 0.0, 0
+        for batch in loaders['train']:
+            opt.zero_grad()
+            loss = loss_fn(ds, graph_forward(model, batch), batch.y)
+            loss.backward()
+            opt.step()
+            total += float(loss) * batch.num_graphs
+            count += batch.num_graphs
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def score(loader: Iterable) -> float:
+        model.eval()
+        ys, preds = [], []
+        for batch in loader:
+            preds.append(predictions(ds, graph_forward(model, batch)))
+            ys.append(batch.y.view(preds[-1].size(0), -1))
+        return ds.eval(torch.cat(ys), torch.cat(preds))
+
+    def evaluate() -> Scores:
+        return {part: score(loaders[part]) for part in ('valid', 'test')}
+
+    return _fit(step, evaluate, model, cfg, ds.metric,
+                f'{ds.name}/{cfg.model}/L{cfg.depth}/s{cfg.seed}', progress)
+
+
+class LinkPredictor(nn.Module):
+    """MLP on the Hadamard product of two node embeddings (OGB ddi
+    example)."""
+
+    def __init__(self, channels: int, num_layers: int = 2):
+        super().__init__()
+        from torch_geometric.nn import MLP
+        self.mlp = MLP([channels] * num_layers + [1], norm=None)
+
+    def reset_parameters(self):
+        self.mlp.reset_parameters()
+
+    def forward(self, h: Tensor, edges: Tensor) -> Tensor:
+        return self.mlp(h[edges[0]] * h[edges[1]]).view(-1)
+
+
+def fit_link(model: nn.Module, predictor: nn.Module, ds, cfg, opt,
+             progress: bool = True):
+    """ogbl-style link prediction with uniformly sampled negatives; the
+    score is the evaluator's Hits@K. ``cfg.batch_size`` is the number of
+    positive training edges per step (one full-graph forward each)."""
+    data, split = ds.data, ds.split
+    pos_train = split['train']['edge'].t()
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    def step() -> float:
+        model.train()
+        predictor.train()
+        total, count = 0.0, 0
+        perm = torch.randperm(pos_train.size(1), generator=gen)
+        for chunk in perm.split(cfg.batch_size):
+            opt.zero_grad()
+            h = model(data.x, data.edge_index)
+            pos = pos_train[:, chunk]
+            neg = torch.randint(0, data.num_nodes, pos.shape, generator=gen)
+            loss = -torch.log(torch.sigmoid(predictor(h, pos)) + 1e-15).mean() \
+                - torch.log(1 - torch.sigmoid(predictor(h, neg)) + 1e-15).mean()
+            loss.backward()
+            opt.step()
+            total += float(loss) * chunk.numel()
+            count += chunk.numel()
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def evaluate() -> Scores:
+        model.eval()
+        predictor.eval()
+        h = model(data.x, data.edge_index)
+        out = {}
+        for part in ('valid', 'test'):
+            pos = predictor(h, split[part]['edge'].t())
+            neg = predictor(h, split[part]['edge_neg'].t())
+            res = ds.evaluator.eval({'y_pred_pos': pos, 'y_pred_neg': neg})
+            out[part] = float(res[ds.metric])
+        return out
+
+    return _fit(step, evaluate, model, cfg, ds.metric,
+                f'{ds.name}/{cfg.model}/L{cfg.depth}/s{cfg.seed}', progress)
