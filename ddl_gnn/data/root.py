@@ -44,6 +44,14 @@ def missing_files(root, relpaths):
     return [p for p in relpaths if not (Path(root) / p).exists()]
 
 
+def _dir_writable(d):
+    """``os.access`` (catches read-only mounts) and at least one write bit
+    (a folder chmod'ed to 0o555 counts as read-only even for root, for whom
+    ``os.access`` always says yes)."""
+    return (os.access(d, os.W_OK | os.X_OK)
+            and bool(os.stat(d).st_mode & 0o222))
+
+
 def _tree_writable(path):
     """True when ``path`` and every folder below it can be written to."""
     path = Path(path)
@@ -51,11 +59,8 @@ def _tree_writable(path):
         parent = path.parent
         while not parent.exists():
             parent = parent.parent
-        return os.access(parent, os.W_OK | os.X_OK)
-    for d, _, _ in os.walk(path):
-        if not os.access(d, os.W_OK | os.X_OK):
-            return False
-    return True
+        return _dir_writable(parent)
+    return all(_dir_writable(d) for d, _, _ in os.walk(path))
 
 
 def writable_root(root, dataset_dirs, cache=None):
