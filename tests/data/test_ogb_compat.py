@@ -30,7 +30,6 @@ def test_second_load_reads_processed_file_through_torch_load(data_root):
 
 
 def test_compat_is_scoped_not_global(data_root):
-    load_dataset('ogbl-ddi', root=data_root)
     legacy = os.path.join(data_root, 'ogb', 'ogbl_ddi', 'split', 'target',
                           'valid.pt')
     with ogb_load_compat():
