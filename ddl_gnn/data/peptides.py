@@ -1,0 +1,54 @@
+"""Peptides-func raw files from the compact copy in the project's data.
+
+``LRGBDataset(ROOT/lrgb, 'Peptides-func')`` reads
+``ROOT/lrgb/peptides-func/raw/{train,val,test}.pt`` (lists of
+``(x, edge_attr, edge_index, y)`` tuples).  They are 358 MB, so the project's
+data ship ``lrgb/peptides_func_graphs_ogb.npz`` (OGB ``smiles2graph`` of every
+SMILES, see shared/data/PROVENANCE.md) plus the official split pickle;
+:func:`write_peptides_raw` writes the raw files from them, exactly as
+``shared/data/verify_data.py`` does.  If a raw file is missing, PyG's
+``LRGBDataset.download`` deletes ``raw/`` before downloading: so we write them
+first whenever the compact copy is there.
+"""
+import os
+import pickle
+
+import numpy as np
+import torch
+
+NPZ = os.path.join('lrgb', 'peptides_func_graphs_ogb.npz')
+SPLIT = os.path.join('lrgb', 'peptides-functional',
+                     'splits_random_stratified_peptide.pickle')
+RAW = os.path.join('lrgb', 'peptides-func', 'raw')
+
+
+def can_write_raw(src_root):
+    return all(os.path.exists(os.path.join(src_root, p)) for p in (NPZ, SPLIT))
+
+
+def write_peptides_raw(src_root, dst_root):
+    """Read the compact copy under ``src_root``, write raw files under
+    ``dst_root`` (the two may be the same folder)."""
+    z = np.load(os.path.join(src_root, NPZ))
+    with open(os.path.join(src_root, SPLIT), 'rb') as f:
+        split = pickle.load(f)
+    n_off = np.concatenate([[0], np.cumsum(z['num_nodes'], dtype=np.int64)])
+    e_off = np.concatenate([[0], np.cumsum(z['num_edges'], dtype=np.int64)])
+    x_all, ei_all = z['node_feat'], z['edge_index']
+    ea_all, y_all = z['edge_feat'], z['y_func']
+    raw = os.path.join(dst_root, RAW)
+    os.makedirs(raw, exist_ok=True)
+    for part in ('train', 'val', 'test'):
+        graphs = []
+        for i in split[part].tolist():
+            n0, n1, e0, e1 = n_off[i], n_off[i + 1], e_off[i], e_off[i + 1]
+            graphs.append((
+                torch.from_numpy(x_all[n0:n1].astype(np.int64)),
+                torch.from_numpy(ea_all[e0:e1].astype(np.int64)),
+                torch.from_numpy(ei_all[:, e0:e1].astype(np.int64)),
+                torch.from_numpy(y_all[i:i + 1].copy()),
+            ))
+        tmp = os.path.join(raw, f'.{part}.pt.tmp')
+        torch.save(graphs, tmp)
+        os.replace(tmp, os.path.join(raw, f'{part}.pt'))
+    return raw
