@@ -4,8 +4,10 @@ Both read the singular values of :math:`\mathbf{X} \in \mathbb{R}^{N \times
 d}` from the eigenvalues of the :math:`d \times d` Gram matrix
 :math:`\mathbf{X}^{\top}\mathbf{X}` (formed in float64), so the cost is
 :math:`O(N d^2 + d^3)` and no :math:`N \times N` matrix is built. Singular
-values below about :math:`10^{-8} \sigma_{\max}` are at the Gram's rounding
-level and are treated as such (negative eigenvalues are clamped to 0).
+values with :math:`\sigma_k^2 \le 10^3 \, d \, \epsilon_{64} \sigma_{\max}^2`
+(about :math:`\sigma_k \lesssim 5 \cdot 10^{-6} \sigma_{\max}` for :math:`d = 128`)
+are below the Gram's rounding level and are set to 0, so a rank-one
+:math:`\mathbf{X}` gives exactly 1.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from torch import Tensor
 from ._validate import check_batch, check_x
 from .batched import graph_mean, graph_slices, num_graphs
 
+#: Relative (per feature) rounding level of the Gram's eigenvalues.
+GRAM_RTOL = 1e3 * torch.finfo(torch.float64).eps
 #: Rows per chunk when forming the Gram matrix.
 ROW_CHUNK = 1 << 16
 
@@ -29,7 +33,10 @@ def _gram_eigvals(x: Tensor) -> Tensor:
     for s in range(0, x.size(0), ROW_CHUNK):
         chunk = x[s:s + ROW_CHUNK].to(torch.float64)
         gram += chunk.t() @ chunk
-    return torch.linalg.eigvalsh(gram).clamp(min=0)
+    ev = torch.linalg.eigvalsh(gram)
+    # Eigenvalues below the Gram's rounding level are noise: set them to 0.
+    tol = ev[-1].clamp(min=0) * d * GRAM_RTOL
+    return torch.where(ev > tol, ev, torch.zeros_like(ev))
 
 
 def _numerical_rank(x: Tensor) -> Tensor:

@@ -51,7 +51,7 @@ def state_gradient_norms(loss: Tensor, states: Sequence[Tensor],
     \mathbf{X}^{l}\|_F` of a scalar loss w.r.t. retained (non-detached)
     intermediate states, via :func:`torch.autograd.grad` (parameter
     :obj:`.grad` fields are not touched). A state the loss does not depend
-    on gets :obj:`0.0`.
+    on (or that does not require grad) gets :obj:`0.0`.
 
     Args:
         loss (torch.Tensor): Scalar loss.
@@ -63,9 +63,16 @@ def state_gradient_norms(loss: Tensor, states: Sequence[Tensor],
     if loss.numel() != 1:
         raise ValueError(f"'loss' must be a scalar (got shape "
                          f'{tuple(loss.shape)})')
-    grads = torch.autograd.grad(loss, list(states), retain_graph=retain_graph,
-                                allow_unused=True)
-    return [0.0 if g is None else float(g.norm()) for g in grads]
+    states = list(states)
+    idx = [i for i, s in enumerate(states) if s.requires_grad]
+    norms = [0.0] * len(states)
+    if idx:
+        grads = torch.autograd.grad(loss, [states[i] for i in idx],
+                                    retain_graph=retain_graph,
+                                    allow_unused=True)
+        for i, g in zip(idx, grads):
+            norms[i] = 0.0 if g is None else float(g.norm())
+    return norms
 
 
 def influence_per_hop(model: torch.nn.Module, data: Any, max_hops: int,
@@ -120,7 +127,9 @@ def influence_per_hop(model: torch.nn.Module, data: Any, max_hops: int,
     avg = avg_total_influence(table, normalize=normalize)
     return {
         'influence': [float(v) for v in avg],
-        'receptive_field': float(influence_weighted_receptive_field(table)),
+        # PyG's helper builds a float32 hop vector: give it float32.
+        'receptive_field': float(
+            influence_weighted_receptive_field(table.float())),
         'nodes': [int(v) for v in nodes],
     }
 
