@@ -1,0 +1,116 @@
+r"""Input checks shared by the metrics.
+
+Every public metric validates its arguments here, so a wrong input fails
+early with a message that names the offending argument instead of a shape
+error deep inside a gather or a scatter.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+def check_x(x: Tensor, name: str = 'x', allow_3d: bool = False) -> Tensor:
+    r"""Checks that :obj:`x` is a finite floating-point node feature matrix
+    of shape :obj:`[N, d]` (or :obj:`[N, d, d_v]` if :obj:`allow_3d`)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"'{name}' must be a torch.Tensor "
+                        f'(got {type(x).__name__})')
+    dims = (2, 3) if allow_3d else (2, )
+    if x.dim() not in dims:
+        want = '2-D [N, d] or 3-D [N, d, d_v]' if allow_3d else '2-D [N, d]'
+        raise ValueError(f"'{name}' must be {want} "
+                         f'(got shape {tuple(x.shape)})')
+    if not x.is_floating_point():
+        raise TypeError(f"'{name}' must be a floating-point tensor "
+                        f'(got dtype {x.dtype})')
+    if x.numel() > 0 and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"'{name}' contains NaN or Inf values")
+    return x
+
+
+def check_edge_index(edge_index: Tensor, num_nodes: int) -> Tensor:
+    r"""Checks that :obj:`edge_index` is a :obj:`torch.long` tensor of shape
+    :obj:`[2, E]` whose entries lie in :obj:`[0, num_nodes)`."""
+    if not isinstance(edge_index, Tensor):
+        raise TypeError("'edge_index' must be a torch.Tensor of shape [2, E] "
+                        f'(got {type(edge_index).__name__})')
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError("'edge_index' must have shape [2, E] "
+                         f'(got shape {tuple(edge_index.shape)})')
+    if edge_index.dtype != torch.long:
+        raise TypeError("'edge_index' must have dtype torch.long "
+                        f'(got {edge_index.dtype})')
+    if edge_index.numel() > 0:
+        lo, hi = int(edge_index.min()), int(edge_index.max())
+        if lo < 0 or hi >= num_nodes:
+            raise IndexError(f"'edge_index' contains node indices outside "
+                             f'[0, {num_nodes}) (min {lo}, max {hi}); '
+                             f"'x' has {num_nodes} rows")
+    return edge_index
+
+
+def check_edge_weight(edge_weight: Optional[Tensor], num_edges: int,
+                      nonnegative: bool = False) -> Optional[Tensor]:
+    r"""Checks that :obj:`edge_weight` is :obj:`None` or a finite 1-D
+    floating-point tensor with one entry per edge."""
+    if edge_weight is None:
+        return None
+    if not isinstance(edge_weight, Tensor):
+        raise TypeError("'edge_weight' must be a torch.Tensor or None "
+                        f'(got {type(edge_weight).__name__})')
+    if edge_weight.dim() != 1 or edge_weight.numel() != num_edges:
+        raise ValueError(f"'edge_weight' must have shape [E] = [{num_edges}] "
+                         f'to match edge_index (got shape '
+                         f'{tuple(edge_weight.shape)})')
+    if not edge_weight.is_floating_point():
+        raise TypeError("'edge_weight' must be a floating-point tensor "
+                        f'(got dtype {edge_weight.dtype})')
+    if edge_weight.numel() > 0 and not bool(torch.isfinite(edge_weight).all()):
+        raise ValueError("'edge_weight' contains NaN or Inf values")
+    if nonnegative and edge_weight.numel() > 0 and bool(
+            (edge_weight < 0).any()):
+        raise ValueError("'edge_weight' must be non-negative here")
+    return edge_weight
+
+
+def check_batch(batch: Optional[Tensor], num_nodes: int) -> Optional[Tensor]:
+    r"""Checks that :obj:`batch` is :obj:`None` or a 1-D :obj:`torch.long`
+    vector assigning each of the :obj:`num_nodes` nodes to a graph."""
+    if batch is None:
+        return None
+    if not isinstance(batch, Tensor):
+        raise TypeError("'batch' must be a torch.Tensor or None "
+                        f'(got {type(batch).__name__})')
+    if batch.dim() != 1 or batch.numel() != num_nodes:
+        raise ValueError(f"'batch' must have shape [N] = [{num_nodes}] "
+                         f'(got shape {tuple(batch.shape)})')
+    if batch.dtype != torch.long:
+        raise TypeError(f"'batch' must have dtype torch.long "
+                        f'(got {batch.dtype})')
+    if batch.numel() > 0 and int(batch.min()) < 0:
+        raise ValueError("'batch' must contain non-negative graph indices")
+    return batch
+
+
+def check_edges_within_graphs(edge_index: Tensor, batch: Tensor) -> None:
+    r"""Raises if an edge joins two different graphs of a batch."""
+    if edge_index.numel() > 0 and bool(
+        (batch[edge_index[0]] != batch[edge_index[1]]).any()):
+        raise ValueError("'edge_index' has edges that join different graphs "
+                         "of 'batch'")
+
+
+def check_graph(x: Tensor, edge_index: Tensor,
+                edge_weight: Optional[Tensor] = None,
+                batch: Optional[Tensor] = None,
+                nonnegative_weight: bool = False) -> None:
+    r"""Runs all checks for a (features, graph) metric call."""
+    check_x(x)
+    check_edge_index(edge_index, x.size(0))
+    check_edge_weight(edge_weight, edge_index.size(1), nonnegative_weight)
+    if batch is not None:
+        check_batch(batch, x.size(0))
+        check_edges_within_graphs(edge_index, batch)
