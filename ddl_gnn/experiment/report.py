@@ -82,10 +82,11 @@ def tables(records: List[Dict[str, Any]]) -> str:
 
 def decay_table(records: List[Dict[str, Any]]) -> str:
     """Fitted exponential rate of the per-layer Dirichlet energy (slope of
-    log energy per layer) for the deepest run of each model, seed 0."""
+    log energy per layer, positive = decay) for the deepest run of each
+    model (its first record)."""
     from ..metrics import fit_decay_rate
     groups = group_records(records)
-    lines = ['| dataset | model | L | rate at init (R²) | rate trained (R²) |',
+    lines = ['| dataset | model | L | decay rate at init (R²) | decay rate trained (R²) |',
              '|---|---|---|---|---|']
     for ds in sorted({g[0] for g in groups}):
         for m in sorted({g[1] for g in groups if g[0] == ds}):
