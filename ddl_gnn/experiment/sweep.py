@@ -72,11 +72,13 @@ def expand(spec: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     defaults = dict(spec.get('defaults', {}))
     _check_fields(defaults, '[defaults]')
-    cells = [(m, d, s) for m in spec['models'] for d in spec['depths']
-             for s in _seeds(spec.get('seeds', 1))]
+    # Seed-major order: an interrupted sweep already holds a full
+    # (model x depth) table for its first seeds.
+    cells = [(m, d, s) for s in _seeds(spec.get('seeds', 1))
+             for d in spec['depths'] for m in spec['models']]
     for extra in spec.get('extra', []):
-        cells += [(m, d, s) for m in extra['models'] for d in extra['depths']
-                  for s in _seeds(extra.get('seeds', 1))]
+        cells += [(m, d, s) for s in _seeds(extra.get('seeds', 1))
+                  for d in extra['depths'] for m in extra['models']]
     runs, seen = [], set()
     for model, depth, seed in cells:
         opts = _merge(defaults, spec.get('model', {}).get(model, {}))

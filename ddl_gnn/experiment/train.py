@@ -57,7 +57,7 @@ def fit_node(model: nn.Module, ds, cfg, opt, progress: bool = True):
             loss = loss_fn(ds, out[train_idx], batch.y[train_idx])
             loss.backward()
             opt.step()
-            total += float(loss) * train_idx.numel()
+            total += loss.item() * train_idx.numel()
             count += train_idx.numel()
         return total / max(count, 1)
 
@@ -100,7 +100,7 @@ def fit_graph(model: nn.Module, ds, cfg, opt, progress: bool = True):
             loss = loss_fn(ds, graph_forward(model, batch), batch.y)
             loss.backward()
             opt.step()
-            total += float(loss) * batch.num_graphs
+            total += loss.item() * batch.num_graphs
             count += batch.num_graphs
         return total / max(count, 1)
 
@@ -159,7 +159,7 @@ def fit_link(model: nn.Module, predictor: nn.Module, ds, cfg, opt,
                 - torch.log(1 - torch.sigmoid(predictor(h, neg)) + 1e-15).mean()
             loss.backward()
             opt.step()
-            total += float(loss) * chunk.numel()
+            total += loss.item() * chunk.numel()
             count += chunk.numel()
         return total / max(count, 1)
 

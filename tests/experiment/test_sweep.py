@@ -1,0 +1,143 @@
+"""Sweep, resume, records and report on the embedded csbm graph."""
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ddl_gnn.cli import main
+from ddl_gnn.experiment.config import RunConfig
+from ddl_gnn.experiment.records import ResultStore
+from ddl_gnn.experiment.sweep import expand
+
+CSBM = {'num_nodes': 120, 'num_classes': 3, 'num_features': 8}
+SMALL = ['--epochs', '3', '--hidden', '8', '--dataset-kwargs',
+         json.dumps(CSBM)]
+
+
+def _sweep(out, *extra):
+    return main(['sweep', '--dataset', 'csbm', '--models', 'res,delta',
+                 '--depths', '1,3', '--seeds', '2', '--out', str(out),
+                 '--no-report', *SMALL, *extra])
+
+
+def _lines(out):
+    return (Path(out) / 'results.jsonl').read_text().splitlines()
+
+
+def test_sweep_writes_complete_records_and_resume_skips(tmp_path):
+    _sweep(tmp_path)
+    recs = [json.loads(x) for x in _lines(tmp_path)]
+    assert len(recs) == 8
+    assert len({r['key'] for r in recs}) == 8
+    r = next(x for x in recs if x['model'] == 'delta' and x['depth'] == 3)
+    for field in ('dataset', 'model', 'depth', 'seed', 'valid', 'test',
+                  'per_layer', 'beta', 'config', 'command', 'torch',
+                  'torch_geometric', 'ogb', 'device', 'git_sha'):
+        assert field in r, field
+    assert [p['layer'] for p in r['per_layer']] == [0, 1, 2, 3]
+    assert all('dirichlet_energy' in p for p in r['per_layer'])
+    assert len(r['beta']) == 3 and 0 <= r['beta'][0]['mean'] <= 2
+    assert r['command'].startswith('ddl-gnn train --dataset csbm --model '
+                                   'delta --depth 3')
+    _sweep(tmp_path)                    # rerun: nothing new
+    assert len(_lines(tmp_path)) == 8
+    main(['sweep', '--dataset', 'csbm', '--models', 'res,delta', '--depths',
+          '1,3', '--seeds', '3', '--out', str(tmp_path), '--no-report',
+          *SMALL])                      # one more seed: only 4 new runs
+    assert len(_lines(tmp_path)) == 12
+
+
+def test_kill_mid_sweep_loses_only_the_run_in_flight(tmp_path):
+    cmd = [sys.executable, '-m', 'ddl_gnn', 'sweep', '--dataset', 'csbm',
+           '--models', 'res,delta', '--depths', '1,2,3', '--seeds', '1',
+           '--out', str(tmp_path), '--no-report', '--epochs', '40',
+           '--hidden', '8', '--dataset-kwargs', json.dumps(CSBM)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    path = tmp_path / 'results.jsonl'
+    deadline = time.time() + 120
+    while time.time() < deadline and (not path.exists() or
+                                      len(_lines(tmp_path)) < 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = [json.loads(x) for x in _lines(tmp_path)]   # all lines parse
+    assert 2 <= len(before) < 6
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    after = [json.loads(x) for x in _lines(tmp_path)]
+    assert len(after) == 6 and len({r['key'] for r in after}) == 6
+    assert after[:len(before)] == before
+
+
+def test_recorded_command_reproduces_the_test_metric(tmp_path):
+    _sweep(tmp_path / 'a')
+    rec = json.loads(_lines(tmp_path / 'a')[-1])
+    argv = shlex.split(rec['command'])[1:]
+    out = argv.index('--out')
+    argv[out + 1] = str(tmp_path / 'b')
+    main(argv)
+    again = json.loads(_lines(tmp_path / 'b')[0])
+    assert again['key'] == rec['key']
+    assert again['test'] == pytest.approx(rec['test'], abs=1e-9)
+    assert again['valid'] == pytest.approx(rec['valid'], abs=1e-9)
+
+
+def test_report_writes_markdown_and_pngs(tmp_path):
+    _sweep(tmp_path)
+    main(['report', str(tmp_path)])
+    text = (tmp_path / 'report.md').read_text()
+    assert '| delta |' in text and '| res |' in text and 'L=3' in text
+    pngs = sorted(p.name for p in tmp_path.glob('*.png'))
+    for name in ('accuracy_vs_depth.png', 'energy_vs_depth.png',
+                 'rank_vs_depth.png', 'dirichlet_energy_per_layer.png',
+                 'beta_hist_csbm_delta_L3.png'):
+        assert name in pngs
+        assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_report_mean_std_matches_records(tmp_path):
+    _sweep(tmp_path)
+    recs = [json.loads(x) for x in _lines(tmp_path)]
+    tests = [r['test'] for r in recs if r['model'] == 'res'
+             and r['depth'] == 1]
+    import statistics
+    main(['report', str(tmp_path)])
+    cell = (f'{100 * statistics.fmean(tests):.1f} ± '
+            f'{100 * statistics.stdev(tests):.1f} (2)')
+    assert cell in (tmp_path / 'report.md').read_text()
+
+
+def test_config_file_overrides_and_unknown_keys(tmp_path):
+    spec = dict(dataset='csbm', models=['res', 'delta'], depths=[2, 64],
+                seeds=1, defaults=dict(lr=0.01, hidden=16),
+                model={'delta': dict(model_kwargs={'beta_init': 0.5})},
+                override=[dict(models=['delta'], depths=[64], lr=0.002)],
+                extra=[dict(models=['delta'], depths=[64], seeds=3)])
+    runs = expand(spec, {'epochs': 5})
+    cells = {(r.model, r.depth, r.seed): r for r in runs}
+    assert len(runs) == 2 * 2 + 2          # extra adds seeds 1, 2 at 64
+    assert cells[('delta', 64, 2)].lr == 0.002
+    assert cells[('delta', 2, 0)].lr == 0.01
+    assert cells[('delta', 2, 0)].model_kwargs == {'beta_init': 0.5}
+    assert all(r.epochs == 5 and r.hidden == 16 for r in runs)
+    with pytest.raises(ValueError, match="unknown run options"):
+        expand(dict(spec, defaults=dict(learning_rate=0.1)))
+
+
+def test_store_never_duplicates_a_key(tmp_path):
+    store = ResultStore(tmp_path)
+    assert store.append({'key': 'a', 'x': 1})
+    assert not store.append({'key': 'a', 'x': 2})
+    assert store.load() == [{'key': 'a', 'x': 1}]
+
+
+def test_run_config_validates():
+    with pytest.raises(ValueError, match="'loader' must be one of"):
+        RunConfig('csbm', 'delta', 2, loader='metis')
