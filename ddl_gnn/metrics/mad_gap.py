@@ -15,9 +15,9 @@ from .batched import graph_mean, num_graphs
 #: default.
 EXACT_MAX_NODES = 4096
 #: Number of sampled sources on larger graphs by default.
-DEFAULT_NUM_SOURCES = 256
+DEFAULT_NUM_SOURCES = 64
 #: Bound on the ``[sources, N]`` blocks held at once.
-BLOCK_ELEMS = 1 << 22
+BLOCK_ELEMS = 1 << 24
 
 
 def _target_mad(dist: Tensor, mask: Tensor, src_graph: Tensor,

@@ -5,8 +5,8 @@ d}` from the eigenvalues of the :math:`d \times d` Gram matrix
 :math:`\mathbf{X}^{\top}\mathbf{X}` (formed in float64), so the cost is
 :math:`O(N d^2 + d^3)` and no :math:`N \times N` matrix is built. Singular
 values with :math:`\sigma_k^2 \le 10^3 \, d \, \epsilon_{64} \sigma_{\max}^2`
-(about :math:`\sigma_k \lesssim 5 \cdot 10^{-6} \sigma_{\max}` for :math:`d = 128`)
-are below the Gram's rounding level and are set to 0, so a rank-one
+(about :math:`\sigma_k \lesssim 5 \cdot 10^{-6} \sigma_{\max}` for
+:math:`d = 128`) are below the Gram's rounding level and are set to 0, so a rank-one
 :math:`\mathbf{X}` gives exactly 1.
 """
 from __future__ import annotations

@@ -21,7 +21,20 @@ from ._validate import check_graph
 from .batched import graph_mean, nodes_per_graph, num_graphs, segment_sum
 
 #: Edges processed per chunk (bounds the ``[chunk, d]`` temporaries).
-EDGE_CHUNK = 1 << 15
+EDGE_CHUNK = 1 << 13
+
+
+def _gather_pairs(x: Tensor, row: Tensor, col: Tensor):
+    r"""Yields :obj:`(start, x[row_chunk], x[col_chunk])` for edge chunks,
+    gathered into two reused buffers (no allocation per chunk)."""
+    size = min(EDGE_CHUNK, row.numel())
+    buf_a = x.new_empty((size, ) + x.shape[1:])
+    buf_b = x.new_empty((size, ) + x.shape[1:])
+    for s in range(0, row.numel(), EDGE_CHUNK):
+        r, c = row[s:s + EDGE_CHUNK], col[s:s + EDGE_CHUNK]
+        a = torch.index_select(x, 0, r, out=buf_a[:r.numel()])
+        b = torch.index_select(x, 0, c, out=buf_b[:r.numel()])
+        yield s, a, b
 
 
 def _edge_sq_dist(x: Tensor, edge_index: Tensor,
@@ -30,14 +43,12 @@ def _edge_sq_dist(x: Tensor, edge_index: Tensor,
     r"""Per graph :math:`\sum_{(j,i)} w_{ji} \|x_i - x_j\|^2` (float64)."""
     row, col = edge_index
     out = torch.zeros(size, dtype=torch.float64, device=x.device)
-    for s in range(0, row.numel(), EDGE_CHUNK):
-        r, c = row[s:s + EDGE_CHUNK], col[s:s + EDGE_CHUNK]
-        diff = x.index_select(0, r)
-        diff.sub_(x.index_select(0, c))
-        val = diff.square_().sum(-1)
+    for s, a, b in _gather_pairs(x, row, col):
+        val = a.sub_(b).square_().sum(-1)
         if edge_weight is not None:
             val = val * edge_weight[s:s + EDGE_CHUNK]
-        out += segment_sum(val, None if batch is None else batch[r], size)
+        seg = None if batch is None else batch[row[s:s + EDGE_CHUNK]]
+        out += segment_sum(val, seg, size)
     return out
 
 
@@ -223,11 +234,9 @@ def mad(x: Tensor, edge_index: Tensor,
     size = num_graphs(batch)
     total = torch.zeros(size, dtype=torch.float64, device=x.device)
     count = torch.zeros(size, dtype=torch.float64, device=x.device)
-    for s in range(0, row.numel(), EDGE_CHUNK):
-        r, c = row[s:s + EDGE_CHUNK], col[s:s + EDGE_CHUNK]
-        a = u.index_select(0, r)
-        dist = 1.0 - a.mul_(u.index_select(0, c)).sum(-1)
-        seg = None if batch is None else batch[r]
+    for s, a, b in _gather_pairs(u, row, col):
+        dist = 1.0 - a.mul_(b).sum(-1)
+        seg = None if batch is None else batch[row[s:s + EDGE_CHUNK]]
         total += segment_sum(dist, seg, size)
         count += segment_sum(torch.ones_like(dist), seg, size)
     return graph_mean(total / count.clamp(min=1), count > 0)
