@@ -21,7 +21,7 @@ from ._validate import check_graph
 from .batched import graph_mean, nodes_per_graph, num_graphs, segment_sum
 
 #: Edges processed per chunk (bounds the ``[chunk, d]`` temporaries).
-EDGE_CHUNK = 1 << 13
+EDGE_CHUNK = 1 << 16
 
 
 def _gather_pairs(x: Tensor, row: Tensor, col: Tensor):

@@ -1,0 +1,65 @@
+"""Regenerates the campaign's reports and the README's results section.
+
+    python benchmarks/make_report.py
+
+For every ``benchmarks/results/<name>/results.jsonl`` it writes that folder's
+``report.md`` and plots (``ddl-gnn report``), then replaces the block between
+the ``<!-- results:begin -->`` / ``<!-- results:end -->`` markers of the
+top-level README with the accuracy tables, so the README never states a
+number that is not in a committed record.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ddl_gnn.experiment.records import ResultStore  # noqa: E402
+from ddl_gnn.experiment.report import tables, write_report  # noqa: E402
+
+BEGIN, END = '<!-- results:begin -->', '<!-- results:end -->'
+
+
+def main() -> None:
+    results = ROOT / 'benchmarks' / 'results'
+    sections = []
+    for folder in sorted(p.parent for p in results.glob('*/results.jsonl')):
+        records = ResultStore(folder).load()
+        if not records:
+            continue
+        write_report(str(folder))
+        rel = folder.relative_to(ROOT)
+        sections.append(f'#### `{rel}` ({len(records)} runs, '
+                        f'[full report]({rel}/report.md))\n\n'
+                        + _accuracy_only(tables(records)))
+    block = '\n'.join([BEGIN, '', *sections, END])
+    readme = ROOT / 'README.md'
+    text = readme.read_text()
+    if BEGIN in text:
+        text = re.sub(re.escape(BEGIN) + '.*?' + re.escape(END), block, text,
+                      flags=re.S)
+    else:
+        text += '\n## Results\n\n' + block + '\n'
+    tmp = readme.with_suffix('.md.tmp')
+    tmp.write_text(text)
+    os.replace(tmp, readme)
+    print(f'updated {readme} ({len(sections)} result sets)')
+
+
+def _accuracy_only(md: str) -> str:
+    """Keeps the test-metric tables, drops the per-layer ones."""
+    keep, on = [], False
+    for line in md.splitlines():
+        if line.startswith('### '):
+            on = 'test' in line
+        if on:
+            keep.append(line)
+    return '\n'.join(keep) + '\n'
+
+
+if __name__ == '__main__':
+    main()
