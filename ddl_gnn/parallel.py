@@ -34,5 +34,7 @@ def dist_context(enabled: bool) -> Iterator[Tuple[int, int]]:
 
 
 def train_distributed(cfg, out: str, rank: int, world_size: int):
-    raise NotImplementedError('data-parallel training is not implemented '
-                              'yet (issue 7)')
+    """Data-parallel training of ``cfg`` (see
+    :mod:`ddl_gnn.experiment.distributed`); rank 0 returns the record."""
+    from .experiment.distributed import train_distributed as _train
+    return _train(cfg, out, rank, world_size)
