@@ -105,7 +105,7 @@ def _find_config(path: str) -> str:
 def _sweep(args, spec: Dict[str, Any]) -> int:
     from .experiment.report import write_report
     from .experiment.sweep import expand, run_sweep
-    from .parallel import dist_context
+    from .parallel import barrier, dist_context
     spec = dict(spec)
     for key in ('dataset', 'models', 'depths', 'seeds'):
         if getattr(args, key, None) is not None:
@@ -117,6 +117,7 @@ def _sweep(args, spec: Dict[str, Any]) -> int:
     configs = expand(spec, _run_fields(args))
     with dist_context(args.distributed) as (rank, world):
         run_sweep(configs, args.out, rank=rank, world_size=world)
+        barrier()  # every rank's records are in before the report
         if rank == 0 and args.report:
             print(f'report: {write_report(args.out)}')
     return 0

@@ -8,10 +8,14 @@ subgraph, not a k-hop tree that explodes with depth). ``neighbor`` and
 ``subgraph_type='induced'`` and :class:`~torch_geometric.loader.ClusterLoader`;
 both need ``pyg-lib`` or ``torch-sparse`` (no wheels for torch 2.13 on the
 package index) and fail with a clear message when neither is importable.
-Evaluation always runs on the full graph.
+With ``neighbor`` only the ``batch_size`` seed nodes of a batch enter the
+loss (the other training nodes of the sampled subgraph have truncated
+neighbourhoods). Evaluation always runs on the full graph (one pass under
+``no_grad``, see :func:`~.train.fit_node`).
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Iterator, Tuple
 
@@ -45,7 +49,7 @@ def node_train_batches(data, train_idx: Tensor, cfg
         return
     mask = torch.zeros(data.num_nodes, dtype=torch.bool)
     mask[train_idx] = True
-    base = data.clone()
+    base = copy.copy(data)  # shallow: shares x / edge_index with ``data``
     base.train_mask = mask
     if cfg.loader == 'random':
         from torch_geometric.loader import RandomNodeLoader
@@ -64,6 +68,9 @@ def node_train_batches(data, train_idx: Tensor, cfg
         loader = ClusterLoader(ClusterData(base, num_parts=cfg.num_parts),
                                batch_size=1, shuffle=True)
     for batch in loader:
+        if cfg.loader == 'neighbor':
+            yield batch, torch.arange(batch.batch_size)
+            continue
         idx = batch.train_mask.nonzero().view(-1)
         if idx.numel():
             yield batch, idx

@@ -104,6 +104,16 @@ def run(cfg: RunConfig, out: str = 'runs', progress: bool = True,
         fit = fit_graph if ds.task == 'graph' else fit_node
         best = fit(model, ds, cfg, opt, progress)
     trained = measure(model, ds) if cfg.measure else {}
+    return make_record(cfg, ds, model, best, init, trained, start, out,
+                       world_size)
+
+
+def make_record(cfg: RunConfig, ds, model: nn.Module, best: Dict[str, Any],
+                init: Dict[str, Any], trained: Dict[str, Any], start: float,
+                out: str, world_size: int = 1,
+                device: str = 'cpu') -> Dict[str, Any]:
+    """The JSON-ready result record of a finished run (``best`` is what the
+    fit functions return; ``init``/``trained`` are :func:`measure` dicts)."""
     history = best.pop('history')
     return dict(
         key=cfg.key(), dataset=cfg.dataset, model=cfg.model, depth=cfg.depth,
@@ -118,4 +128,4 @@ def run(cfg: RunConfig, out: str = 'runs', progress: bool = True,
         valid_curve=[round(h['valid'], 5) for h in history],
         time_s=round(time.perf_counter() - start, 3), world_size=world_size,
         config=asdict(cfg), command=cfg.command(out),
-        **environment('cpu'))
+        **environment(device))

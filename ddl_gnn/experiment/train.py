@@ -4,16 +4,19 @@ best validation score (OGB protocol)."""
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Dict, Iterable, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .loaders import node_train_batches
-from .tasks import higher_is_better, loss_fn, predictions
+from .tasks import higher_is_better, loss_count, loss_fn, predictions
 
 Scores = Dict[str, float]
+#: One optimizer step: ``(graph, local train index)`` pieces and the scale
+#: of their summed loss (``None``: mean loss of each piece).
+Step = Tuple[List[Tuple[Any, Tensor]], Optional[float]]
 
 
 def _fit(step: Callable[[], float], evaluate: Callable[[], Scores],
@@ -44,21 +47,58 @@ def _fit(step: Callable[[], float], evaluate: Callable[[], Scores],
     return best
 
 
-def fit_node(model: nn.Module, ds, cfg, opt, progress: bool = True):
+def fit_node(model: nn.Module, ds, cfg, opt, progress: bool = True,
+             steps: Optional[Callable[[int], Iterable[Step]]] = None,
+             train_model: Optional[nn.Module] = None, comm=None):
+    """Node classification/regression, full-batch or mini-batch.
+
+    By default each batch of :func:`~.loaders.node_train_batches` is one
+    optimizer step on its mean loss. Data-parallel training
+    (:mod:`.distributed`) passes ``steps(epoch)``, yielding for every
+    optimizer step the ``(graph, local_train_index)`` pieces this process
+    runs and the ``scale`` of their summed loss; ``train_model`` (the
+    ``DistributedDataParallel`` wrapper of ``model``) for the training
+    forward; and ``comm`` with ``all_sum(list) -> list`` (epoch loss over
+    ranks) and ``from_root(fn)`` (run ``fn`` on rank 0, share its result:
+    evaluation). Evaluation is one full-graph pass under ``no_grad`` with the
+    model in eval mode: the model families are full-graph capable, so this
+    is layer-wise full-graph inference without sampling.
+    """
     data, split = ds.data, ds.split
     forward = _node_forward(data)
+    net = train_model if train_model is not None else model
+    epoch_no = [0]
+
+    def default_steps(epoch: int) -> Iterable[Step]:
+        for batch, idx in node_train_batches(data, split['train'], cfg):
+            yield [(batch, idx)], None
+
+    schedule = steps or default_steps
 
     def step() -> float:
-        model.train()
+        net.train()
         total, count = 0.0, 0
-        for batch, train_idx in node_train_batches(data, split['train'], cfg):
+        for pieces, scale in schedule(epoch_no[0]):
             opt.zero_grad()
-            out = _node_forward(batch)(model)
-            loss = loss_fn(ds, out[train_idx], batch.y[train_idx])
+            loss = 0.0
+            for batch, train_idx in pieces:
+                out = _node_forward(batch)(net)
+                if scale is None:  # mean over this batch
+                    part = loss_fn(ds, out[train_idx], batch.y[train_idx])
+                    total += part.item() * train_idx.numel()
+                    count += train_idx.numel()
+                    loss = loss + part
+                else:  # summed, normalised by the global step's count
+                    part = loss_fn(ds, out[train_idx], batch.y[train_idx],
+                                   reduction='sum')
+                    total += part.item()
+                    count += loss_count(ds, batch.y[train_idx])
+                    loss = loss + scale * part
             loss.backward()
             opt.step()
-            total += loss.item() * train_idx.numel()
-            count += train_idx.numel()
+        epoch_no[0] += 1
+        if comm is not None:
+            total, count = comm.all_sum([total, float(count)])
         return total / max(count, 1)
 
     @torch.no_grad()
@@ -70,7 +110,8 @@ def fit_node(model: nn.Module, ds, cfg, opt, progress: bool = True):
                                   ('valid', split['valid']),
                                   ('test', split['test']))}
 
-    return _fit(step, evaluate, model, cfg, ds.metric,
+    scores = evaluate if comm is None else lambda: comm.from_root(evaluate)
+    return _fit(step, scores, model, cfg, ds.metric,
                 f'{ds.name}/{cfg.model}/L{cfg.depth}/s{cfg.seed}', progress)
 
 
