@@ -14,6 +14,18 @@ def _plt():
     return plt
 
 
+def _finish(ax, log: bool, fontsize: int = 7) -> None:
+    """Log scale and legend only where something was drawn (records made
+    with ``--no-measure`` have no per-layer curves)."""
+    if not ax.lines:
+        ax.text(0.5, 0.5, 'no measurements', ha='center',
+                transform=ax.transAxes)
+        return
+    if log:
+        ax.set_yscale('log')
+    ax.legend(fontsize=fontsize)
+
+
 def _per_layer_plot(records, out: Path, metric: str, log: bool) -> Path:
     plt = _plt()
     groups = group_records(records)
@@ -34,9 +46,7 @@ def _per_layer_plot(records, out: Path, metric: str, log: bool) -> Path:
                     ax.plot(xs, ys, style, label=label)
         ax.set_title(f'{ds}: {metric} per layer (dashed: init)')
         ax.set_xlabel('layer')
-        if log:
-            ax.set_yscale('log')
-        ax.legend(fontsize=6)
+        _finish(ax, log, fontsize=6)
     path = out / f'{metric}_per_layer.png'
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -54,18 +64,18 @@ def _vs_depth_plot(records, out: Path, name: str, value, log: bool,
     for ax, ds in zip(axes[0], datasets):
         for m in sorted({g[1] for g in groups if g[0] == ds}):
             depths = sorted(g[2] for g in groups if g[:2] == (ds, m))
-            stats = [mean_std([value(r) for r in groups[(ds, m, d)]])
-                     for d in depths]
-            ax.errorbar(depths, [s[0] for s in stats],
-                        yerr=[s[1] for s in stats], marker='o', capsize=3,
-                        label=m)
+            pts = [(d, *mean_std([value(r) for r in groups[(ds, m, d)]]))
+                   for d in depths]
+            pts = [p for p in pts if p[1] == p[1]]          # drop NaN means
+            if pts:
+                ax.errorbar([p[0] for p in pts], [p[1] for p in pts],
+                            yerr=[p[2] for p in pts], marker='o', capsize=3,
+                            label=m)
+        _finish(ax, log)
         ax.set_xscale('log', base=2)
-        if log:
-            ax.set_yscale('log')
         ax.set_xlabel('depth (message-passing layers)')
         ax.set_ylabel(ylabel)
         ax.set_title(ds)
-        ax.legend(fontsize=7)
     path = out / f'{name}.png'
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -141,3 +141,10 @@ def test_store_never_duplicates_a_key(tmp_path):
 def test_run_config_validates():
     with pytest.raises(ValueError, match="'loader' must be one of"):
         RunConfig('csbm', 'delta', 2, loader='metis')
+
+
+def test_report_handles_runs_without_measurements(tmp_path):
+    main(['sweep', '--dataset', 'csbm', '--models', 'res', '--depths', '2',
+          '--seeds', '1', '--out', str(tmp_path), '--no-measure', *SMALL])
+    assert (tmp_path / 'report.md').exists()
+    assert (tmp_path / 'energy_vs_depth.png').exists()
