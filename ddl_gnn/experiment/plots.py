@@ -26,13 +26,26 @@ def _finish(ax, log: bool, fontsize: int = 7) -> None:
     ax.legend(fontsize=fontsize)
 
 
-def _per_layer_plot(records, out: Path, metric: str, log: bool) -> Path:
+def _panels(records):
+    """One subplot per dataset: ``(fig, groups, [(ax, dataset), ...])``."""
     plt = _plt()
     groups = group_records(records)
     datasets = sorted({g[0] for g in groups})
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4),
                              squeeze=False)
-    for ax, ds in zip(axes[0], datasets):
+    return fig, groups, list(zip(axes[0], datasets))
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
+def _per_layer_plot(records, out: Path, metric: str, log: bool) -> Path:
+    fig, groups, panels = _panels(records)
+    for ax, ds in panels:
         for m in sorted({g[1] for g in groups if g[0] == ds}):
             L = max(g[2] for g in groups if g[:2] == (ds, m))
             r = groups[(ds, m, L)][0]
@@ -47,21 +60,13 @@ def _per_layer_plot(records, out: Path, metric: str, log: bool) -> Path:
         ax.set_title(f'{ds}: {metric} per layer (dashed: init)')
         ax.set_xlabel('layer')
         _finish(ax, log, fontsize=6)
-    path = out / f'{metric}_per_layer.png'
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / f'{metric}_per_layer.png')
 
 
 def _vs_depth_plot(records, out: Path, name: str, value, log: bool,
                    ylabel: str) -> Path:
-    plt = _plt()
-    groups = group_records(records)
-    datasets = sorted({g[0] for g in groups})
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4),
-                             squeeze=False)
-    for ax, ds in zip(axes[0], datasets):
+    fig, groups, panels = _panels(records)
+    for ax, ds in panels:
         for m in sorted({g[1] for g in groups if g[0] == ds}):
             depths = sorted(g[2] for g in groups if g[:2] == (ds, m))
             pts = [(d, *mean_std([value(r) for r in groups[(ds, m, d)]]))
@@ -76,11 +81,7 @@ def _vs_depth_plot(records, out: Path, name: str, value, log: bool,
         ax.set_xlabel('depth (message-passing layers)')
         ax.set_ylabel(ylabel)
         ax.set_title(ds)
-    path = out / f'{name}.png'
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / f'{name}.png')
 
 
 def _beta_plot(records, out: Path) -> List[Path]:
@@ -102,11 +103,8 @@ def _beta_plot(records, out: Path) -> List[Path]:
         ax.set_title(f'{ds} / {m} L={L}: β histogram per layer (trained, '
                      f'seed {rs[0]["seed"]})')
         fig.colorbar(im, ax=ax, label='fraction of nodes')
-        path = out / f'beta_hist_{ds}_{m}_L{L}.png'.replace('+', 'plus')
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        name = f'beta_hist_{ds}_{m}_L{L}.png'.replace('+', 'plus')
+        paths.append(_save(fig, out / name))
     return paths
 
 
