@@ -48,22 +48,34 @@ class RunConfig:
             raise ValueError(f"'depth' must be >= 0 and 'epochs' >= 1, got "
                              f"depth={self.depth}, epochs={self.epochs}")
 
+    def changed(self) -> Dict[str, Any]:
+        """The fields that differ from their defaults (plus the identity
+        fields ``dataset``, ``model``, ``depth``, ``seed``)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:
+                default = dataclasses.MISSING
+            if value != default:
+                out[f.name] = value
+        return out
+
     def key(self) -> str:
         """Stable identity of the run: records with the same key are the
-        same run (resume skips them)."""
-        blob = json.dumps(asdict(self), sort_keys=True, default=str)
+        same run (resume skips them). Only non-default fields enter the
+        hash, so adding an option with a default keeps old keys valid."""
+        blob = json.dumps(self.changed(), sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
     def command(self, out: str) -> str:
         """The ``ddl-gnn train`` command that reproduces this run."""
         args = ['ddl-gnn', 'train']
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value == f.default or (f.default_factory is not
-                                      dataclasses.MISSING and
-                                      value == f.default_factory()):
-                continue
-            flag = '--' + f.name.replace('_', '-')
+        for name, value in self.changed().items():
+            flag = '--' + name.replace('_', '-')
             if isinstance(value, bool):
                 args.append(flag if value else '--no-' + flag[2:])
             elif isinstance(value, dict):

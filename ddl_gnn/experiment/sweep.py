@@ -24,9 +24,14 @@ so that no number is chosen in code::
     models = ["res+", "gcnii", "delta"]
     depths = [64]
     seeds = 10
+
+    [grid.delta]                    # hyper-parameter grid (cartesian), per
+    lr = [0.01, 0.005]              # model or "*" for all models
+    model_kwargs = [{ beta_init = 0.1 }, { beta_init = 1.0 }]
 """
 from __future__ import annotations
 
+import itertools
 import tomllib
 from dataclasses import fields
 from typing import Any, Dict, Iterable, List, Optional, Sequence
@@ -87,14 +92,31 @@ def expand(spec: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None
                     depth in ov.get('depths', [depth]):
                 opts = _merge(opts, {k: v for k, v in ov.items()
                                      if k not in ('models', 'depths')})
-        opts = _merge(opts, overrides)
-        _check_fields(opts, f'run {model}/L{depth}')
-        cfg = RunConfig(dataset=spec['dataset'], model=model, depth=depth,
-                        seed=seed, **opts)
-        if cfg.key() not in seen:
-            seen.add(cfg.key())
-            runs.append(cfg)
+        for point in _grid(spec.get('grid', {}), model):
+            run_opts = _merge(_merge(opts, point), overrides)
+            _check_fields(run_opts, f'run {model}/L{depth}')
+            cfg = RunConfig(dataset=spec['dataset'], model=model,
+                            depth=depth, seed=seed, **run_opts)
+            if cfg.key() not in seen:
+                seen.add(cfg.key())
+                runs.append(cfg)
     return runs
+
+
+def _grid(grid: Dict[str, Dict[str, list]], model: str
+          ) -> List[Dict[str, Any]]:
+    """The cartesian product of ``grid["*"]`` and ``grid[model]``."""
+    axes = {**grid.get('*', {}), **grid.get(model, {})}
+    if not axes:
+        return [{}]
+    names = sorted(axes)
+    points = []
+    for values in itertools.product(*(axes[n] for n in names)):
+        point: Dict[str, Any] = {}
+        for name, value in zip(names, values):
+            point = _merge(point, {name: value})
+        points.append(point)
+    return points
 
 
 def run_sweep(configs: Sequence[RunConfig], out: str, progress: bool = True,

@@ -148,3 +148,25 @@ def test_report_handles_runs_without_measurements(tmp_path):
           '--seeds', '1', '--out', str(tmp_path), '--no-measure', *SMALL])
     assert (tmp_path / 'report.md').exists()
     assert (tmp_path / 'energy_vs_depth.png').exists()
+
+
+def test_grid_expands_per_model_and_merges_dicts():
+    spec = dict(dataset='csbm', models=['res+', 'delta'], depths=[4],
+                seeds=2, model={'delta': dict(model_kwargs={'d_v': 2})},
+                grid={'*': dict(lr=[0.01, 0.005]),
+                      'delta': dict(model_kwargs=[{'beta_init': 0.1},
+                                                  {'beta_init': 1.0}])})
+    runs = expand(spec)
+    assert sum(r.model == 'res+' for r in runs) == 2 * 2
+    delta = [r for r in runs if r.model == 'delta']
+    assert len(delta) == 2 * 2 * 2
+    assert {(r.lr, r.model_kwargs['beta_init'], r.model_kwargs['d_v'])
+            for r in delta} == {(lr, b, 2) for lr in (0.01, 0.005)
+                                for b in (0.1, 1.0)}
+
+
+def test_run_key_ignores_fields_at_their_default():
+    a = RunConfig('csbm', 'delta', 2)
+    b = RunConfig('csbm', 'delta', 2, lr=RunConfig.lr, model_kwargs={})
+    assert a.key() == b.key()
+    assert a.key() != RunConfig('csbm', 'delta', 2, lr=0.02).key()

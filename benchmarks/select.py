@@ -1,0 +1,43 @@
+"""Hyper-parameter selection from a tuning sweep, by validation score.
+
+    python benchmarks/select.py benchmarks/results/tune_cora
+
+Prints, per (model, depth), every configuration's mean validation and test
+score over its seeds, best validation first; the chosen one is marked.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ddl_gnn.experiment.config import RunConfig  # noqa: E402
+from ddl_gnn.experiment.records import ResultStore  # noqa: E402
+from ddl_gnn.experiment.report import mean_std  # noqa: E402
+
+
+def main(folder: str) -> None:
+    groups = defaultdict(list)
+    for r in ResultStore(folder).load():
+        changed = RunConfig(**r['config']).changed()
+        for k in ('dataset', 'model', 'depth', 'seed'):
+            changed.pop(k, None)
+        groups[(r['model'], r['depth'], json.dumps(changed, sort_keys=True))
+               ].append(r)
+    by_cell = defaultdict(list)
+    for (model, depth, cfg), rs in groups.items():
+        v, _ = mean_std([r['valid'] for r in rs])
+        t, ts = mean_std([r['test'] for r in rs])
+        by_cell[(model, depth)].append((v, t, ts, len(rs), cfg))
+    for (model, depth), rows in sorted(by_cell.items()):
+        print(f'## {model}, L={depth}')
+        for i, (v, t, ts, n, cfg) in enumerate(sorted(rows, reverse=True)):
+            mark = '*' if i == 0 else ' '
+            print(f'{mark} valid {v:.4f}  test {t:.4f} ± {ts:.4f} (n={n})  '
+                  f'{cfg}')
+
+
+if __name__ == '__main__':
+    main(sys.argv[1])
