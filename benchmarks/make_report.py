@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from ddl_gnn.experiment.records import ResultStore  # noqa: E402
 from ddl_gnn.experiment.report import tables, write_report  # noqa: E402
+from ddl_gnn.experiment.sweep import expand, load_config  # noqa: E402
 
 BEGIN, END = '<!-- results:begin -->', '<!-- results:end -->'
 
@@ -29,9 +30,20 @@ def main() -> None:
     sections = []
     for folder in sorted(p.parent for p in results.glob('*/results.jsonl')):
         records = ResultStore(folder).load()
+        config = ROOT / 'benchmarks' / 'configs' / f'{folder.name}.toml'
+        if config.exists():
+            # Only records of the config as it stands now (a changed
+            # hyper-parameter gives new run keys; old records stay in the
+            # JSONL but leave the tables).
+            keys = {c.key() for c in expand(load_config(str(config)))}
+            stale = [r for r in records if r.get('key') not in keys]
+            records = [r for r in records if r.get('key') in keys]
+            if stale:
+                print(f'{folder.name}: {len(stale)} records of an older '
+                      f'config left out')
         if not records:
             continue
-        write_report(str(folder))
+        write_report(str(folder), records)
         rel = folder.relative_to(ROOT)
         sections.append(f'#### `{rel}` ({len(records)} runs, '
                         f'[full report]({rel}/report.md))\n\n'

@@ -7,7 +7,7 @@ import os
 import statistics
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .records import ResultStore
 
@@ -30,11 +30,28 @@ def _fmt(values: Sequence[float], scale: float = 100.0) -> str:
     return f'{m * scale:.1f} ± {s * scale:.1f} ({len(values)})'
 
 
+def _variant(kwargs: Dict[str, Any]) -> str:
+    return ','.join(f'{k}={v}' for k, v in sorted(kwargs.items())) or '-'
+
+
+def label(r: Dict[str, Any], split: bool) -> str:
+    """The row label of a record: the model name, plus its model options
+    when one dataset holds several variants of that model."""
+    kw = r.get('config', {}).get('model_kwargs', {})
+    return f"{r['model']} [{_variant(kw)}]" if split else r['model']
+
+
 def group_records(records: List[Dict[str, Any]]
                   ) -> Dict[Group, List[Dict[str, Any]]]:
+    """Records by ``(dataset, label, depth)``; see :func:`label`."""
+    variants: Dict[Tuple[str, str], set] = defaultdict(set)
+    for r in records:
+        variants[(r['dataset'], r['model'])].add(_variant(
+            r.get('config', {}).get('model_kwargs', {})))
     groups: Dict[Group, List[Dict[str, Any]]] = defaultdict(list)
     for r in records:
-        groups[(r['dataset'], r['model'], r['depth'])].append(r)
+        split = len(variants[(r['dataset'], r['model'])]) > 1
+        groups[(r['dataset'], label(r, split), r['depth'])].append(r)
     return groups
 
 
@@ -104,10 +121,13 @@ def decay_table(records: List[Dict[str, Any]]) -> str:
     return '\n'.join(lines)
 
 
-def write_report(out_dir: str) -> Path:
-    """Writes ``report.md`` and the PNG plots; returns the report path."""
+def write_report(out_dir: str,
+                 records: Optional[List[Dict[str, Any]]] = None) -> Path:
+    """Writes ``report.md`` and the PNG plots of ``records`` (default: all
+    of ``out_dir/results.jsonl``); returns the report path."""
     from .plots import plot_all
-    records = ResultStore(out_dir).load()
+    if records is None:
+        records = ResultStore(out_dir).load()
     if not records:
         raise FileNotFoundError(f'no records in {out_dir}/results.jsonl; run '
                                 f'`ddl-gnn sweep --out {out_dir}` first')

@@ -25,6 +25,8 @@ so that no number is chosen in code::
     depths = [64]
     seeds = 10
 
+    split_per_seed = true           # geom-gcn/heterophilous: seed s -> split s
+
     [grid.delta]                    # hyper-parameter grid (cartesian), per
     lr = [0.01, 0.005]              # model or "*" for all models
     model_kwargs = [{ beta_init = 0.1 }, { beta_init = 1.0 }]
@@ -92,6 +94,8 @@ def expand(spec: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None
                     depth in ov.get('depths', [depth]):
                 opts = _merge(opts, {k: v for k, v in ov.items()
                                      if k not in ('models', 'depths')})
+        if spec.get('split_per_seed'):       # seed s uses stored split s
+            opts = _merge(opts, {'split': seed})
         for point in _grid(spec.get('grid', {}), model):
             run_opts = _merge(_merge(opts, point), overrides)
             _check_fields(run_opts, f'run {model}/L{depth}')

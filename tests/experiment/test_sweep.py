@@ -170,3 +170,14 @@ def test_run_key_ignores_fields_at_their_default():
     b = RunConfig('csbm', 'delta', 2, lr=RunConfig.lr, model_kwargs={})
     assert a.key() == b.key()
     assert a.key() != RunConfig('csbm', 'delta', 2, lr=0.02).key()
+
+
+def test_report_separates_variants_of_one_model(tmp_path):
+    from ddl_gnn.experiment.report import group_records
+    base = dict(dataset='cora', depth=2, test=0.5)
+    recs = [dict(base, model='delta', config={'model_kwargs': {'d_v': 1}}),
+            dict(base, model='delta', config={'model_kwargs': {'d_v': 4}}),
+            dict(base, model='res', config={'model_kwargs': {}})]
+    assert set(group_records(recs)) == {('cora', 'delta [d_v=1]', 2),
+                                        ('cora', 'delta [d_v=4]', 2),
+                                        ('cora', 'res', 2)}
