@@ -85,8 +85,16 @@ def run(cfg: RunConfig, out: str = 'runs', progress: bool = True,
     """Trains ``cfg`` and returns its JSON-ready result record."""
     # Deep plain stacks drive activations into denormal floats, which are
     # 10-100x slower on x86 CPUs; flushing them to zero changes no result
-    # above ~1e-38.
+    # above ~1e-38. Restored afterwards (torch's default is off).
     torch.set_flush_denormal(True)
+    try:
+        return _run(cfg, out, progress, world_size)
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _run(cfg: RunConfig, out: str, progress: bool, world_size: int
+         ) -> Dict[str, Any]:
     ds = load(cfg)
     if ds.task == 'link':
         ds.data.x = torch.arange(ds.data.num_nodes).view(-1, 1)
