@@ -85,6 +85,7 @@ class ResultStore:
                 return False
             fd, tmp = tempfile.mkstemp(dir=self.dir, prefix='.results.')
             try:
+                os.fchmod(fd, 0o644)          # mkstemp makes it 0600
                 with os.fdopen(fd, 'wb') as f:
                     f.write(old)
                     f.write(line.encode())

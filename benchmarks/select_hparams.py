@@ -1,6 +1,6 @@
 """Hyper-parameter selection from a tuning sweep, by validation score.
 
-    python benchmarks/select.py benchmarks/results/tune_cora
+    python benchmarks/select_hparams.py benchmarks/results/tune_cora
 
 Prints, per (model, depth), every configuration's mean validation and test
 score over its seeds, best validation first; the chosen one is marked.
