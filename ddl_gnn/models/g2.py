@@ -49,10 +49,13 @@ class G2Block(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Adj, edge_weight: OptTensor = None,
                 edge_attr: OptTensor = None) -> Tensor:
-        x = nn.functional.dropout(x, p=self.dropout, training=self.training)
-        h = self.act(call_conv(self.conv, x, edge_index, edge_weight,
+        # Dropout on what the convs read, never on the carried state: a
+        # mask on the (1 - tau) * x path would compound over depth.
+        x_in = nn.functional.dropout(x, p=self.dropout,
+                                     training=self.training)
+        h = self.act(call_conv(self.conv, x_in, edge_index, edge_weight,
                                edge_attr))
-        x_hat = self.act(call_conv(self.gate_conv, x, edge_index,
+        x_hat = self.act(call_conv(self.gate_conv, x_in, edge_index,
                                    edge_weight, edge_attr))
         # The gate reads raw neighbour differences: drop the self loops and
         # weights a GCN normalisation may have added.

@@ -150,3 +150,20 @@ def test_bad_model_inputs(graph):
         model(x[:, :5], edge_index)
     with pytest.raises(IndexError, match=r"must lie in \[0, 40\)"):
         model(x, edge_index + 40)
+
+
+def test_dropout_never_masks_the_carried_state():
+    """With the gate closed (G2: tau = 0 on constant features; delta: fixed
+    beta = 0) a training-mode layer must return its input unchanged."""
+    from ddl_gnn.models.g2 import G2Block
+    from ddl_gnn.nn.conv_resolver import make_conv
+    x = torch.ones(6, 8)
+    edge_index = torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 0]])
+    block = G2Block(make_conv('gcn', 8), make_conv('gcn', 8), nn.ReLU(),
+                    p=2.0, dropout=0.9).train()
+    with torch.no_grad():   # identical gate input on every node
+        block.gate_conv.lin.weight.zero_()
+    torch.testing.assert_close(block(x, edge_index), x)
+    layer = DeltaConv(8, beta_init=0.0, beta_mode='fixed', dropout=0.9)
+    x = torch.randn(6, 8)
+    torch.testing.assert_close(layer.train()(x, edge_index), x)
