@@ -65,9 +65,10 @@ class _DeltaUpdate(torch.autograd.Function):
     r"""Fused delta update with the closed-form backward.
 
     Works on a vector state ``X [N, d]`` (``beta, V: [N]``) or a matrix state
-    ``X [N, d, d_v]`` (``V: [N, d_v]``). Saves only the inputs ``X``, ``k``,
+    ``X [N, d, d_v]`` (``V: [N, d_v]``). Saves the inputs ``X``, ``k``,
     ``beta``, ``V`` (``X`` and ``k`` are alive anyway: the previous layer's
-    state and the conv output) and never materialises :math:`\hat k`: with
+    state and the conv output) plus the per-node scalars :math:`\rho` and
+    :math:`s = \hat k^\top X`, and never materialises :math:`\hat k`: with
     :math:`\rho = (\lVert k\rVert^2 + \epsilon^2)^{-1/2}`, every
     :math:`\hat k`-term is folded into a per-node scalar times ``k``.
     """
@@ -75,7 +76,8 @@ class _DeltaUpdate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, X: Tensor, k: Tensor, beta: Tensor, V: Tensor,
                 eps: float) -> Tensor:
-        rho = torch.rsqrt(torch.einsum('nd,nd->n', k, k) + eps * eps)  # [N]
+        rho = torch.rsqrt(torch.linalg.vector_norm(k, dim=-1).square() +
+                          eps * eps)                                # [N]
         if X.dim() == 3:
             rho_, beta_ = rho.unsqueeze(-1), beta.unsqueeze(-1)
         else:
@@ -86,18 +88,17 @@ class _DeltaUpdate(torch.autograd.Function):
             out = torch.addcmul(X, k, coef.unsqueeze(-1))
         else:
             out = torch.addcmul(X, k.unsqueeze(-1), coef.unsqueeze(1))
-        ctx.save_for_backward(X, k, beta, V)
-        ctx.eps = eps
+        # ρ and s are per-node scalars: keeping them costs N (N d_v)
+        # floats and saves two passes over k and X in backward.
+        ctx.save_for_backward(X, k, beta, V, rho, s)
         return out
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        X, k, beta, V = ctx.saved_tensors
+        X, k, beta, V, rho, s = ctx.saved_tensors
         vec = X.dim() == 2
-        rho = torch.rsqrt(torch.einsum('nd,nd->n', k, k) + ctx.eps * ctx.eps)
         rho_ = rho if vec else rho.unsqueeze(-1)
         beta_ = beta if vec else beta.unsqueeze(-1)
-        s = _dot(k, X) * rho_                                   # k̂ᵀX
         r = V - s
         a = _dot(k, g) * rho_                                   # k̂ᵀg
         gX = gk = gbeta = gV = None
