@@ -56,10 +56,12 @@ class DeltaGNN(DeepGNN):
             self.family = 'delta-write-only'
 
     def make_layer(self, i: int) -> nn.Module:
-        return DeltaConv(self.hidden_channels, conv=self.conv_name,
-                         d_v=self.d_v, norm=self.norm_name,
-                         dropout=self.dropout, **self.delta_kwargs,
-                         **dict(self.conv_kwargs))
+        layer = DeltaConv(self.hidden_channels, conv=self.conv_name,
+                          d_v=self.d_v, norm=self.norm_name,
+                          dropout=self.dropout, **self.delta_kwargs,
+                          **dict(self.conv_kwargs))
+        layer.check_inputs = False  # the model checks its inputs once
+        return layer
 
     def init_state(self, h0: Tensor) -> Tensor:
         if self.d_v == 1:

@@ -6,13 +6,15 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import Linear
-from torch_geometric.nn import MessagePassing
+from torch.nn import LayerNorm, Linear, RMSNorm
+from torch_geometric.nn import GCNConv, MessagePassing
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.typing import Adj, OptTensor
 
 from ..ops import delta_update, delta_write
 from ._checks import check_features, check_graph
 from .compress import StateCompressor
+from .context import context_linear
 from .conv_resolver import call_conv, make_conv
 from .gates import BetaGate
 from .norms import make_norm
@@ -81,7 +83,16 @@ class DeltaConv(MessagePassing):
 
     The gate of the last forward pass is kept (detached) in
     :attr:`last_beta` for the β audit.
+
+    Fast path: with a :class:`~torch_geometric.nn.GCNConv` (not ``cached``),
+    the default sources, a LayerNorm/RMSNorm/no norm and a float32/float64
+    state, the context, the conv's linear map and both heads run through
+    :func:`~ddl_gnn.nn.context.context_linear`, which recomputes the context
+    in backward instead of saving it; the result is the same function.
+    Set :attr:`check_inputs` to :obj:`False` to skip the per-call input
+    checks (the model families check their inputs once per forward).
     """
+    check_inputs: bool = True
 
     def __init__(self, channels: int, conv: Union[str, MessagePassing] = 'gcn',
                  d_v: int = 1, beta_init: float = 0.1,
@@ -135,8 +146,11 @@ class DeltaConv(MessagePassing):
     def forward(self, x: Tensor, edge_index: Adj,
                 edge_weight: OptTensor = None,
                 edge_attr: OptTensor = None) -> Tensor:
-        check_features(x, self.channels, 'x', 'DeltaConv', self.d_v)
-        check_graph(edge_index, x.size(0), 'DeltaConv', edge_weight)
+        if self.check_inputs:
+            check_features(x, self.channels, 'x', 'DeltaConv', self.d_v)
+            check_graph(edge_index, x.size(0), 'DeltaConv', edge_weight)
+        if self._fast_path_ok(x, edge_index):
+            return self._fast_forward(x, edge_index, edge_weight)
 
         c = self.compress(x)
         if self.norm is not None:
@@ -154,6 +168,71 @@ class DeltaConv(MessagePassing):
         self.last_beta = beta.detach()
         update = delta_update if self.erase else delta_write
         return update(x, k, beta, v, self.eps)
+
+    # -- fast path ------------------------------------------------------------
+    def _fast_path_ok(self, x: Tensor, edge_index: Adj) -> bool:
+        conv = self.conv
+        return (type(conv) is GCNConv and conv.lin.bias is None
+                and (not conv.normalize or
+                     (not conv.cached and isinstance(edge_index, Tensor)))
+                and self.k_lin is None and self.beta_source == 'context'
+                and self.v_source == 'context'
+                and (self.norm is None or type(self.norm) in (LayerNorm,
+                                                               RMSNorm))
+                and x.dtype in (torch.float32, torch.float64))
+
+    def _context_params(self):
+        params = [] if self.compress.weight is None else [self.compress.weight]
+        n = self.norm
+        if n is not None and getattr(n, 'weight', None) is not None:
+            params.append(n.weight)
+        if isinstance(n, LayerNorm) and n.bias is not None:
+            params.append(n.bias)
+        return params
+
+    def _context(self, X: Tensor, *params: Tensor) -> Tensor:
+        """``norm(compress(X))`` as a pure function of the given params."""
+        i = 0
+        if self.compress.weight is not None:
+            X, i = (X * params[0]).sum(-1), 1
+        n = self.norm
+        if n is None:
+            return X
+        w = params[i] if n.weight is not None else None
+        if isinstance(n, LayerNorm):
+            b = params[i + 1] if n.bias is not None else None
+            return F.layer_norm(X, n.normalized_shape, w, b, n.eps)
+        return F.rms_norm(X, n.normalized_shape, w, n.eps)
+
+    def _fast_forward(self, x: Tensor, edge_index: Adj,
+                      edge_weight: OptTensor) -> Tensor:
+        conv, gate = self.conv, self.gate
+        if conv.normalize:
+            edge_index, edge_weight = gcn_norm(
+                edge_index, edge_weight, x.size(0), conv.improved,
+                conv.add_self_loops, conv.flow, x.dtype)
+        # One head matrix: row 0 the gate logit (if learned), then v.
+        if gate.weight is not None:
+            Wb = torch.cat([gate.weight.unsqueeze(0), self.v_lin.weight])
+            bb = torch.cat([gate.bias, self.v_lin.bias])
+        else:
+            Wb, bb = self.v_lin.weight, self.v_lin.bias
+        z, heads = context_linear(x, self._context, self._context_params(),
+                                  conv.lin.weight, Wb.to(x.dtype),
+                                  bb.to(x.dtype), self.dropout, self.training)
+        h = conv.propagate(edge_index, x=z, edge_weight=edge_weight)
+        if conv.bias is not None:
+            h = h + conv.bias
+        if gate.weight is not None:
+            beta = gate.scale * torch.sigmoid(heads[:, 0])
+            v = heads[:, 1:]
+        else:
+            beta, v = x.new_full((x.size(0), ), gate.beta_init), heads
+        if self.d_v == 1:
+            v = v.squeeze(-1)
+        self.last_beta = beta.detach()
+        update = delta_update if self.erase else delta_write
+        return update(x, h, beta, v, self.eps)
 
     def __repr__(self) -> str:
         extra = '' if self.erase else ', erase=False'

@@ -76,7 +76,8 @@ class BetaGate(Module):
         if self.weight is None:
             return c.new_full((c.size(0), ), self.beta_init)
         # Logits in float32 at least, as the official code does.
-        logit = c.float() @ self.weight.float() + self.bias.float()
+        dt = c.dtype if c.dtype == torch.float64 else torch.float32
+        logit = c.to(dt) @ self.weight.to(dt) + self.bias.to(dt)
         return (self.scale * torch.sigmoid(logit)).to(c.dtype)
 
     def __repr__(self) -> str:

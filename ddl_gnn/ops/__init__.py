@@ -1,5 +1,6 @@
 r"""Operator math of the delta shortcut (fast paths and the dense oracle)."""
 from .delta import delta_update, delta_update_eager, delta_write
+from .saved import saved_tensor_bytes
 from .reference import (delta_operator, delta_update_reference,
                         normalize_direction)
 
@@ -10,4 +11,5 @@ __all__ = [
     'delta_operator',
     'delta_update_reference',
     'normalize_direction',
+    'saved_tensor_bytes',
 ]

@@ -45,49 +45,82 @@ def _as_matrix_state(x: Tensor, k: Tensor, beta: Tensor, v: Tensor
     return X, beta.reshape(N), v.reshape(N, d_v), vec
 
 
+def _dot(k: Tensor, X: Tensor) -> Tensor:
+    """Per-node :math:`k^\top X`: ``[N]`` for a vector state ``[N, d]``,
+    ``[N, d_v]`` for a matrix state ``[N, d, d_v]`` (no ``[N, d]`` temp)."""
+    if X.dim() == 2:
+        return torch.einsum('nd,nd->n', k, X)
+    return torch.einsum('nd,ndv->nv', k, X)
+
+
+def _mix(X: Tensor, a: Tensor) -> Tensor:
+    """:math:`X a` per node: ``X [N, d] * a [N]`` or
+    ``X [N, d, d_v] @ a [N, d_v]``, giving ``[N, d]``."""
+    if X.dim() == 2:
+        return X * a.unsqueeze(-1)
+    return torch.einsum('ndv,nv->nd', X, a)
+
+
 class _DeltaUpdate(torch.autograd.Function):
     r"""Fused delta update with the closed-form backward.
 
-    Saves only the inputs ``x``, ``k``, ``beta``, ``v`` (``x`` and ``k`` are
-    usually alive anyway: the previous layer's state and the conv output) and
-    recomputes :math:`\hat k` and :math:`\hat k^\top X` in backward, so the
-    shortcut adds no saved activation beyond a residual add.
+    Works on a vector state ``X [N, d]`` (``beta, V: [N]``) or a matrix state
+    ``X [N, d, d_v]`` (``V: [N, d_v]``). Saves the inputs ``X``, ``k``,
+    ``beta``, ``V`` (``X`` and ``k`` are alive anyway: the previous layer's
+    state and the conv output) plus the per-node scalars :math:`\rho` and
+    :math:`s = \hat k^\top X`, and never materialises :math:`\hat k`: with
+    :math:`\rho = (\lVert k\rVert^2 + \epsilon^2)^{-1/2}`, every
+    :math:`\hat k`-term is folded into a per-node scalar times ``k``.
     """
 
     @staticmethod
     def forward(ctx, X: Tensor, k: Tensor, beta: Tensor, V: Tensor,
                 eps: float) -> Tensor:
-        rho = torch.rsqrt((k * k).sum(-1) + eps * eps)           # [N]
-        k_hat = k * rho.unsqueeze(-1)                              # [N, d]
-        s = torch.einsum('nd,ndv->nv', k_hat, X)                   # [N, d_v]
-        r = (V - s) * beta.unsqueeze(-1)                           # [N, d_v]
-        out = torch.addcmul(X, k_hat.unsqueeze(-1), r.unsqueeze(1))
-        ctx.save_for_backward(X, k, beta, V)
-        ctx.eps = eps
+        rho = torch.rsqrt(torch.linalg.vector_norm(k, dim=-1).square() +
+                          eps * eps)                                # [N]
+        if X.dim() == 3:
+            rho_, beta_ = rho.unsqueeze(-1), beta.unsqueeze(-1)
+        else:
+            rho_, beta_ = rho, beta
+        s = _dot(k, X) * rho_                                   # k̂ᵀX
+        coef = (V - s) * (beta_ * rho_)                         # β ρ (v − s)
+        if X.dim() == 2:
+            out = torch.addcmul(X, k, coef.unsqueeze(-1))
+        else:
+            out = torch.addcmul(X, k.unsqueeze(-1), coef.unsqueeze(1))
+        # ρ and s are per-node scalars: keeping them costs N (N d_v)
+        # floats and saves two passes over k and X in backward.
+        ctx.save_for_backward(X, k, beta, V, rho, s)
         return out
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        X, k, beta, V = ctx.saved_tensors
-        rho = torch.rsqrt((k * k).sum(-1) + ctx.eps * ctx.eps)
-        k_hat = k * rho.unsqueeze(-1)
-        s = torch.einsum('nd,ndv->nv', k_hat, X)
-        r = V - s                                                   # [N, d_v]
-        a = torch.einsum('nd,ndv->nv', k_hat, g)                   # k̂ᵀ g
-        b = beta.unsqueeze(-1)
+        X, k, beta, V, rho, s = ctx.saved_tensors
+        vec = X.dim() == 2
+        rho_ = rho if vec else rho.unsqueeze(-1)
+        beta_ = beta if vec else beta.unsqueeze(-1)
+        r = V - s
+        a = _dot(k, g) * rho_                                   # k̂ᵀg
         gX = gk = gbeta = gV = None
-        if ctx.needs_input_grad[0]:
-            gX = torch.addcmul(g, k_hat.unsqueeze(-1), (-b * a).unsqueeze(1))
+        if ctx.needs_input_grad[0]:                             # g − β k̂ aᵀ
+            c = -beta_ * rho_ * a
+            gX = (torch.addcmul(g, k, c.unsqueeze(-1)) if vec else
+                  torch.addcmul(g, k.unsqueeze(-1), c.unsqueeze(1)))
         if ctx.needs_input_grad[1]:
-            # dL/dk̂ = β (g r − X a), then through k̂ = k ρ(k).
-            gk_hat = (torch.einsum('ndv,nv->nd', g, r) -
-                      torch.einsum('ndv,nv->nd', X, a)) * b
-            proj = (gk_hat * k_hat).sum(-1, keepdim=True)
-            gk = (gk_hat - k_hat * proj) * rho.unsqueeze(-1)
+            # dL/dk̂ = β (g r − X a); k̂ᵀ dL/dk̂ = β Σ a (r − s); then
+            # dL/dk = ρ (dL/dk̂ − k̂ k̂ᵀ dL/dk̂).
+            br = beta_ * rho_
+            proj = beta * (a * (r - s) if vec else (a * (r - s)).sum(-1))
+            if vec:
+                gk = g * (r * br).unsqueeze(-1)
+                gk.addcmul_(X, (-a * br).unsqueeze(-1))
+            else:
+                gk = _mix(g, r * br).sub_(_mix(X, a * br))
+            gk.addcmul_(k, (-rho * rho * proj).unsqueeze(-1))
         if ctx.needs_input_grad[2]:
-            gbeta = (a * r).sum(-1)
+            gbeta = a * r if vec else (a * r).sum(-1)
         if ctx.needs_input_grad[3]:
-            gV = a * b
+            gV = a * beta_
         return gX, gk, gbeta, gV, None
 
 
@@ -119,8 +152,9 @@ def delta_update(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
         - **output:** same as ``x``.
     """
     X, b, V, vec = _as_matrix_state(x, k, beta, v)
-    out = _DeltaUpdate.apply(X, k, b, V, float(eps))
-    return out.squeeze(-1) if vec else out
+    if vec:  # vector state: no [N, d, 1] views, per-node scalars only
+        return _DeltaUpdate.apply(x, k, b, V.reshape(-1), float(eps))
+    return _DeltaUpdate.apply(X, k, b, V, float(eps))
 
 
 def delta_update_eager(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,

@@ -1,0 +1,92 @@
+"""The DeltaConv fast path (context recomputed in backward) is the same
+function as the plain-autograd path: outputs and every gradient."""
+import pytest
+import torch
+
+from ddl_gnn.nn import DeltaConv
+from ddl_gnn.nn.context import context_linear
+
+
+def _graph(N=9, d=6, d_v=1, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ei = torch.randint(0, N, (2, 30), generator=g)
+    shape = (N, d) if d_v == 1 else (N, d, d_v)
+    return torch.randn(*shape, generator=g, dtype=dtype), ei
+
+
+def _run(layer, x, ei, fast):
+    layer.zero_grad()
+    if not fast:
+        layer._fast_path_ok = lambda *a: False
+    assert fast == layer._fast_path_ok(x, ei)
+    X = x.clone().requires_grad_()
+    out = layer(X, ei)
+    cot = torch.randn(out.shape, dtype=out.dtype,
+                      generator=torch.Generator().manual_seed(1))
+    (out * cot).sum().backward()
+    grads = [X.grad] + [p.grad for p in layer.parameters()]
+    if not fast:
+        del layer._fast_path_ok
+    return out, grads
+
+
+@pytest.mark.parametrize('d_v', [1, 3])
+@pytest.mark.parametrize('norm', ['layer_norm', 'rms_norm', None])
+@pytest.mark.parametrize('kw', [dict(), dict(beta_mode='fixed',
+                                             beta_init=1.3),
+                                dict(erase=False), dict(normalize=False)])
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+def test_fast_path_equals_plain_autograd(d_v, norm, kw, dtype):
+    x, ei = _graph(d_v=d_v, dtype=dtype)
+    torch.manual_seed(0)
+    layer = DeltaConv(6, d_v=d_v, norm=norm, **kw).to(dtype)
+    with torch.no_grad():  # non-trivial gate, compressor and norm affine
+        for p in layer.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    out_f, g_f = _run(layer, x, ei, fast=True)
+    out_s, g_s = _run(layer, x, ei, fast=False)
+    tol = dict(atol=1e-10, rtol=1e-9) if dtype == torch.float64 else \
+        dict(atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(out_f, out_s, **tol)
+    assert len(g_f) == len(g_s)
+    for a, b in zip(g_f, g_s):
+        if b is None:
+            assert a is None or not a.any()
+        else:
+            torch.testing.assert_close(a, b, **tol)
+
+
+def test_generic_convs_and_sources_take_the_plain_path():
+    x, ei = _graph(dtype=torch.float32)
+    for kw in (dict(conv='sage'), dict(k_source='proj'),
+               dict(beta_source='both'), dict(v_source='conv'),
+               dict(norm='batch_norm'), dict(cached=True)):
+        assert not DeltaConv(6, **kw)._fast_path_ok(x, ei)
+    assert DeltaConv(6)._fast_path_ok(x, ei)
+
+
+@pytest.mark.parametrize('p', [0.0, 0.4])
+def test_context_linear_gradcheck(p):
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(7, 5, 2, dtype=torch.float64, generator=g)
+    w = torch.rand(5, 2, dtype=torch.float64, generator=g)
+    ln_w = torch.rand(5, dtype=torch.float64, generator=g) + 0.5
+    Wa = torch.randn(4, 5, dtype=torch.float64, generator=g)
+    Wb = torch.randn(3, 5, dtype=torch.float64, generator=g)
+    bb = torch.randn(3, dtype=torch.float64, generator=g)
+
+    def fn(X, w, ln_w):
+        return torch.nn.functional.layer_norm((X * w).sum(-1), (5, ), ln_w)
+
+    def f(X, w, ln_w, Wa, Wb, bb):
+        torch.manual_seed(0)  # the same dropout mask on every call
+        return context_linear(X, fn, [w, ln_w], Wa, Wb, bb, p, True)
+
+    args = [t.requires_grad_() for t in (X, w, ln_w, Wa, Wb, bb)]
+    assert torch.autograd.gradcheck(f, args)
+    if p > 0:  # dropout is applied, with the F.dropout scaling
+        za, _ = f(*args)
+        torch.manual_seed(0)
+        mask = torch.empty(7, 5, dtype=torch.bool).bernoulli_(1 - p)
+        c = fn(X, w, ln_w) * mask / (1 - p)
+        torch.testing.assert_close(za, c @ Wa.t())

@@ -1,0 +1,69 @@
+"""Memory of the fast paths, measured as bytes saved for backward (not
+timings), and the CSR adjacency path."""
+import pytest
+import torch
+from torch_geometric.utils import (remove_self_loops, to_torch_csr_tensor,
+                                   to_undirected)
+
+from ddl_gnn.models import build_model
+from ddl_gnn.ops import saved_tensor_bytes
+
+N, D = 600, 32
+
+
+@pytest.fixture(scope='module')
+def graph():
+    g = torch.Generator().manual_seed(0)
+    ei = torch.randint(0, N, (2, 3000), generator=g)
+    ei = to_undirected(remove_self_loops(ei)[0], num_nodes=N)
+    return torch.randn(N, D, generator=g), ei
+
+
+def _saved(name, L, x, ei, **kw):
+    torch.manual_seed(0)
+    model = build_model(name, D, D, L, 5, **kw)
+    return saved_tensor_bytes(lambda: model(x, ei).sum())[1]
+
+
+def _per_layer(name, x, ei, **kw):
+    return (_saved(name, 6, x, ei, **kw) - _saved(name, 2, x, ei, **kw)) / 4
+
+
+def test_delta_layer_saves_about_what_a_residual_layer_saves(graph):
+    x, ei = graph
+    res = _per_layer('res', x, ei)
+    res_ln = _per_layer('res', x, ei, norm='layer_norm')
+    delta = _per_layer('delta', x, ei)
+    # res keeps the conv input and the ReLU output: 2 x [N, d] floats.
+    assert res == pytest.approx(2 * N * D * 4, rel=0.05)
+    # delta keeps the state and the conv output (k) + per-node scalars.
+    assert delta <= 1.1 * res and delta < res_ln
+    # d_v = 4: the state is 4x wider; the cost stays linear in d_v:
+    # X (4 N d) + k (N d) + O(d_v) per-node scalars (v, s, beta, rho).
+    delta4 = _per_layer('delta', x, ei, d_v=4)
+    assert delta4 <= (4 + 1) * N * D * 4 + N * 4 * (5 * 4)
+
+
+@pytest.mark.parametrize('name', ['res', 'delta', 'gcnii', 'res+'])
+def test_checkpoint_saves_less(graph, name):
+    x, ei = graph
+    full = _saved(name, 16, x, ei)
+    ckpt = _saved(name, 16, x, ei, checkpoint=True)
+    assert ckpt < 0.5 * full
+
+
+@pytest.mark.parametrize('name', ['plain', 'res', 'res+', 'gcnii', 'delta'])
+def test_csr_adjacency_equals_edge_index(graph, name):
+    x, ei = graph
+    adj = to_torch_csr_tensor(ei, size=(N, N))  # symmetric: adj == adj_t
+    torch.manual_seed(0)
+    model = build_model(name, D, D, 3, 5)
+    outs = []
+    for g in (ei, adj):
+        model.zero_grad()
+        out = model(x, g)
+        out.pow(2).sum().backward()
+        outs.append((out, [p.grad.clone() for p in model.parameters()]))
+    torch.testing.assert_close(outs[0][0], outs[1][0], atol=1e-5, rtol=1e-4)
+    for a, b in zip(outs[0][1], outs[1][1]):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
