@@ -8,7 +8,7 @@ from torch import Tensor
 from torch_geometric.utils import scatter
 
 from ._hops import hop_distances, propagation_matrix
-from ._validate import check_graph
+from .._validate import check_graph
 from .batched import graph_mean, num_graphs
 
 #: Largest graph on which :func:`mad_gap` uses every node as a source by

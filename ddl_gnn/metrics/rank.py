@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from ._validate import check_batch, check_x
+from .._validate import check_batch, check_x
 from .batched import graph_mean, graph_slices, num_graphs
 
 #: Relative (per feature) rounding level of the Gram's eigenvalues.

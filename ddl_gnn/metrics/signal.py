@@ -14,7 +14,7 @@ from torch_geometric.utils.influence import (
     jacobian_l1_agg_per_hop,
 )
 
-from ._validate import check_batch, check_x
+from .._validate import check_batch, check_x
 from .batched import graph_mean, nodes_per_graph, num_graphs, segment_sum
 
 ArrayLike = Union[Sequence[float], np.ndarray, Tensor]

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-from ._validate import check_graph
+from .._validate import check_graph
 from .batched import graph_mean, nodes_per_graph, num_graphs, segment_sum
 
 #: Edges processed per chunk (bounds the ``[chunk, d]`` temporaries).

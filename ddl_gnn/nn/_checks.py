@@ -11,6 +11,8 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import is_sparse
 
+from .._validate import check_edge_index, check_edge_weight
+
 
 def _compiling() -> bool:
     return torch.compiler.is_compiling()
@@ -39,7 +41,7 @@ def check_features(x: Tensor, width: int, name: str, where: str,
 
 def check_graph(edge_index, num_nodes: int, where: str,
                 edge_weight: Optional[Tensor] = None) -> None:
-    """``edge_index`` must be a ``[2, E]`` integer Tensor with entries in
+    """``edge_index`` must be a ``[2, E]`` int64 Tensor with entries in
     ``[0, num_nodes)``, or a square torch.sparse / SparseTensor adjacency
     over ``num_nodes`` nodes; ``edge_weight`` must be ``[E]``."""
     if is_sparse(edge_index):
@@ -49,24 +51,9 @@ def check_graph(edge_index, num_nodes: int, where: str,
                              f"{num_nodes} x {num_nodes} to match 'x', got "
                              f"{size}")
         return
-    if not isinstance(edge_index, Tensor):
-        raise TypeError(f"{where}: 'edge_index' must be a Tensor or a sparse "
-                        f"adjacency, got {type(edge_index).__name__}")
-    if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise ValueError(f"{where}: 'edge_index' must have shape [2, E], got "
-                         f"{tuple(edge_index.shape)}")
-    if edge_index.dtype not in (torch.long, torch.int32):
-        raise TypeError(f"{where}: 'edge_index' must be int64 (or int32), got"
-                        f" {edge_index.dtype}")
-    if edge_weight is not None:
-        if edge_weight.dim() != 1 or edge_weight.numel() != edge_index.size(1):
-            raise ValueError(f"{where}: 'edge_weight' must have shape "
-                             f"[E] = [{edge_index.size(1)}], got "
-                             f"{tuple(edge_weight.shape)}")
-    if _compiling() or edge_index.numel() == 0:
-        return
-    lo, hi = int(edge_index.min()), int(edge_index.max())
-    if lo < 0 or hi >= num_nodes:
-        raise IndexError(f"{where}: 'edge_index' entries must lie in "
-                         f"[0, {num_nodes}) (num_nodes = x.size(0)), found "
-                         f"range [{lo}, {hi}]")
+    # Dense [2, E] index: the package-wide checks (value checks need a
+    # device sync and are skipped while torch.compile traces).
+    values = not _compiling()
+    check_edge_index(edge_index, num_nodes, where, check_values=values)
+    check_edge_weight(edge_weight, edge_index.size(1), where=where,
+                      check_values=values)

@@ -148,7 +148,7 @@ def test_bad_model_inputs(graph):
     model = build_model('delta', 7, 16, 2, 3)
     with pytest.raises(ValueError, match=r"'x' must have shape \[N, 7\]"):
         model(x[:, :5], edge_index)
-    with pytest.raises(IndexError, match=r"must lie in \[0, 40\)"):
+    with pytest.raises(IndexError, match=r"outside \[0, 40\)"):
         model(x, edge_index + 40)
 
 

@@ -1,8 +1,9 @@
-r"""Input checks shared by the metrics.
+r"""Input checks shared by the whole package (metrics, layers, models).
 
-Every public metric validates its arguments here, so a wrong input fails
-early with a message that names the offending argument instead of a shape
-error deep inside a gather or a scatter.
+Every public entry point validates its arguments here, so a wrong input
+fails early with a message that names the offending argument instead of a
+shape error deep inside a gather or a scatter. ``where`` prefixes the
+message with the caller's name.
 """
 from __future__ import annotations
 
@@ -35,45 +36,56 @@ def check_x(x: Tensor, name: str = 'x', allow_3d: bool = False) -> Tensor:
     return x
 
 
-def check_edge_index(edge_index: Tensor, num_nodes: int) -> Tensor:
+def _at(where: str) -> str:
+    return f'{where}: ' if where else ''
+
+
+def check_edge_index(edge_index: Tensor, num_nodes: int, where: str = '',
+                     check_values: bool = True) -> Tensor:
     r"""Checks that :obj:`edge_index` is a :obj:`torch.long` tensor of shape
-    :obj:`[2, E]` whose entries lie in :obj:`[0, num_nodes)`."""
+    :obj:`[2, E]` whose entries lie in :obj:`[0, num_nodes)` (the range
+    needs a device sync and is skipped with :obj:`check_values=False`)."""
+    at = _at(where)
     if not isinstance(edge_index, Tensor):
-        raise TypeError("'edge_index' must be a torch.Tensor of shape [2, E] "
-                        f'(got {type(edge_index).__name__})')
+        raise TypeError(f"{at}'edge_index' must be a torch.Tensor of shape "
+                        f'[2, E] (got {type(edge_index).__name__})')
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise ValueError("'edge_index' must have shape [2, E] "
+        raise ValueError(f"{at}'edge_index' must have shape [2, E] "
                          f'(got shape {tuple(edge_index.shape)})')
     if edge_index.dtype != torch.long:
-        raise TypeError("'edge_index' must have dtype torch.long "
+        raise TypeError(f"{at}'edge_index' must have dtype torch.long "
                         f'(got {edge_index.dtype})')
-    if edge_index.numel() > 0:
+    if check_values and edge_index.numel() > 0:
         lo, hi = int(edge_index.min()), int(edge_index.max())
         if lo < 0 or hi >= num_nodes:
-            raise IndexError(f"'edge_index' contains node indices outside "
-                             f'[0, {num_nodes}) (min {lo}, max {hi}); '
-                             f"'x' has {num_nodes} rows")
+            raise IndexError(f"{at}'edge_index' contains node indices "
+                             f'outside [0, {num_nodes}) (min {lo}, max '
+                             f"{hi}); 'x' has {num_nodes} rows")
     return edge_index
 
 
 def check_edge_weight(edge_weight: Optional[Tensor], num_edges: int,
-                      nonnegative: bool = False) -> Optional[Tensor]:
+                      nonnegative: bool = False, where: str = '',
+                      check_values: bool = True) -> Optional[Tensor]:
     r"""Checks that :obj:`edge_weight` is :obj:`None` or a finite 1-D
     floating-point tensor with one entry per edge."""
     if edge_weight is None:
         return None
+    at = _at(where)
     if not isinstance(edge_weight, Tensor):
-        raise TypeError("'edge_weight' must be a torch.Tensor or None "
+        raise TypeError(f"{at}'edge_weight' must be a torch.Tensor or None "
                         f'(got {type(edge_weight).__name__})')
     if edge_weight.dim() != 1 or edge_weight.numel() != num_edges:
-        raise ValueError(f"'edge_weight' must have shape [E] = [{num_edges}] "
-                         f'to match edge_index (got shape '
+        raise ValueError(f"{at}'edge_weight' must have shape [E] = "
+                         f'[{num_edges}] to match edge_index (got shape '
                          f'{tuple(edge_weight.shape)})')
     if not edge_weight.is_floating_point():
-        raise TypeError("'edge_weight' must be a floating-point tensor "
+        raise TypeError(f"{at}'edge_weight' must be a floating-point tensor "
                         f'(got dtype {edge_weight.dtype})')
+    if not check_values:
+        return edge_weight
     if edge_weight.numel() > 0 and not bool(torch.isfinite(edge_weight).all()):
-        raise ValueError("'edge_weight' contains NaN or Inf values")
+        raise ValueError(f"{at}'edge_weight' contains NaN or Inf values")
     if nonnegative and edge_weight.numel() > 0 and bool(
             (edge_weight < 0).any()):
         raise ValueError("'edge_weight' must be non-negative here")
