@@ -29,6 +29,10 @@ def main() -> None:
     results = ROOT / 'benchmarks' / 'results'
     sections = []
     for folder in sorted(p.parent for p in results.glob('*/results.jsonl')):
+        if folder.name.startswith('tune_'):
+            # A tuning grid is not a table of seeds: write its selection.
+            _write_selection(folder)
+            continue
         records = ResultStore(folder).load()
         config = ROOT / 'benchmarks' / 'configs' / f'{folder.name}.toml'
         if config.exists():
@@ -60,6 +64,20 @@ def main() -> None:
     tmp.write_text(text)
     os.replace(tmp, readme)
     print(f'updated {readme} ({len(sections)} result sets)')
+
+
+def _write_selection(folder: Path) -> None:
+    import contextlib
+    import io
+
+    from select_hparams import main as select
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        select(str(folder))
+    text = ('# Hyper-parameter selection (by validation)\n\n'
+            f'`python benchmarks/select_hparams.py {folder.relative_to(ROOT)}`'
+            '\n\n```\n' + buf.getvalue() + '```\n')
+    (folder / 'selection.md').write_text(text)
 
 
 def _accuracy_only(md: str) -> str:

@@ -27,6 +27,8 @@ def _fmt(values: Sequence[float], scale: float = 100.0) -> str:
     m, s = mean_std(values)
     if math.isnan(m):
         return '–'
+    if len(values) == 1:
+        return f'{m * scale:.1f} (1)'
     return f'{m * scale:.1f} ± {s * scale:.1f} ({len(values)})'
 
 
