@@ -135,7 +135,8 @@ def write_report(out_dir: str,
                                 f'`ddl-gnn sweep --out {out_dir}` first')
     pngs = plot_all(records, out_dir)
     text = ['# ddl_gnn report', '',
-            f'{len(records)} runs from `{out_dir}/results.jsonl`. Test metric '
+            f'{len(records)} runs from `{Path(out_dir).name}/results.jsonl`. '
+            'Test metric '
             'at the best-validation epoch; `L` = message-passing layers; '
             'mean ± unbiased std over seeds (count in brackets).', '',
             tables(records), '## Energy decay rate per layer', '',
