@@ -6,6 +6,19 @@ from torch import Tensor
 from torch.nn import Module, Parameter
 
 
+def compress_state(X: Tensor, weight: Tensor) -> Tensor:
+    r""":math:`x_{i,f} = \sum_j c_{f,j} X_{i,f,j}` for ``X`` of shape
+    :obj:`[N, d, d_v]` and ``weight`` :obj:`[d, d_v]`.
+
+    Accumulated column by column: on CPU a reduction over the short trailing
+    axis (``(X * c).sum(-1)``) is about 1.7x slower at arxiv size (d_v = 4).
+    """
+    out = X[..., 0] * weight[:, 0]
+    for j in range(1, X.size(-1)):
+        out = torch.addcmul(out, X[..., j], weight[:, j])
+    return out
+
+
 class StateCompressor(Module):
     r"""Per-feature mix over the :math:`d_v` value columns (DDL's "CC"
     compressor): :math:`x_{i,f} = \sum_j c_{f,j} X_{i,f,j}`.
@@ -39,7 +52,7 @@ class StateCompressor(Module):
     def forward(self, X: Tensor) -> Tensor:
         if self.weight is None:
             return X
-        return (X * self.weight).sum(-1)
+        return compress_state(X, self.weight)
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}({self.channels}, d_v={self.d_v})'

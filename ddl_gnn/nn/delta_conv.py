@@ -13,7 +13,7 @@ from torch_geometric.typing import Adj, OptTensor
 
 from ..ops import delta_update, delta_write
 from ._checks import check_features, check_graph
-from .compress import StateCompressor
+from .compress import StateCompressor, compress_state
 from .context import context_linear
 from .conv_resolver import call_conv, make_conv
 from .gates import BetaGate
@@ -194,7 +194,7 @@ class DeltaConv(MessagePassing):
         """``norm(compress(X))`` as a pure function of the given params."""
         i = 0
         if self.compress.weight is not None:
-            X, i = (X * params[0]).sum(-1), 1
+            X, i = compress_state(X, params[0]), 1
         n = self.norm
         if n is None:
             return X

@@ -167,3 +167,14 @@ def test_bad_inputs_name_the_problem(graph):
         layer(x, edge_index, torch.ones(3))
     with pytest.raises(ValueError, match="contains NaN"):
         layer(torch.full((4, 16), float('nan')), edge_index)
+
+
+def test_state_compressor_is_the_weighted_column_sum():
+    from ddl_gnn.nn import StateCompressor
+    X = torch.randn(5, 6, 3, dtype=torch.float64, requires_grad=True)
+    comp = StateCompressor(6, 3).double()
+    torch.testing.assert_close(comp(X), X.mean(-1))      # exact mean at init
+    with torch.no_grad():
+        comp.weight.normal_()
+    torch.testing.assert_close(comp(X), (X * comp.weight).sum(-1))
+    assert torch.autograd.gradcheck(comp, (X, ))
