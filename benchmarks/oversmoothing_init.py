@@ -11,6 +11,7 @@ Trained curves come from the ``cora_deep`` sweep (records carry both).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -54,6 +55,11 @@ def curves(ds, name, kwargs, depth, seed):
                                                   None, None))
                               if finite else float('inf'))
             out['grad_norm'].append(grads.get(layer, float('nan')))
+    # The probe keeps the raw layer outputs (and so the autograd graph)
+    # until cleared; without this, 256-layer graphs pile up to OOM.
+    probe.clear()
+    del model, logits, loss
+    gc.collect()
     return out
 
 
@@ -63,7 +69,13 @@ def main():
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--out', default=str(ROOT / 'benchmarks' / 'results' /
                                         'oversmoothing_init'))
+    p.add_argument('--report-only', action='store_true',
+                   help='rewrite report.md and plots from curves.json')
     args = p.parse_args()
+    if args.report_only:
+        out = Path(args.out)
+        write_report(json.loads((out / 'curves.json').read_text()), out, args)
+        return
     torch.set_flush_denormal(True)
     ds = load_dataset('cora')
     out = Path(args.out)
@@ -91,6 +103,8 @@ def _cell(vals):
     vals = [v for v in vals if v == v]
     if not vals:
         return '–'
+    if any(abs(v) == float('inf') for v in vals):
+        return 'inf (overflow)'
     if len(vals) == 1:
         return f'{vals[0]:.3g}'
     return f'{statistics.fmean(vals):.3g} ± {statistics.stdev(vals):.2g}'
