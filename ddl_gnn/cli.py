@@ -147,7 +147,20 @@ def _train(args) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point; user errors (unknown names, bad options, missing data)
+    print one ``ddl-gnn: error: ...`` message and exit with status 2."""
     args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (KeyError, ValueError, FileNotFoundError, ImportError) as err:
+        if os.environ.get('DDL_GNN_TRACEBACK'):
+            raise
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f'ddl-gnn: error: {msg}', file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.data_root:
         os.environ['DDL_GNN_DATA'] = args.data_root
     if args.command == 'report':

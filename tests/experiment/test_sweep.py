@@ -181,3 +181,19 @@ def test_report_separates_variants_of_one_model(tmp_path):
     assert set(group_records(recs)) == {('cora', 'delta [d_v=1]', 2),
                                         ('cora', 'delta [d_v=4]', 2),
                                         ('cora', 'res', 2)}
+
+
+def test_cli_user_errors_are_one_clear_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv('DDL_GNN_TRACEBACK', raising=False)
+    assert main(['train', '--dataset', 'nonexist', '--model', 'delta',
+                 '--depth', '2', '--out', str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ddl-gnn: error: unknown dataset 'nonexist'")
+    assert main(['train', '--dataset', 'csbm', '--model', 'resnet',
+                 '--depth', '2', '--out', str(tmp_path)]) == 2
+    assert 'unknown model' in capsys.readouterr().err
+    monkeypatch.setenv('DDL_GNN_OFFLINE', '1')
+    monkeypatch.setenv('DDL_GNN_DATA', str(tmp_path / 'empty'))
+    assert main(['train', '--dataset', 'cora', '--model', 'delta',
+                 '--depth', '2', '--out', str(tmp_path)]) == 2
+    assert 'cora' in capsys.readouterr().err.lower()
