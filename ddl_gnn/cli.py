@@ -126,7 +126,8 @@ def _sweep(args, spec: Dict[str, Any]) -> int:
 def _train(args) -> int:
     from .experiment.logger import print_summary
     from .experiment.records import ResultStore
-    from .parallel import dist_context, train_distributed
+    from .experiment.distributed import train_distributed
+    from .parallel import dist_context
     from .experiment.runner import run
     store = ResultStore(args.out)
     records: List[Dict[str, Any]] = []

@@ -37,10 +37,3 @@ def barrier() -> None:
     """``dist.barrier()`` inside a process group, a no-op outside one."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-
-
-def train_distributed(cfg, out: str, rank: int, world_size: int):
-    """Data-parallel training of ``cfg`` (see
-    :mod:`ddl_gnn.experiment.distributed`); rank 0 returns the record."""
-    from .experiment.distributed import train_distributed as _train
-    return _train(cfg, out, rank, world_size)
