@@ -52,6 +52,18 @@ def _csv(kind):
     return lambda s: [kind(x) for x in s.split(',') if x]
 
 
+def _shard(text: str):
+    try:
+        k, n = (int(x) for x in text.split('/'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'--shard takes K/N (e.g. 0/4), got {text!r}') from None
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(
+            f'--shard K/N needs 0 <= K < N, got {text!r}')
+    return k, n
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='ddl-gnn', description='Deep Delta Learning for GNNs: deep-'
@@ -70,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--distributed', action='store_true',
                    help='data-parallel over torchrun ranks')
     t.add_argument('--out', default='runs/train')
+    t.add_argument('--device', default='cpu',
+                   help="where runs execute ('cpu', 'cuda', 'cuda:1'); not "
+                   "part of the run key, stamped on the record")
     _add_run_options(t, defaults=True)
 
     s = sub.add_parser('sweep', help='grid of (model, depth, seed) runs')
@@ -83,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
                    default=True)
     s.add_argument('--distributed', action='store_true',
                    help='spread runs over torchrun ranks')
+    s.add_argument('--shard', type=_shard, default=None, metavar='K/N',
+                   help='run only shard K of N (runs K, K+N, ...): '
+                   'independent processes or machines writing one --out')
+    s.add_argument('--device', default='cpu',
+                   help="where runs execute ('cpu', 'cuda', 'cuda:1')")
     _add_run_options(s, defaults=False)
 
     r = sub.add_parser('report', help='tables and plots of DIR')
@@ -115,8 +135,14 @@ def _sweep(args, spec: Dict[str, Any]) -> int:
         raise SystemExit(f'ddl-gnn sweep: missing {missing} (give --config '
                          f'or --dataset/--models/--depths)')
     configs = expand(spec, _run_fields(args))
+    if args.shard is not None and args.distributed:
+        raise ValueError('--shard and --distributed both split the runs; '
+                         'give one of them')
     with dist_context(args.distributed) as (rank, world):
-        run_sweep(configs, args.out, rank=rank, world_size=world)
+        if args.shard is not None:
+            rank, world = args.shard
+        run_sweep(configs, args.out, rank=rank, world_size=world,
+                  device=args.device)
         barrier()  # every rank's records are in before the report
         if rank == 0 and args.report:
             print(f'report: {write_report(args.out)}')
@@ -138,7 +164,7 @@ def _train(args) -> int:
             if args.distributed:
                 rec = train_distributed(cfg, args.out, rank, world)
             else:
-                rec = run(cfg, out=args.out)
+                rec = run(cfg, out=args.out, device=args.device)
             if rank == 0:
                 store.append(rec)
                 records.append(rec)

@@ -42,13 +42,14 @@ def measure(model: nn.Module, ds, split_part: str = 'train'
     """Per-layer metrics (plus ``grad_norm`` of the training loss) and the
     β audit, with the model in eval mode (no dropout)."""
     from ..metrics import probe_model
-    from .train import graph_forward
+    from .train import graph_forward, model_device
     was_training = model.training
     model.eval()
     if ds.task == 'graph':
         from torch_geometric.loader import DataLoader
         graphs = ds.subset('valid')[:PROBE_GRAPHS]
         data = next(iter(DataLoader(graphs, batch_size=PROBE_GRAPHS)))
+        data = data.to(model_device(model))
 
         def forward(m, d):
             return graph_forward(m, d)

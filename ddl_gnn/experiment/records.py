@@ -13,6 +13,10 @@ from typing import Any, Dict, Iterator, List, Optional, Set
 
 
 def git_sha() -> Optional[str]:
+    """HEAD of the package's checkout; ``$DDL_GNN_GIT_SHA`` names it where
+    the code runs from a copy without ``.git`` (a lent GPU machine)."""
+    if os.environ.get('DDL_GNN_GIT_SHA'):
+        return os.environ['DDL_GNN_GIT_SHA']
     try:
         out = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=Path(
             __file__).resolve().parent, capture_output=True, text=True,

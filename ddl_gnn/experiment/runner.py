@@ -81,25 +81,34 @@ def make_optimizer(cfg: RunConfig, params_model: nn.Module,
 
 
 def run(cfg: RunConfig, out: str = 'runs', progress: bool = True,
-        world_size: int = 1) -> Dict[str, Any]:
-    """Trains ``cfg`` and returns its JSON-ready result record."""
+        world_size: int = 1, device: str = 'cpu') -> Dict[str, Any]:
+    """Trains ``cfg`` on ``device`` and returns its JSON-ready result record.
+
+    The device is where a run executes, not what it is, so it is not part
+    of :class:`RunConfig` (nor of the run key): the record stamps it."""
     # Deep plain stacks drive activations into denormal floats, which are
     # 10-100x slower on x86 CPUs; flushing them to zero changes no result
     # above ~1e-38. Restored afterwards (torch's default is off).
     torch.set_flush_denormal(True)
     try:
-        return _run(cfg, out, progress, world_size)
+        return _run(cfg, out, progress, world_size, torch.device(device))
     finally:
         torch.set_flush_denormal(False)
 
 
-def _run(cfg: RunConfig, out: str, progress: bool, world_size: int
-         ) -> Dict[str, Any]:
+def _run(cfg: RunConfig, out: str, progress: bool, world_size: int,
+         device: torch.device) -> Dict[str, Any]:
     ds = load(cfg)
     if ds.task == 'link':
+        if device.type != 'cpu':
+            raise ValueError(f'link prediction ({cfg.dataset}) trains on the '
+                             f'CPU only; got device={str(device)!r}')
         ds.data.x = torch.arange(ds.data.num_nodes).view(-1, 1)
+    if ds.task == 'node' and ds.data.x.device != device:
+        ds.data = ds.data.to(device)  # the memoised copy moves once
+        ds.split = {k: v.to(device) for k, v in ds.split.items()}
     seed_everything(cfg.seed)
-    model = make_model(cfg, ds)
+    model = make_model(cfg, ds).to(device)
     start = time.perf_counter()
     init = measure(model, ds) if cfg.measure else {}
     predictor = None
@@ -113,7 +122,7 @@ def _run(cfg: RunConfig, out: str, progress: bool, world_size: int
         best = fit(model, ds, cfg, opt, progress)
     trained = measure(model, ds) if cfg.measure else {}
     return make_record(cfg, ds, model, best, init, trained, start, out,
-                       world_size)
+                       world_size, device=str(device))
 
 
 def make_record(cfg: RunConfig, ds, model: nn.Module, best: Dict[str, Any],

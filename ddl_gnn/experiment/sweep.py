@@ -124,7 +124,8 @@ def _grid(grid: Dict[str, Dict[str, list]], model: str
 
 
 def run_sweep(configs: Sequence[RunConfig], out: str, progress: bool = True,
-              rank: int = 0, world_size: int = 1) -> List[Dict[str, Any]]:
+              rank: int = 0, world_size: int = 1, device: str = 'cpu'
+              ) -> List[Dict[str, Any]]:
     """Runs every config whose key is not yet in ``out/results.jsonl``;
     with several ranks, rank ``r`` takes configs ``r, r + W, ...``. A killed
     sweep loses only the run in flight; a rerun never duplicates one."""
@@ -139,7 +140,7 @@ def run_sweep(configs: Sequence[RunConfig], out: str, progress: bool = True,
     for cfg in bar:
         bar.set_postfix_str(f'{cfg.dataset}/{cfg.model}/L{cfg.depth}/'
                             f's{cfg.seed}')
-        record = run(cfg, out=out, progress=progress)
+        record = run(cfg, out=out, progress=progress, device=device)
         if store.append(record):
             written.append(record)
     return written

@@ -120,7 +120,13 @@ def _node_forward(data) -> Callable[[nn.Module], Tensor]:
     return lambda model: model(data.x, data.edge_index, ew)
 
 
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def graph_forward(model: nn.Module, batch) -> Tensor:
+    """``model`` on a mini-batch of graphs (already on the model's device:
+    callers move the batch once, since they also read ``batch.y``)."""
     return model(batch.x, batch.edge_index,
                  edge_attr=getattr(batch, 'edge_attr', None),
                  batch=batch.batch)
@@ -133,10 +139,13 @@ def fit_graph(model: nn.Module, ds, cfg, opt, progress: bool = True):
                                 shuffle=part == 'train', generator=gen)
                for part in ('train', 'valid', 'test')}
 
+    device = model_device(model)
+
     def step() -> float:
         model.train()
         total, count = 0.0, 0
         for batch in loaders['train']:
+            batch = batch.to(device)
             opt.zero_grad()
             loss = loss_fn(ds, graph_forward(model, batch), batch.y)
             loss.backward()
@@ -150,6 +159,7 @@ def fit_graph(model: nn.Module, ds, cfg, opt, progress: bool = True):
         model.eval()
         ys, preds = [], []
         for batch in loader:
+            batch = batch.to(device)
             preds.append(predictions(ds, graph_forward(model, batch)))
             ys.append(batch.y.view(preds[-1].size(0), -1))
         return ds.eval(torch.cat(ys), torch.cat(preds))

@@ -197,3 +197,33 @@ def test_cli_user_errors_are_one_clear_message(tmp_path, capsys, monkeypatch):
     assert main(['train', '--dataset', 'cora', '--model', 'delta',
                  '--depth', '2', '--out', str(tmp_path)]) == 2
     assert 'cora' in capsys.readouterr().err.lower()
+
+
+def test_shards_partition_the_sweep(tmp_path):
+    """Two ``--shard`` processes writing one folder run every configuration
+    exactly once, and their union equals the unsharded sweep."""
+    _sweep(tmp_path / 'full')
+    _sweep(tmp_path / 'sharded', '--shard', '0/2')
+    first = {json.loads(x)['key'] for x in _lines(tmp_path / 'sharded')}
+    _sweep(tmp_path / 'sharded', '--shard', '1/2')
+    both = [json.loads(x)['key'] for x in _lines(tmp_path / 'sharded')]
+    full = {json.loads(x)['key'] for x in _lines(tmp_path / 'full')}
+    assert len(both) == len(set(both)) == len(full) == 8
+    assert set(both) == full and 0 < len(first) < 8
+
+
+@pytest.mark.parametrize('shard', ['2/2', '1', 'a/b', '-1/3'])
+def test_bad_shard_is_a_usage_error(tmp_path, shard, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _sweep(tmp_path, '--shard', shard)
+    assert exc.value.code == 2
+    assert '--shard' in capsys.readouterr().err
+
+
+def test_device_is_stamped_but_not_part_of_the_key(tmp_path):
+    main(['train', '--dataset', 'csbm', '--model', 'delta', '--depth', '2',
+          '--device', 'cpu', '--out', str(tmp_path), *SMALL])
+    rec = json.loads(_lines(tmp_path)[0])
+    assert rec['device'] == 'cpu'
+    cfg = RunConfig(**rec['config'])
+    assert 'device' not in rec['config'] and cfg.key() == rec['key']

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# One lease of a lent GPU machine, prepared to fit its time budget:
+#   1. tests/test_cuda.py (GPU == CPU oracle: op gradients, every family,
+#      checkpointing, a training run);
+#   2. the perf table of benchmarks/perf.py on the GPU (issue 5), alone on
+#      the machine so its timings are not disturbed;
+#   3. campaign sweeps (issue 6) as N independent `ddl-gnn sweep --shard k/N
+#      --device cuda` processes writing the same result folders (records are
+#      appended under a file lock; a run key is never written twice), each
+#      walking the configs in priority order, until the deadline.
+# Everything lands in OUT: log.txt, pytest_cuda.txt, perf_gpu.json and
+# campaign.tgz (every benchmarks/results/*/results.jsonl, refreshed every
+# 30 s so a killed lease still returns the finished runs). Locally the
+# records are merged by run key (benchmarks/merge_records.py).
+#
+# Usage: benchmarks/gpu_campaign.sh DATA_TGZ OUT SECONDS [WORKERS]
+#   DATA_TGZ: tarball of the dataset raw files laid out as ../shared/data
+#   SECONDS:  wall-clock budget of the whole script (sweeps stop then)
+set -u
+#   DEVICE=cpu SKIP_PERF=1 (environment) dry-runs the script on a CPU.
+DATA_TGZ=$1; OUT=$2; BUDGET=$3; WORKERS=${4:-14}; DEVICE=${DEVICE:-cuda}
+T0=$(date +%s); DEADLINE=$((T0 + BUDGET))
+cd "$(dirname "$0")/.."
+mkdir -p "$OUT" /tmp/ddl_logs
+exec > >(tee -a "$OUT/log.txt") 2>&1
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
+export DDL_GNN_OFFLINE=1 DDL_GNN_DATA=/tmp/ddl_data
+PY=${PYTHON:-python3}
+stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
+$PY -c "import torch, torch_geometric as g; print('torch', torch.__version__,
+'pyg', g.__version__, torch.cuda.is_available() and
+torch.cuda.get_device_name())" || exit 1
+mkdir -p "$DDL_GNN_DATA" && tar xzf "$DATA_TGZ" -C "$DDL_GNN_DATA"
+
+CONFIGS="cora citeseer hetero_texas hetero_cornell hetero_wisconsin \
+cora_deep ablation_cora hetero_chameleon hetero_actor hetero_minesweeper \
+hetero_squirrel hetero_tolokers"
+
+# Datasets are processed once here: shards starting together would race on
+# the loaders' processed/ folders.
+(for c in $CONFIGS; do
+   $PY -c "
+import tomllib; from ddl_gnn.data import load_dataset
+spec = tomllib.load(open('benchmarks/configs/$c.toml', 'rb'))
+print(load_dataset(spec['dataset']))"
+ done) > /tmp/ddl_logs/prep.txt 2>&1 &
+PREP=$!
+
+stamp "tests/test_cuda.py"
+timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py \
+    > "$OUT/pytest_cuda.txt" 2>&1
+stamp "pytest rc=$? $(tail -n 1 "$OUT/pytest_cuda.txt")"
+
+stamp "perf table (arxiv-size 64/16, then 256 checkpointed, then cora-size)"
+PERF="$PY benchmarks/perf.py --device cuda --adj csr --ckpt-from 256 \
+--big-steps 6 --steps 10 --rounds 2 --out $OUT/perf_gpu.json"
+[ -n "${SKIP_PERF:-}" ] || timeout 200 bash -c "$PERF --graphs arxiv --depths 64 16 && \
+$PERF --graphs arxiv --depths 256 --models res delta delta_dv4 plain \
+res+ gcnii && $PERF --graphs cora --depths 16 64 256" \
+    > /tmp/ddl_logs/perf.txt 2>&1
+stamp "perf rc=$?"; grep -E "step|failed" /tmp/ddl_logs/perf.txt | head -60
+wait $PREP; tail -n 12 /tmp/ddl_logs/prep.txt
+
+snapshot() {
+    tar czf "$OUT/campaign.tgz.tmp" benchmarks/results/*/results.jsonl \
+        2>/dev/null && mv "$OUT/campaign.tgz.tmp" "$OUT/campaign.tgz"
+}
+stamp "campaign: $WORKERS shards until +$BUDGET s"
+PIDS=""
+for k in $(seq 0 $((WORKERS - 1))); do
+    (for c in $CONFIGS; do
+         [ "$(date +%s)" -ge "$DEADLINE" ] && break
+         echo "== $c"
+         $PY -m ddl_gnn sweep --config "benchmarks/configs/$c.toml" \
+             --out "benchmarks/results/$c" --shard "$k/$WORKERS" \
+             --device "$DEVICE" --no-report
+     done) > "/tmp/ddl_logs/w$k.txt" 2>&1 &
+    PIDS="$PIDS $!"
+done
+while [ "$(date +%s)" -lt "$DEADLINE" ]; do
+    sleep 30; snapshot
+    running=0; for p in $PIDS; do kill -0 "$p" 2>/dev/null && running=1; done
+    stamp "$(nvidia-smi --query-gpu=utilization.gpu,memory.used \
+        --format=csv,noheader) records: $(cat benchmarks/results/*/results.jsonl \
+        | wc -l)"
+    [ "$running" = 0 ] && break
+done
+pkill -f "ddl_gnn sweep" ; sleep 2; snapshot
+for k in $(seq 0 $((WORKERS - 1))); do
+    echo "-- w$k: $(grep -c '^== ' /tmp/ddl_logs/w$k.txt) configs entered"
+    grep -E "Error|error|Traceback" /tmp/ddl_logs/w$k.txt | head -5
+done
+stamp "done"

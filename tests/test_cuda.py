@@ -1,0 +1,88 @@
+"""The same numbers on a GPU as on the CPU (skipped without CUDA).
+
+CI has no GPU; these run on a lent device (benchmarks/gpu_campaign.sh runs
+them first). The CPU float64 results are the oracle: the fast op, the
+fused GCN path, checkpointing and a whole training run must agree."""
+import json
+
+import pytest
+import torch
+
+from ddl_gnn.models import build_model
+from ddl_gnn.ops import delta_update, delta_update_reference
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason='needs a CUDA device')
+CUDA = torch.device('cuda')
+
+
+def _inputs(N=257, d=33, d_v=3, dtype=torch.float64):
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(N, d, d_v, generator=g, dtype=dtype),
+            torch.randn(N, d, generator=g, dtype=dtype),
+            2 * torch.rand(N, generator=g, dtype=dtype),
+            torch.randn(N, d_v, generator=g, dtype=dtype))
+
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+@pytest.mark.parametrize('d_v', [1, 4])
+def test_delta_update_gradients_match_cpu_reference(dtype, d_v):
+    cpu = [t.requires_grad_() for t in _inputs(d_v=d_v, dtype=dtype)]
+    gpu = [t.detach().to(CUDA).requires_grad_() for t in cpu]
+    ref = delta_update_reference(*cpu)
+    out = delta_update(*gpu)
+    w = torch.randn_like(ref)
+    grads_ref = torch.autograd.grad((ref * w).sum(), cpu)
+    grads = torch.autograd.grad((out * w.to(CUDA)).sum(), gpu)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else {}
+    torch.testing.assert_close(out.cpu(), ref.detach(), **tol)
+    for name, a, b in zip('xkbv', grads, grads_ref):
+        torch.testing.assert_close(a.cpu(), b, **tol, msg=name)
+
+
+@pytest.mark.parametrize('name,kwargs', [
+    ('delta', {}), ('delta', dict(d_v=4)), ('delta-write-only', {}),
+    ('res+', {}), ('gcnii', {}), ('g2', {}), ('res', {}), ('plain', {})])
+@pytest.mark.parametrize('checkpoint', [False, True])
+def test_model_forward_backward_match_cpu(name, kwargs, checkpoint):
+    g = torch.Generator().manual_seed(1)
+    N, E = 300, 1500
+    x = torch.randn(N, 16, generator=g, dtype=torch.float64)
+    ei = torch.randint(0, N, (2, E), generator=g)
+    torch.manual_seed(0)
+    model = build_model(name, 16, 32, 8, 5, dropout=0.0,
+                        checkpoint=checkpoint, **kwargs).double()
+    gpu_model = build_model(name, 16, 32, 8, 5, dropout=0.0,
+                            checkpoint=checkpoint, **kwargs).double().to(CUDA)
+    gpu_model.load_state_dict(model.state_dict())
+    out = model(x, ei)
+    out.square().sum().backward()
+    out_gpu = gpu_model(x.to(CUDA), ei.to(CUDA))
+    out_gpu.square().sum().backward()
+    torch.testing.assert_close(out_gpu.cpu(), out, rtol=1e-9, atol=1e-9)
+    for (n, p), q in zip(model.named_parameters(), gpu_model.parameters()):
+        if p.grad is None:
+            assert q.grad is None or not q.grad.any(), n
+            continue
+        torch.testing.assert_close(q.grad.cpu(), p.grad, rtol=1e-8,
+                                   atol=1e-9, msg=n)
+
+
+def test_training_run_on_cuda_stamps_the_device(tmp_path):
+    from ddl_gnn.cli import main
+    csbm = {'num_nodes': 400, 'num_classes': 3, 'num_features': 8}
+    args = ['--dataset', 'csbm', '--model', 'delta', '--depth', '4',
+            '--epochs', '30', '--hidden', '16', '--dataset-kwargs',
+            json.dumps(csbm)]
+    assert main(['train', *args, '--device', 'cuda',
+                 '--out', str(tmp_path / 'gpu')]) == 0
+    assert main(['train', *args, '--out', str(tmp_path / 'cpu')]) == 0
+    gpu = json.loads((tmp_path / 'gpu' / 'results.jsonl').read_text())
+    cpu = json.loads((tmp_path / 'cpu' / 'results.jsonl').read_text())
+    assert gpu['device'].startswith('cuda') and cpu['device'] == 'cpu'
+    assert gpu['key'] == cpu['key']
+    # Same seed, same data: the runs differ only by float reduction order.
+    assert abs(gpu["test"] - cpu["test"]) < 0.1
+    assert gpu['per_layer'] and all(
+        torch.isfinite(torch.tensor(p['dirichlet_energy']))
+        for p in gpu['per_layer'])
