@@ -160,15 +160,16 @@ class DeepGNN(nn.Module):
         if self.readout is not None and batch is None:
             batch = x.new_zeros(N, dtype=torch.long)
 
-        if self.shared_gcn_norm:
-            edge_index, edge_weight = gcn_norm(edge_index, edge_weight, N,
-                                               add_self_loops=True)
         if edge_attr is not None and self.edge_encoder is not None:
             edge_attr = self.edge_encoder(edge_attr)
 
         if isinstance(self.encoder, nn.Linear):
             x = F.dropout(x, p=self.dropout, training=self.training)
         x0 = self.act(self.encoder(x))
+        if self.shared_gcn_norm:  # in the state's dtype (x may hold ids)
+            edge_index, edge_weight = gcn_norm(edge_index, edge_weight, N,
+                                               add_self_loops=True,
+                                               dtype=x0.dtype)
         X = self.init_state(x0)
         L = len(self.layers)
         if self.checkpoint and torch.is_grad_enabled() and L > 0:
