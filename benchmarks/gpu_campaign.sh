@@ -17,7 +17,10 @@
 #   DATA_TGZ: tarball of the dataset raw files laid out as ../shared/data
 #   SECONDS:  wall-clock budget of the whole script (sweeps stop then)
 set -u
-#   DEVICE=cpu SKIP_PERF=1 (environment) dry-runs the script on a CPU.
+#   DEVICE=cpu SKIP_PERF=1 (environment) dry-runs the script on a CPU;
+#   CONFIGS="a b" picks the sweep configs; MPS=1 starts the CUDA MPS daemon
+#   so the shards' kernels share the GPU instead of time-slicing it (falls
+#   back to plain contexts if a CUDA call fails under it).
 DATA_TGZ=$1; OUT=$2; BUDGET=$3; WORKERS=${4:-14}; DEVICE=${DEVICE:-cuda}
 T0=$(date +%s); DEADLINE=$((T0 + BUDGET))
 cd "$(dirname "$0")/.."
@@ -34,9 +37,17 @@ $PY -c "import torch, torch_geometric as g; print('torch', torch.__version__,
 torch.cuda.get_device_name())" || exit 1
 mkdir -p "$DDL_GNN_DATA" && tar xzf "$DATA_TGZ" -C "$DDL_GNN_DATA"
 
-CONFIGS="cora citeseer hetero_texas hetero_cornell hetero_wisconsin \
+CONFIGS=${CONFIGS:-"cora citeseer hetero_texas hetero_cornell hetero_wisconsin \
 cora_deep ablation_cora hetero_chameleon hetero_actor hetero_minesweeper \
-hetero_squirrel hetero_tolokers"
+hetero_squirrel hetero_tolokers"}
+if [ -n "${MPS:-}" ]; then
+    nvidia-cuda-mps-control -d && sleep 1
+    if $PY -c "import torch; torch.ones(1, device='cuda').sum().item()"; then
+        stamp "MPS daemon running"
+    else
+        echo quit | nvidia-cuda-mps-control; stamp "MPS failed: plain contexts"
+    fi
+fi
 
 # Datasets are processed once here: shards starting together would race on
 # the loaders' processed/ folders.
