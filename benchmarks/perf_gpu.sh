@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The perf table of benchmarks/perf.py on a GPU (NOT run: no GPU was
-# available when this was written; see benchmarks/results/perf.md).
+# The full perf table of benchmarks/perf.py on a GPU. A lent H100 ran the
+# arxiv-size depth-64/16 rows through benchmarks/gpu_campaign.sh (15-minute
+# lease): benchmarks/results/perf_gpu.md.
 # Usage: benchmarks/perf_gpu.sh [device] [out.json]
 # Peak memory on a GPU is torch.cuda.max_memory_allocated() minus the
 # allocated bytes before the first step (the worker does this when
