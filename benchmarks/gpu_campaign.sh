@@ -36,10 +36,15 @@ $PY -c "import torch, torch_geometric as g; print('torch', torch.__version__,
 'pyg', g.__version__, torch.cuda.is_available() and
 torch.cuda.get_device_name())" || exit 1
 mkdir -p "$DDL_GNN_DATA" && tar xzf "$DATA_TGZ" -C "$DDL_GNN_DATA"
+if ls .whl/*.whl >/dev/null 2>&1; then  # ogb (benchmarks/gpu_pack.sh)
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+        --target /tmp/ddl_site .whl/*.whl && export PYTHONPATH=$PYTHONPATH:/tmp/ddl_site
+fi
 
 CONFIGS=${CONFIGS:-"cora citeseer hetero_texas hetero_cornell hetero_wisconsin \
 cora_deep ablation_cora hetero_chameleon hetero_actor hetero_minesweeper \
-hetero_squirrel hetero_tolokers"}
+hetero_squirrel hetero_tolokers ogbg_molbace ogbg_molbbbp peptides_func \
+ogbg_molhiv"}
 if [ -n "${MPS:-}" ]; then
     nvidia-cuda-mps-control -d && sleep 1
     if $PY -c "import torch; torch.ones(1, device='cuda').sum().item()"; then
@@ -51,7 +56,11 @@ fi
 
 # Datasets are processed once here: shards starting together would race on
 # the loaders' processed/ folders.
-(for c in $CONFIGS; do
+(if [ -f "$DDL_GNN_DATA/verify_data.py" ]; then  # Peptides-func raw files
+     $PY "$DDL_GNN_DATA/verify_data.py" --root "$DDL_GNN_DATA" \
+         --prepare "$DDL_GNN_DATA"
+ fi
+ for c in $CONFIGS; do
    $PY -c "
 import tomllib; from ddl_gnn.data import load_dataset
 spec = tomllib.load(open('benchmarks/configs/$c.toml', 'rb'))
