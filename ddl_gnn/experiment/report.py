@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -134,9 +134,12 @@ def write_report(out_dir: str,
         raise FileNotFoundError(f'no records in {out_dir}/results.jsonl; run '
                                 f'`ddl-gnn sweep --out {out_dir}` first')
     pngs = plot_all(records, out_dir)
+    devices = Counter(str(r.get('device', '?')).split(':')[0]
+                      for r in records)
+    where = ', '.join(f'{n} on {d}' for d, n in sorted(devices.items()))
     text = ['# ddl_gnn report', '',
-            f'{len(records)} runs from `{Path(out_dir).name}/results.jsonl`. '
-            'Test metric '
+            f'{len(records)} runs from `{Path(out_dir).name}/results.jsonl` '
+            f'({where}). Test metric '
             'at the best-validation epoch; `L` = message-passing layers; '
             'mean ± unbiased std over seeds (count in brackets).', '',
             tables(records), '## Energy decay rate per layer', '',
