@@ -178,3 +178,21 @@ def test_state_compressor_is_the_weighted_column_sum():
         comp.weight.normal_()
     torch.testing.assert_close(comp(X), (X * comp.weight).sum(-1))
     assert torch.autograd.gradcheck(comp, (X, ))
+
+
+def test_compress_state_gradients_match_the_plain_expression():
+    """The custom backward of compress_state against autograd of the plain
+    weighted sum, both inputs, first and second order (float64)."""
+    from ddl_gnn.nn.compress import compress_state
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(7, 5, 4, generator=g, dtype=torch.float64,
+                    requires_grad=True)
+    w = torch.randn(5, 4, generator=g, dtype=torch.float64,
+                    requires_grad=True)
+    gout = torch.randn(7, 5, generator=g, dtype=torch.float64)
+    fast = torch.autograd.grad((compress_state(X, w) * gout).sum(), (X, w))
+    ref = torch.autograd.grad(((X * w).sum(-1) * gout).sum(), (X, w))
+    for a, b in zip(fast, ref):
+        torch.testing.assert_close(a, b)
+    assert torch.autograd.gradcheck(compress_state, (X, w))
+    assert torch.autograd.gradgradcheck(compress_state, (X, w))
