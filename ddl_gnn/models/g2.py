@@ -67,15 +67,31 @@ class G2Block(nn.Module):
 
 
 class G2(DeepGNN):
-    """G² gating stack; extra arg ``p`` (default 2.0)."""
+    """G² gating stack; extra args ``p`` (default 2.0) and ``share_weights``.
+
+    ``share_weights=True`` is the official code's design (one conv and one
+    gating conv reused by every layer: parameters do not grow with depth,
+    and the gating conv's gradient sums over all layers); ``False`` gives
+    every layer its own pair, like the other families here."""
     family = 'g2'
 
-    def __init__(self, *args, p: float = 2.0, **kwargs):
+    def __init__(self, *args, p: float = 2.0, share_weights: bool = False,
+                 **kwargs):
         self.p = p
+        self.share_weights = share_weights
+        self._shared = None
         super().__init__(*args, **kwargs)
 
-    def make_layer(self, i: int) -> nn.Module:
+    def _conv_pair(self):
         d, kw = self.hidden_channels, self.conv_kwargs
-        return G2Block(make_conv(self.conv_name, d, **dict(kw)),
-                       make_conv(self.conv_name, d, **dict(kw)), self.act,
-                       self.p, self.dropout)
+        return (make_conv(self.conv_name, d, **dict(kw)),
+                make_conv(self.conv_name, d, **dict(kw)))
+
+    def make_layer(self, i: int) -> nn.Module:
+        if not self.share_weights:
+            pair = self._conv_pair()
+        else:
+            if self._shared is None:
+                self._shared = self._conv_pair()
+            pair = self._shared
+        return G2Block(*pair, self.act, self.p, self.dropout)

@@ -182,3 +182,27 @@ def test_float64_models_normalise_in_float64(graph, name):
     ones = torch.ones(ei.size(1), dtype=torch.float64)
     torch.testing.assert_close(model(x, ei), model(x, ei, ones),
                                rtol=1e-13, atol=1e-13)
+
+
+def test_g2_shared_weights_reuse_one_conv_pair(graph):
+    """The official G² design: one conv and one gating conv for all layers
+    (parameter count independent of depth); the output equals a loop that
+    applies the first block L times."""
+    x, ei = graph
+    sizes = {L: sum(p.numel() for p in build_model(
+        'g2', 7, 16, L, 3, share_weights=True).parameters()) for L in (2, 9)}
+    assert sizes[2] == sizes[9]
+    torch.manual_seed(0)
+    model = build_model('g2', 7, 16, 5, 3, share_weights=True,
+                        dropout=0.0).double().eval()
+    assert all(b.conv is model.layers[0].conv and
+               b.gate_conv is model.layers[0].gate_conv
+               for b in model.layers)
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+    xd = x.double()
+    ei_n, w = gcn_norm(ei, None, xd.size(0), add_self_loops=True,
+                       dtype=torch.float64)
+    h = model.act(model.encoder(xd))
+    for _ in range(5):
+        h = model.layers[0](h, ei_n, w)
+    torch.testing.assert_close(model(xd, ei), model.decoder(h))
