@@ -8,7 +8,8 @@
 #      --device cuda` processes writing the same result folders (records are
 #      appended under a file lock; a run key is never written twice), each
 #      walking the configs in priority order, until the deadline.
-# Everything lands in OUT: log.txt, pytest_cuda.txt, perf_gpu.json and
+# Everything lands in OUT: log.txt, pytest_cuda.txt, profile_gpu.md
+# (benchmarks/profile_layer.py: kernel times of res vs delta), perf_gpu.json and
 # campaign.tgz (every benchmarks/results/*/results.jsonl, refreshed every
 # 30 s so a killed lease still returns the finished runs). Locally the
 # records are merged by run key (benchmarks/merge_records.py).
@@ -72,6 +73,12 @@ stamp "tests/test_cuda.py"
 timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py \
     > "$OUT/pytest_cuda.txt" 2>&1
 stamp "pytest rc=$? $(tail -n 1 "$OUT/pytest_cuda.txt")"
+
+stamp "step profile (arxiv size, depth 8)"
+[ -n "${SKIP_PERF:-}" ] || timeout 90 $PY benchmarks/profile_layer.py \
+    --device "$DEVICE" --nodes 169343 --depth 8 --out "$OUT/profile_gpu.md" \
+    > /tmp/ddl_logs/profile.txt 2>&1
+stamp "profile rc=$?"
 
 stamp "perf table (arxiv-size 64/16, then 256 checkpointed, then cora-size)"
 PERF="$PY benchmarks/perf.py --device cuda --adj csr --ckpt-from 256 \

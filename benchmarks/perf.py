@@ -141,9 +141,11 @@ def run_table(args) -> None:
     for gname, depth, label, r in tqdm(todo, desc='cells'):
         # arxiv rows past ~10 GB of saved activations use checkpointing:
         # depth >= --ckpt-from for all models, and d_v = 4 from depth 64
-        # (its state is 4x wider: ~28 GB at 64 layers).
+        # (its state is 4x wider: ~28 GB at 64 layers; a CPU-RAM rule, so a
+        # GPU with the memory runs d_v = 4 like the others).
         ckpt = gname != 'cora' and (depth >= args.ckpt_from or (
-            label == 'delta_dv4' and depth >= 64 and args.ckpt_from > 64))
+            label == 'delta_dv4' and depth >= 64 and args.ckpt_from > 64
+            and args.device == 'cpu'))
         steps = args.steps if gname == 'cora' else args.big_steps
         cmd = [sys.executable, __file__, '--worker', '--graph', gname,
                '--depth', str(depth), '--model', label, '--steps', str(steps), '--device', args.device, '--adj', args.adj,
