@@ -47,7 +47,13 @@ def main() -> None:
                       f'config left out')
         if not records:
             continue
-        write_report(str(folder), records)
+        report = write_report(str(folder), records)
+        # Plots of cells that left the tables (an older config) would
+        # otherwise linger beside the report: drop PNGs it does not show.
+        shown = report.read_text()
+        for png in folder.glob('*.png'):
+            if f'({png.name})' not in shown:
+                png.unlink()
         rel = folder.relative_to(ROOT)
         sections.append(f'#### `{rel}` ({len(records)} runs, '
                         f'[full report]({rel}/report.md))\n\n'
