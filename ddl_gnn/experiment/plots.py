@@ -1,6 +1,7 @@
 """The report's figures (matplotlib, written as PNG)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -103,7 +104,11 @@ def _beta_plot(records, out: Path) -> List[Path]:
         ax.set_title(f'{ds} / {m} L={L}: β histogram per layer (trained, '
                      f'seed {rs[0]["seed"]})')
         fig.colorbar(im, ax=ax, label='fraction of nodes')
-        name = f'beta_hist_{ds}_{m}_L{L}.png'.replace('+', 'plus')
+        # Variant labels carry spaces, brackets and '=': keep file names to
+        # [A-Za-z0-9._-] (shells, URLs and markdown links all accept them).
+        stem = re.sub(r'[^A-Za-z0-9._-]+', '_',
+                      f'beta_hist_{ds}_{m}_L{L}'.replace('+', 'plus'))
+        name = re.sub(r'_+', '_', stem).strip('_') + '.png'
         paths.append(_save(fig, out / name))
     return paths
 
