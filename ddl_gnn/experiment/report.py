@@ -99,6 +99,32 @@ def tables(records: List[Dict[str, Any]]) -> str:
     return '\n'.join(out)
 
 
+STALL_EPOCH = 5
+
+
+def stall_table(records: List[Dict[str, Any]]) -> str:
+    """Cells with *stalled* runs: the best validation score came at epoch
+    ``<= STALL_EPOCH``, i.e. training never improved on (near-)initial
+    weights before early stopping. The tables above include them; here
+    the mean of the other runs is shown beside the count."""
+    groups = group_records(records)
+    lines = ['| dataset | model | L | stalled / runs | test of the others |',
+             '|---|---|---|---|---|']
+    for (ds, m, L), rs in sorted(groups.items()):
+        stalled = [r for r in rs if r.get('best_epoch') is not None
+                   and r['best_epoch'] <= STALL_EPOCH]
+        if not stalled:
+            continue
+        metric = rs[0].get('metric', '')
+        scale = 1.0 if metric in ('rmse', 'mae') else 100.0
+        rest = [r['test'] for r in rs if r not in stalled]
+        lines.append(f'| {ds} | {m} | {L} | {len(stalled)} / {len(rs)} | '
+                     f'{_fmt(rest, scale) if rest else "–"} |')
+    if len(lines) == 2:
+        return 'No stalled runs.'
+    return '\n'.join(lines)
+
+
 def decay_table(records: List[Dict[str, Any]]) -> str:
     """Fitted exponential rate of the per-layer Dirichlet energy (slope of
     log energy per layer, positive = decay) for the deepest run of each
@@ -142,7 +168,11 @@ def write_report(out_dir: str,
             f'({where}). Test metric '
             'at the best-validation epoch; `L` = message-passing layers; '
             'mean ± unbiased std over seeds (count in brackets).', '',
-            tables(records), '## Energy decay rate per layer', '',
+            tables(records), '## Stalled runs', '',
+            f'A run is *stalled* when its best validation epoch is '
+            f'<= {STALL_EPOCH}: it never improved before early stopping.', '',
+            stall_table(records), '',
+            '## Energy decay rate per layer', '',
             decay_table(records), '', '## Plots', '']
     text += [f'![{p.stem}]({p.name})' for p in pngs]
     text += ['', '## Commands', '',

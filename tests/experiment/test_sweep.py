@@ -227,3 +227,13 @@ def test_device_is_stamped_but_not_part_of_the_key(tmp_path):
     assert rec['device'] == 'cpu'
     cfg = RunConfig(**rec['config'])
     assert 'device' not in rec['config'] and cfg.key() == rec['key']
+
+
+def test_stall_table_counts_runs_that_never_improved():
+    from ddl_gnn.experiment.report import stall_table
+    recs = [dict(dataset='d', model='m', depth=4, seed=s, test=t,
+                 best_epoch=e, metric='acc', config={})
+            for s, (t, e) in enumerate([(0.2, 0), (0.8, 50), (0.6, 120)])]
+    table = stall_table(recs)
+    assert '| d | m | 4 | 1 / 3 | 70.0 ± 14.1 (2) |' in table
+    assert stall_table(recs[1:]) == 'No stalled runs.'
