@@ -91,9 +91,20 @@ def run(cfg: RunConfig, out: str = 'runs', progress: bool = True,
     # above ~1e-38. Restored afterwards (torch's default is off).
     torch.set_flush_denormal(True)
     try:
-        return _run(cfg, out, progress, world_size, torch.device(device))
+        return _run(cfg, out, progress, world_size, _device(device))
     finally:
         torch.set_flush_denormal(False)
+
+
+def _device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {name!r} ({err})") from None
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not "
+                         f"available (torch {torch.__version__})")
+    return device
 
 
 def _run(cfg: RunConfig, out: str, progress: bool, world_size: int,

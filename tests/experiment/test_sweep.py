@@ -237,3 +237,15 @@ def test_stall_table_counts_runs_that_never_improved():
     table = stall_table(recs)
     assert '| d | m | 4 | 1 / 3 | 70.0 ± 14.1 (2) |' in table
     assert stall_table(recs[1:]) == 'No stalled runs.'
+
+
+@pytest.mark.skipif(__import__('torch').cuda.is_available(),
+                    reason='checks the message on a machine without CUDA')
+def test_unavailable_device_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv('DDL_GNN_TRACEBACK', raising=False)
+    args = ['train', '--dataset', 'csbm', '--model', 'res', '--depth', '1',
+            '--out', str(tmp_path), *SMALL]
+    assert main(args + ['--device', 'cuda']) == 2
+    assert 'CUDA is not available' in capsys.readouterr().err
+    assert main(args + ['--device', 'tpu9']) == 2
+    assert "unknown device 'tpu9'" in capsys.readouterr().err
