@@ -2,6 +2,8 @@ r"""Gradient gating (G², `Rusch et al., 2023
 <https://arxiv.org/abs/2210.00513>`_)."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
@@ -33,11 +35,13 @@ class GradientGate(MessagePassing):
 
 class G2Block(nn.Module):
     r""":math:`X \leftarrow (1-\tau) \odot X + \tau \odot \sigma(\mathrm{conv}(X))`
-    with :math:`\tau` from :math:`\hat X = \sigma(\mathrm{conv}_g(X))` (the
-    official code's separate gating conv)."""
+    with :math:`\tau` from :math:`\hat X = \sigma(\mathrm{conv}_g(X))`;
+    ``gate_conv=None`` reads the gate from the update itself,
+    :math:`\hat X = \sigma(\mathrm{conv}(X))` (the official code's default,
+    ``use_G2_conv=False``)."""
 
-    def __init__(self, conv: nn.Module, gate_conv: nn.Module, act: nn.Module,
-                 p: float, dropout: float):
+    def __init__(self, conv: nn.Module, gate_conv: Optional[nn.Module],
+                 act: nn.Module, p: float, dropout: float):
         super().__init__()
         self.conv, self.gate_conv, self.act = conv, gate_conv, act
         self.gate = GradientGate(p)
@@ -45,7 +49,8 @@ class G2Block(nn.Module):
 
     def reset_parameters(self):
         self.conv.reset_parameters()
-        self.gate_conv.reset_parameters()
+        if self.gate_conv is not None:
+            self.gate_conv.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Adj, edge_weight: OptTensor = None,
                 edge_attr: OptTensor = None) -> Tensor:
@@ -55,8 +60,8 @@ class G2Block(nn.Module):
                                      training=self.training)
         h = self.act(call_conv(self.conv, x_in, edge_index, edge_weight,
                                edge_attr))
-        x_hat = self.act(call_conv(self.gate_conv, x_in, edge_index,
-                                   edge_weight, edge_attr))
+        x_hat = h if self.gate_conv is None else self.act(call_conv(
+            self.gate_conv, x_in, edge_index, edge_weight, edge_attr))
         # The gate reads raw neighbour differences: drop the self loops and
         # weights a GCN normalisation may have added.
         ei = edge_index
@@ -67,25 +72,30 @@ class G2Block(nn.Module):
 
 
 class G2(DeepGNN):
-    """G² gating stack; extra args ``p`` (default 2.0) and ``share_weights``.
+    """G² gating stack; extra args ``p`` (default 2.0), ``share_weights`` and
+    ``gate_conv``.
 
     ``share_weights=True`` is the official code's design (one conv and one
     gating conv reused by every layer: parameters do not grow with depth,
     and the gating conv's gradient sums over all layers); ``False`` gives
-    every layer its own pair, like the other families here."""
+    every layer its own pair, like the other families here.
+    ``gate_conv=True`` (default) gives the gate its own conv; ``False`` reads
+    it from the update conv's output (the official default)."""
     family = 'g2'
 
     def __init__(self, *args, p: float = 2.0, share_weights: bool = False,
-                 **kwargs):
+                 gate_conv: bool = True, **kwargs):
         self.p = p
         self.share_weights = share_weights
+        self.gate_conv = gate_conv
         self._shared = None
         super().__init__(*args, **kwargs)
 
     def _conv_pair(self):
         d, kw = self.hidden_channels, self.conv_kwargs
         return (make_conv(self.conv_name, d, **dict(kw)),
-                make_conv(self.conv_name, d, **dict(kw)))
+                make_conv(self.conv_name, d, **dict(kw))
+                if self.gate_conv else None)
 
     def make_layer(self, i: int) -> nn.Module:
         if not self.share_weights:

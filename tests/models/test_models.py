@@ -206,3 +206,26 @@ def test_g2_shared_weights_reuse_one_conv_pair(graph):
     for _ in range(5):
         h = model.layers[0](h, ei_n, w)
     torch.testing.assert_close(model(xd, ei), model.decoder(h))
+
+
+def test_g2_gate_from_the_update_conv(graph):
+    """gate_conv=False (the official default): no second conv, and the gate
+    is tanh of the mean squared neighbour difference of the update's own
+    output (recomputed by hand with index_add)."""
+    x, ei = graph
+    model = build_model('g2', 7, 16, 3, 3, gate_conv=False, dropout=0.0)
+    assert all(b.gate_conv is None for b in model.layers)
+    with_gate = build_model('g2', 7, 16, 3, 3)
+    assert sum(p.numel() for p in model.parameters()) < sum(
+        p.numel() for p in with_gate.parameters())
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+    block = model.layers[0]
+    x0 = model.act(model.encoder(x))
+    ei_n, w = gcn_norm(ei, None, x.size(0), add_self_loops=True)
+    h = block.act(block.conv(x0, ei_n, w))
+    src, dst = ei_n[:, ei_n[0] != ei_n[1]]
+    sq = (h[dst] - h[src]).pow(2)
+    total = torch.zeros_like(h).index_add_(0, dst, sq)
+    count = torch.bincount(dst, minlength=x.size(0)).clamp(min=1)
+    tau = torch.tanh(total / count.unsqueeze(-1))
+    torch.testing.assert_close(block(x0, ei_n, w), (1 - tau) * x0 + tau * h)
