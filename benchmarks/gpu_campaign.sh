@@ -9,7 +9,8 @@
 #      appended under a file lock; a run key is never written twice), each
 #      walking the configs in priority order, until the deadline.
 # Everything lands in OUT: log.txt, pytest_cuda.txt, profile_gpu.md
-# (benchmarks/profile_layer.py: kernel times of res vs delta), perf_gpu.json and
+# (benchmarks/profile_layer.py: kernel times of res vs delta), perf_gpu.json,
+# perf_compile_gpu.json (torch.compile vs eager) and
 # campaign.tgz (every benchmarks/results/*/results.jsonl, refreshed every
 # 30 s so a killed lease still returns the finished runs). Locally the
 # records are merged by run key (benchmarks/merge_records.py).
@@ -88,6 +89,12 @@ $PERF --graphs arxiv --depths 256 --models res delta delta_dv4 plain \
 res+ gcnii && $PERF --graphs cora --depths 16 64 256" \
     > /tmp/ddl_logs/perf.txt 2>&1
 stamp "perf rc=$?"; grep -E "step|failed" /tmp/ddl_logs/perf.txt | head -60
+stamp "torch.compile vs eager (arxiv size, depth 16)"
+[ -n "${SKIP_PERF:-}" ] || timeout 150 $PY benchmarks/perf.py --compile \
+    --device "$DEVICE" --adj csr --graphs arxiv --depths 16 \
+    --models res delta delta_nonorm --steps 5 \
+    --save "$OUT/perf_compile_gpu.json" > /tmp/ddl_logs/compile.txt 2>&1
+stamp "compile rc=$?"; grep -E "eager" /tmp/ddl_logs/compile.txt
 wait $PREP; tail -n 12 /tmp/ddl_logs/prep.txt
 
 snapshot() {

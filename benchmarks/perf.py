@@ -275,14 +275,19 @@ def floor(args) -> dict:
 
 
 def compile_vs_eager(args) -> dict:
-    """Step time of torch.compile vs eager on the cora-size graph, the two
-    alternated in one process (medians), plus the first-call compile time."""
+    """Step time of torch.compile vs eager on the first of ``--graphs``
+    (default cora-size) on ``--device``, the two alternated in one process
+    (medians), plus the first-call compile time."""
     torch.set_num_threads(args.threads)
-    x, graph, y, _ = make_graph('cora')
+    gname = args.graphs[0]
+    x, graph, y, _ = make_graph(gname, args.device, args.adj)
+    sync = (torch.cuda.synchronize if args.device != 'cpu'
+            else (lambda: None))
     out = {}
     for depth in args.depths:
         for label in args.models:
-            model = build(label, depth, x.size(1), False, args.width)
+            model = build(label, depth, x.size(1), False,
+                          args.width).to(args.device)
             opt = torch.optim.Adam(model.parameters(), lr=1e-3)
             cmodel = torch.compile(model)
 
@@ -290,6 +295,7 @@ def compile_vs_eager(args) -> dict:
                 opt.zero_grad(set_to_none=True)
                 F.cross_entropy(m(x, graph), y).backward()
                 opt.step()
+                sync()
             t = time.perf_counter()
             step(cmodel)
             first = time.perf_counter() - t
@@ -300,8 +306,8 @@ def compile_vs_eager(args) -> dict:
                 tc.append(_median_time(lambda: step(cmodel), 1))
             r = dict(first_call_s=first, eager_s=statistics.median(te),
                      compiled_s=statistics.median(tc))
-            out[f'cora/{depth}/{label}'] = r
-            print(f"cora depth {depth} {label}: eager {r['eager_s']:.4f}s "
+            out[f'{gname}/{depth}/{label}'] = r
+            print(f"{gname} depth {depth} {label}: eager {r['eager_s']:.4f}s "
                   f"compiled {r['compiled_s']:.4f}s (x"
                   f"{r['eager_s'] / r['compiled_s']:.2f}), first call "
                   f'{first:.1f}s', flush=True)
