@@ -16,7 +16,7 @@ _NET_ERRORS = (URLError, OSError, EOFError, ConnectionError, TimeoutError)
 
 
 def load_dataset(name, root=None, split=0, *, download=None, undirected=None,
-                 cache=None, **kwargs):
+                 cache=None, normalize_features=False, **kwargs):
     """Load ``name`` through its real PyG / OGB loader.
 
     Args:
@@ -38,6 +38,9 @@ def load_dataset(name, root=None, split=0, *, download=None, undirected=None,
             loaded.  Check ``GraphDataset.is_undirected``.
         cache: writable folder used when the root is read-only (default
             ``$DDL_GNN_CACHE``, else ``~/.cache/ddl_gnn/data``).
+        normalize_features: row-normalise node features to sum 1
+            (``T.NormalizeFeatures()``, the GCN/GCNII papers' Planetoid
+            preprocessing); single-graph datasets only.
         **kwargs: family options, e.g. csbm ``num_nodes``, ``num_classes``,
             ``num_features``, ``avg_degree``, ``homophily``, ``feature_snr``,
             ``seed``, ``train``, ``valid``; Amazon/Coauthor ``train``/``valid``
@@ -49,6 +52,10 @@ def load_dataset(name, root=None, split=0, *, download=None, undirected=None,
     """
     spec = get_spec(name)
     fn = LOADERS[spec.family]
+    if normalize_features:
+        return _normalized(load_dataset(name, root, split, download=download,
+                                        undirected=undirected, cache=cache,
+                                        **kwargs))
     if spec.subdir is None:  # generated / built in: no files
         t0 = time.perf_counter()
         out = fn(spec, None, split, undirected, **kwargs)
@@ -77,6 +84,17 @@ def load_dataset(name, root=None, split=0, *, download=None, undirected=None,
         out = fn(spec, work, split, undirected, **kwargs)
     out.info['load_seconds'] = time.perf_counter() - t0
     return out
+
+
+def _normalized(ds):
+    import torch_geometric.transforms as T
+    if ds.data is None or ds.data.x is None or \
+            not ds.data.x.is_floating_point():
+        raise ValueError(f'normalize_features: {ds.name!r} has no float node '
+                         f'feature matrix of a single graph to normalise')
+    ds.data = T.NormalizeFeatures()(ds.data.clone())
+    ds.info['normalize_features'] = True
+    return ds
 
 
 def _check_ogb_marker(spec, root):

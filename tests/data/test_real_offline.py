@@ -85,3 +85,13 @@ def test_peptides_func(data_root):
     assert g.y.shape == (1, 10)
     assert (ds.task_type, ds.metric, ds.num_tasks) == ('multilabel', 'ap', 10)
     assert ds.molecular
+
+
+def test_normalize_features_cora_rows_and_graph_sets_refuse(data_root):
+    import pytest
+    ds = load_dataset('cora', root=data_root, normalize_features=True)
+    sums = ds.data.x.sum(1)
+    nonempty = ds.data.x.abs().sum(1) > 0
+    torch.testing.assert_close(sums[nonempty], torch.ones(int(nonempty.sum())))
+    with pytest.raises(ValueError, match='normalize_features'):
+        load_dataset('ogbg-molbace', root=data_root, normalize_features=True)

@@ -1,0 +1,15 @@
+"""load_dataset options that apply to every family."""
+def test_normalize_features_matches_pyg_convention():
+    import numpy as np
+    import pytest
+    from ddl_gnn.data import load_dataset
+    raw = load_dataset('csbm', num_nodes=60, num_features=5)
+    ds = load_dataset('csbm', num_nodes=60, num_features=5,
+                      normalize_features=True)
+    x = raw.data.x.numpy().astype(np.float64)
+    x = x - x.min()
+    want = x / np.maximum(x.sum(1, keepdims=True), 1.0)  # PyG's convention
+    np.testing.assert_allclose(ds.data.x.numpy(), want, rtol=1e-5,
+                               atol=1e-6)
+    assert raw.data.x.min() < 0  # the memoised raw copy is untouched
+    assert ds.info['normalize_features'] is True
