@@ -43,7 +43,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then  # ogb (benchmarks/gpu_pack.sh)
         --target /tmp/ddl_site .whl/*.whl && export PYTHONPATH=$PYTHONPATH:/tmp/ddl_site
 fi
 
-CONFIGS=${CONFIGS:-"cora citeseer hetero_texas hetero_cornell hetero_wisconsin \
+CONFIGS=${CONFIGS:-"cora_normfeat citeseer_normfeat cora citeseer hetero_texas hetero_cornell hetero_wisconsin \
 cora_deep ablation_cora hetero_chameleon hetero_actor hetero_minesweeper \
 hetero_squirrel hetero_tolokers ogbg_molbace ogbg_molbbbp peptides_func \
 ogbg_molhiv"}
