@@ -1,8 +1,10 @@
 """load_dataset options that apply to every family."""
+import numpy as np
+
+from ddl_gnn.data import load_dataset
+
+
 def test_normalize_features_matches_pyg_convention():
-    import numpy as np
-    import pytest
-    from ddl_gnn.data import load_dataset
     raw = load_dataset('csbm', num_nodes=60, num_features=5)
     ds = load_dataset('csbm', num_nodes=60, num_features=5,
                       normalize_features=True)

@@ -88,7 +88,6 @@ def test_peptides_func(data_root):
 
 
 def test_normalize_features_cora_rows_and_graph_sets_refuse(data_root):
-    import pytest
     ds = load_dataset('cora', root=data_root, normalize_features=True)
     sums = ds.data.x.sum(1)
     nonempty = ds.data.x.abs().sum(1) > 0
