@@ -71,6 +71,36 @@ class DeltaGNN(DeepGNN):
     def read_state(self, X: Tensor) -> Tensor:
         return self.out_compress(X)
 
+    def _fused_reads(self, start: int, end: int) -> bool:
+        """Chain the layers' reads (see :class:`DeltaConv`): matrix states,
+        the erase update, and no hook watching a layer (a
+        :class:`~ddl_gnn.metrics.LayerProbe` needs the whole gradient at
+        each layer's output, which the fused read splits in two)."""
+        if self.d_v == 1 or end - start < 2:
+            return False
+        return all(layer.erase and not layer._forward_hooks
+                   and not layer._forward_pre_hooks
+                   for layer in self.layers[start:end])
+
+    def _run_layers(self, start: int, end: int, X: Tensor, x0: Tensor,
+                    edge_index, edge_weight, edge_attr) -> Tensor:
+        end = min(end, len(self.layers))   # the last segment may be short
+        if not self._fused_reads(start, end):
+            return super()._run_layers(start, end, X, x0, edge_index,
+                                       edge_weight, edge_attr)
+        # Layer i makes layer i+1's read compress_{i+1}(X_i) in the pass
+        # that writes X_i (one pass over the state instead of two).
+        read = None
+        for i in range(start, end):
+            layer = self.layers[i]
+            if i + 1 < end:
+                X, read = layer(X, edge_index, edge_weight, edge_attr,
+                                read=read,
+                                next_weight=self.layers[i + 1].compress.weight)
+            else:
+                X = layer(X, edge_index, edge_weight, edge_attr, read=read)
+        return X
+
     def reset_parameters(self):
         super().reset_parameters()
         self.out_compress.reset_parameters()

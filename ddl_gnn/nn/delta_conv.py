@@ -11,7 +11,7 @@ from torch_geometric.nn import GCNConv, MessagePassing
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.typing import Adj, OptTensor
 
-from ..ops import delta_update, delta_write
+from ..ops import delta_update, delta_update_read, delta_write
 from ._checks import check_features, check_graph
 from .compress import StateCompressor, compress_state
 from .context import context_linear
@@ -84,6 +84,14 @@ class DeltaConv(MessagePassing):
     The gate of the last forward pass is kept (detached) in
     :attr:`last_beta` for the β audit.
 
+    Fused reads (matrix states): ``forward(..., read=r, next_weight=w)``
+    takes ``r = compress(x)`` precomputed by the previous layer instead of
+    compressing ``x`` again, and returns ``(X', compress(X', w))`` — the
+    next layer's read, made in the same pass over the state by
+    :func:`~ddl_gnn.ops.delta_update_read` (its gradient joins the
+    state's inside that kernel). :class:`~ddl_gnn.models.DeltaGNN` chains
+    layers this way; the function is the same.
+
     Fast path: with a :class:`~torch_geometric.nn.GCNConv` (not ``cached``),
     the default sources, a LayerNorm/RMSNorm/no norm and a float32/float64
     state, the context, the conv's linear map and both heads run through
@@ -145,14 +153,21 @@ class DeltaConv(MessagePassing):
 
     def forward(self, x: Tensor, edge_index: Adj,
                 edge_weight: OptTensor = None,
-                edge_attr: OptTensor = None) -> Tensor:
+                edge_attr: OptTensor = None, read: OptTensor = None,
+                next_weight: OptTensor = None):
         if self.check_inputs:
             check_features(x, self.channels, 'x', 'DeltaConv', self.d_v)
             check_graph(edge_index, x.size(0), 'DeltaConv', edge_weight)
+        if self.check_inputs and read is not None and (
+                read.shape != (x.size(0), self.channels)):
+            raise ValueError(f"DeltaConv: 'read' must have shape "
+                             f"[{x.size(0)}, {self.channels}] (compress(x)), "
+                             f"got {tuple(read.shape)}")
         if self._fast_path_ok(x, edge_index):
-            return self._fast_forward(x, edge_index, edge_weight)
+            return self._fast_forward(x, edge_index, edge_weight, read,
+                                      next_weight)
 
-        c = self.compress(x)
+        c = self.compress(x) if read is None else read
         if self.norm is not None:
             c = self.norm(c)
         c = F.dropout(c, p=self.dropout, training=self.training)
@@ -166,8 +181,19 @@ class DeltaConv(MessagePassing):
         if self.d_v == 1:
             v = v.squeeze(-1)
         self.last_beta = beta.detach()
-        update = delta_update if self.erase else delta_write
-        return update(x, k, beta, v, self.eps)
+        return self._update(x, k, beta, v, next_weight)
+
+    def _update(self, x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
+                next_weight: OptTensor):
+        if next_weight is None:
+            update = delta_update if self.erase else delta_write
+            return update(x, k, beta, v, self.eps)
+        if self.erase and x.dim() == 3:
+            return delta_update_read(x, k, beta, v, next_weight, self.eps)
+        out = (delta_update if self.erase else delta_write)(x, k, beta, v,
+                                                             self.eps)
+        return out, (compress_state(out, next_weight) if out.dim() == 3
+                     else out)
 
     # -- fast path ------------------------------------------------------------
     def _fast_path_ok(self, x: Tensor, edge_index: Adj) -> bool:
@@ -192,9 +218,14 @@ class DeltaConv(MessagePassing):
 
     def _context(self, X: Tensor, *params: Tensor) -> Tensor:
         """``norm(compress(X))`` as a pure function of the given params."""
-        i = 0
         if self.compress.weight is not None:
-            X, i = compress_state(X, params[0]), 1
+            return self._norm_context(compress_state(X, params[0]),
+                                      *params[1:])
+        return self._norm_context(X, *params)
+
+    def _norm_context(self, X: Tensor, *params: Tensor) -> Tensor:
+        """``norm(x)`` of an already compressed read."""
+        i = 0
         n = self.norm
         if n is None:
             return X
@@ -205,7 +236,8 @@ class DeltaConv(MessagePassing):
         return F.rms_norm(X, n.normalized_shape, w, n.eps)
 
     def _fast_forward(self, x: Tensor, edge_index: Adj,
-                      edge_weight: OptTensor) -> Tensor:
+                      edge_weight: OptTensor, read: OptTensor = None,
+                      next_weight: OptTensor = None):
         conv, gate = self.conv, self.gate
         if conv.normalize:
             edge_index, edge_weight = gcn_norm(
@@ -217,7 +249,13 @@ class DeltaConv(MessagePassing):
             bb = torch.cat([gate.bias, self.v_lin.bias])
         else:
             Wb, bb = self.v_lin.weight, self.v_lin.bias
-        z, heads = context_linear(x, self._context, self._context_params(),
+        if read is None:
+            src, fn, params = x, self._context, self._context_params()
+        else:   # the read was made by the previous layer's kernel
+            params = self._context_params()
+            src, fn = read, self._norm_context
+            params = params[1:] if self.compress.weight is not None else params
+        z, heads = context_linear(src, fn, params,
                                   conv.lin.weight, Wb.to(x.dtype),
                                   bb.to(x.dtype), self.dropout, self.training)
         h = conv.propagate(edge_index, x=z, edge_weight=edge_weight)
@@ -231,8 +269,7 @@ class DeltaConv(MessagePassing):
         if self.d_v == 1:
             v = v.squeeze(-1)
         self.last_beta = beta.detach()
-        update = delta_update if self.erase else delta_write
-        return update(x, h, beta, v, self.eps)
+        return self._update(x, h, beta, v, next_weight)
 
     def __repr__(self) -> str:
         extra = '' if self.erase else ', erase=False'

@@ -11,6 +11,9 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
+from . import cpu_kernels
+from .compress import compress_state
+
 
 def _as_matrix_state(x: Tensor, k: Tensor, beta: Tensor, v: Tensor
                      ) -> Tuple[Tensor, Tensor, Tensor, bool]:
@@ -61,6 +64,43 @@ def _mix(X: Tensor, a: Tensor) -> Tensor:
     return torch.einsum('ndv,nv->nd', X, a)
 
 
+def _as3(X: Tensor) -> Tensor:
+    """Contiguous ``[N, d, d_v]`` view of a vector or matrix state."""
+    return (X.unsqueeze(-1) if X.dim() == 2 else X).contiguous()
+
+
+def _as2(t: Tensor, X3: Tensor) -> Tensor:
+    """Contiguous ``[N, d_v]`` view of a per-node value (``[N]`` when
+    ``d_v = 1``)."""
+    return t.reshape(X3.size(0), X3.size(2)).contiguous()
+
+
+def _plain(X: Tensor, k: Tensor, beta: Tensor, V: Tensor,
+           eps: float) -> Tensor:
+    """The update in plain autograd ops on the internal shapes
+    (``X [N, d]`` with ``beta, V [N]``, or ``X [N, d, d_v]`` with
+    ``V [N, d_v]``)."""
+    k_hat = k * torch.rsqrt((k * k).sum(-1, keepdim=True) + eps * eps)
+    if X.dim() == 2:
+        return X + k_hat * (beta * (V - (k_hat * X).sum(-1))).unsqueeze(-1)
+    s = torch.einsum('nd,ndv->nv', k_hat, X)
+    return X + k_hat.unsqueeze(-1) * ((V - s) * beta.unsqueeze(-1)
+                                      ).unsqueeze(1)
+
+
+def _plain_vjp(ctx, g: Tensor, *inputs: Tensor):
+    """Vector-Jacobian product of :func:`_plain` with a graph (for
+    ``create_graph=True`` backwards)."""
+    need = [i for i, n in enumerate(ctx.needs_input_grad[:4]) if n]
+    out = _plain(*inputs, ctx.eps)
+    grads = torch.autograd.grad(out, [inputs[i] for i in need], g,
+                                create_graph=True, allow_unused=True)
+    full = [None] * 4
+    for i, gi in zip(need, grads):
+        full[i] = gi
+    return (*full, None)
+
+
 class _DeltaUpdate(torch.autograd.Function):
     r"""Fused delta update with the closed-form backward.
 
@@ -76,6 +116,17 @@ class _DeltaUpdate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, X: Tensor, k: Tensor, beta: Tensor, V: Tensor,
                 eps: float) -> Tensor:
+        if cpu_kernels.usable(X, k, beta, V):
+            # One pass over the state (csrc/delta_cpu.cpp); the kernels
+            # see a vector state as [N, d, 1].
+            X3 = _as3(X)
+            out, _, rho, s = cpu_kernels.kernels().delta_forward(
+                X3, k.contiguous(), beta.contiguous(), _as2(V, X3), None, eps)
+            if X.dim() == 2:
+                out, s = out.view_as(X), s.view(-1)
+            ctx.eps = eps
+            ctx.save_for_backward(X, k, beta, V, rho, s)
+            return out
         rho = torch.rsqrt(torch.linalg.vector_norm(k, dim=-1).square() +
                           eps * eps)                                # [N]
         if X.dim() == 3:
@@ -90,6 +141,7 @@ class _DeltaUpdate(torch.autograd.Function):
             out = torch.addcmul(X, k.unsqueeze(-1), coef.unsqueeze(1))
         # ρ and s are per-node scalars: keeping them costs N (N d_v)
         # floats and saves two passes over k and X in backward.
+        ctx.eps = eps
         ctx.save_for_backward(X, k, beta, V, rho, s)
         return out
 
@@ -97,6 +149,23 @@ class _DeltaUpdate(torch.autograd.Function):
     def backward(ctx, g: Tensor):
         X, k, beta, V, rho, s = ctx.saved_tensors
         vec = X.dim() == 2
+        if torch.is_grad_enabled():
+            # create_graph=True: the closed form below uses ρ and s saved
+            # without history, so its own derivative would be wrong;
+            # differentiate the plain expression instead (exact to any
+            # order, costs the eager path's memory).
+            return _plain_vjp(ctx, g, X, k, beta, V)
+        if cpu_kernels.usable(X, g, k):      # one pass (csrc/delta_cpu.cpp)
+            X3 = _as3(X)
+            gX, gk, gbeta, gV, _ = cpu_kernels.kernels().delta_backward(
+                _as3(g), None, X3, k.contiguous(), beta.contiguous(),
+                _as2(V, X3), None, rho, _as2(s, X3),
+                list(ctx.needs_input_grad[:4]))
+            if gX is not None:
+                gX = gX.view_as(X)
+            if gV is not None:
+                gV = gV.view_as(V)
+            return gX, gk, gbeta, gV, None
         rho_ = rho if vec else rho.unsqueeze(-1)
         beta_ = beta if vec else beta.unsqueeze(-1)
         r = V - s
@@ -155,6 +224,83 @@ def delta_update(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
     if vec:  # vector state: no [N, d, 1] views, per-node scalars only
         return _DeltaUpdate.apply(x, k, b, V.reshape(-1), float(eps))
     return _DeltaUpdate.apply(X, k, b, V, float(eps))
+
+
+class _DeltaUpdateRead(torch.autograd.Function):
+    r"""``(X', compress(X', w))`` from one pass of the CPU kernel; backward
+    in one pass too (the read's gradient joins ``X'``'s inside the kernel,
+    see ``csrc/delta_cpu.cpp``). Matrix states only."""
+
+    @staticmethod
+    def forward(ctx, X: Tensor, k: Tensor, beta: Tensor, V: Tensor,
+                w: Tensor, eps: float) -> Tuple[Tensor, Tensor]:
+        out, read, rho, s = cpu_kernels.kernels().delta_forward(
+            X.contiguous(), k.contiguous(), beta.contiguous(),
+            V.contiguous(), w.contiguous(), eps)
+        ctx.eps = eps
+        ctx.save_for_backward(X, k, beta, V, w, rho, s)
+        return out, read
+
+    @staticmethod
+    def backward(ctx, g: Tensor, gc: Tensor):
+        X, k, beta, V, w, rho, s = ctx.saved_tensors
+        need = ctx.needs_input_grad[:5]
+        if torch.is_grad_enabled():   # create_graph: differentiable ops
+            inputs = (X, k, beta, V, w)
+            idx = [i for i, n in enumerate(need) if n]
+            out = _plain(X, k, beta, V, ctx.eps)
+            read = (out * w).sum(-1)
+            got = torch.autograd.grad((out, read), [inputs[i] for i in idx],
+                                      (g, gc), create_graph=True,
+                                      allow_unused=True)
+            full = [None] * 5
+            for i, gi in zip(idx, got):
+                full[i] = gi
+            return (*full, None)
+        grads = cpu_kernels.kernels().delta_backward(
+            g.contiguous(), gc.contiguous(), X.contiguous(), k.contiguous(),
+            beta.contiguous(), V.contiguous(), w.contiguous(), rho, s,
+            list(need))
+        return (*grads, None)
+
+
+def delta_update_read(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
+                      weight: Tensor, eps: float = 1e-5
+                      ) -> Tuple[Tensor, Tensor]:
+    r"""The delta update of a matrix state together with its compressed
+    read :math:`r_{i,f} = \sum_j w_{f,j} X'_{i,f,j}` (the next layer's
+    :func:`~ddl_gnn.nn.compress.compress_state`):
+
+    .. math::
+        (X', r) = \bigl(\mathrm{delta\_update}(X, k, \beta, v),\;
+        \mathrm{compress\_state}(X', w)\bigr).
+
+    On CPU with the fused kernels (:mod:`ddl_gnn.ops.cpu_kernels`) both come
+    from one pass over the state, and so do all gradients; elsewhere it is
+    exactly that composition.
+
+    Args:
+        x (torch.Tensor): Node states :obj:`[N, d, d_v]`.
+        k, beta, v: As in :func:`delta_update`.
+        weight (torch.Tensor): Compressor weight :obj:`[d, d_v]`.
+        eps (float, optional): Normalisation guard. (default: :obj:`1e-5`)
+
+    Shapes:
+        - **output:** :obj:`([N, d, d_v], [N, d])`.
+    """
+    X, b, V, vec = _as_matrix_state(x, k, beta, v)
+    if vec:
+        raise ValueError(f"delta_update_read: 'x' must be a matrix state "
+                         f"[N, d, d_v], got shape {tuple(x.shape)}")
+    if (weight.dim() != 2 or weight.size(0) != X.size(1)
+            or weight.size(1) != X.size(2)):
+        raise ValueError(f"delta_update_read: 'weight' must have shape "
+                         f"[d, d_v] = [{X.size(1)}, {X.size(2)}], got "
+                         f"{tuple(weight.shape)}")
+    if cpu_kernels.usable(X, k, b, V, weight):
+        return _DeltaUpdateRead.apply(X, k, b, V, weight, float(eps))
+    out = delta_update(x, k, beta, v, eps)
+    return out, compress_state(out, weight)
 
 
 def delta_update_eager(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,

@@ -1,0 +1,401 @@
+// Fused CPU kernels for the delta shortcut on a matrix node state.
+//
+// The torch-op path makes one pass over the [N, d, d_v] state per op (the
+// k^T X dot, the outer update, the column reads of the compressor ...), and
+// batched products with d_v-wide matrices run far from the copy floor. Here
+// every node's state (d * d_v values, 2 KiB at d = 128, d_v = 4) is read
+// from memory once per kernel and reused from L1: the forward reads X once
+// and writes X' once, the backward reads g and X once and writes dX once.
+// Math and notation: ops/README.md (closed-form backward). The slow
+// reference is ops/reference.py; tests/ops/test_delta_cpu_kernel.py
+// compares outputs and every gradient with it.
+#include <ATen/Parallel.h>
+#include <torch/extension.h>
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kGrain = 64;  // nodes per task
+
+void check_state(const at::Tensor& X, const char* name) {
+  TORCH_CHECK(X.device().is_cpu(), name, " must be a CPU tensor");
+  TORCH_CHECK(X.dim() == 3, name, " must be [N, d, d_v], got ", X.sizes());
+  TORCH_CHECK(X.is_contiguous(), name, " must be contiguous");
+}
+
+template <typename F>
+void dispatch_dv(int64_t dv, F&& f) {
+  switch (dv) {
+    case 1: f(std::integral_constant<int, 1>()); break;
+    case 2: f(std::integral_constant<int, 2>()); break;
+    case 4: f(std::integral_constant<int, 4>()); break;
+    case 8: f(std::integral_constant<int, 8>()); break;
+    default: f(std::integral_constant<int, 0>());
+  }
+}
+
+// acc[j] = Σ_f k[f] x[f * dv + j]. Floating-point sums are not reordered
+// by the compiler, so one running sum per column is a chain of d dependent
+// FMAs; kLanes independent partial sums (k[f .. f + U) at once) let the
+// loop vectorise and hide the FMA latency. Summation order is fixed, so
+// results are deterministic.
+constexpr int kLanes = 16;
+
+template <typename T, int DV>
+inline void dot_cols(const T* k, const T* x, int64_t d, int64_t dv, T* acc) {
+  if constexpr (DV > 0) {
+    constexpr int U = DV >= kLanes ? 1 : kLanes / DV;
+    T part[U * DV] = {};
+    int64_t f = 0;
+    for (; f + U <= d; f += U)
+      for (int u = 0; u < U; ++u)
+        for (int j = 0; j < DV; ++j)
+          part[u * DV + j] += k[f + u] * x[(f + u) * DV + j];
+    for (int j = 0; j < DV; ++j) {
+      T t = 0;
+      for (int u = 0; u < U; ++u) t += part[u * DV + j];
+      for (int64_t g = f; g < d; ++g) t += k[g] * x[g * DV + j];
+      acc[j] = t;
+    }
+  } else {
+    for (int64_t j = 0; j < dv; ++j) acc[j] = 0;
+    for (int64_t f = 0; f < d; ++f)
+      for (int64_t j = 0; j < dv; ++j) acc[j] += k[f] * x[f * dv + j];
+  }
+}
+
+template <typename T>
+inline T sum_sq(const T* k, int64_t d) {
+  T part[kLanes] = {};
+  int64_t f = 0;
+  for (; f + kLanes <= d; f += kLanes)
+    for (int u = 0; u < kLanes; ++u) part[u] += k[f + u] * k[f + u];
+  T t = 0;
+  for (int u = 0; u < kLanes; ++u) t += part[u];
+  for (; f < d; ++f) t += k[f] * k[f];
+  return t;
+}
+
+// Nodes per task; per-task partial sums (the compressor weight's gradient)
+// are added in task order, so results do not depend on thread scheduling.
+constexpr int64_t kBlock = 1024;
+
+// DV > 0: d_v known at compile time (the inner loops unroll and the
+// per-node sums live in registers); DV == 0: any d_v.
+//
+// With w (the next read's compressor, [d, d_v]) the kernel also writes
+// read[n, f] = Σ_j w[f, j] X'[n, f, j] from the values it just computed:
+// the next layer's context costs no pass over the state.
+template <typename T, int DV>
+void forward_impl(const T* __restrict__ X, const T* __restrict__ k,
+                  const T* beta, const T* V, const T* __restrict__ w, T eps,
+                  T* __restrict__ out, T* __restrict__ read, T* rho, T* s,
+                  int64_t N, int64_t d, int64_t dv_rt) {
+  const int64_t dv = DV > 0 ? DV : dv_rt;
+  at::parallel_for(0, N, kGrain, [&](int64_t lo, int64_t hi) {
+    std::vector<T> buf(DV > 0 ? 0 : 2 * dv);
+    T stack[DV > 0 ? 2 * DV : 1];
+    T* c = DV > 0 ? stack : buf.data();
+    T* acc = c + dv;
+    for (int64_t n = lo; n < hi; ++n) {
+      const T* x = X + n * d * dv;
+      const T* kn = k + n * d;
+      T* o = out + n * d * dv;
+      T* sn = s + n * dv;
+      const T r = T(1) / std::sqrt(sum_sq(kn, d) + eps * eps);
+      rho[n] = r;
+      dot_cols<T, DV>(kn, x, d, dv, acc);
+      const T br = beta[n] * r;
+      for (int64_t j = 0; j < dv; ++j) {
+        sn[j] = acc[j] * r;                          // s = k̂ᵀX
+        c[j] = (V[n * dv + j] - sn[j]) * br;         // βρ(v − s)
+      }
+      if (read) {
+        for (int64_t f = 0; f < d; ++f) {
+          T cf = 0;
+          for (int64_t j = 0; j < dv; ++j) {
+            const T v = x[f * dv + j] + kn[f] * c[j];
+            o[f * dv + j] = v;
+            cf += w[f * dv + j] * v;
+          }
+          read[n * d + f] = cf;
+        }
+      } else {
+        for (int64_t f = 0; f < d; ++f)
+          for (int64_t j = 0; j < dv; ++j)
+            o[f * dv + j] = x[f * dv + j] + kn[f] * c[j];
+      }
+    }
+  });
+}
+
+// Closed-form backward (ops/README.md). The gradient reaching X' is
+// G = g + gc ⊗ w when the fused read was used (gc = ∂L/∂read; g may be
+// absent), and dw = Σ_n gc[n] ⊗ X'[n] with X' rebuilt from X (no pass over
+// the output).
+template <typename T, int DV>
+void backward_impl(const T* __restrict__ g, const T* __restrict__ gc,
+                   const T* __restrict__ X, const T* __restrict__ k,
+                   const T* beta, const T* V, const T* __restrict__ w,
+                   const T* rho, const T* s, T* gX, T* gk, T* gbeta, T* gV,
+                   T* gw, int64_t N, int64_t d, int64_t dv_rt) {
+  const int64_t dv = DV > 0 ? DV : dv_rt, m = d * dv;
+  const int64_t blocks = (N + kBlock - 1) / kBlock;
+  std::vector<T> part(gw ? blocks * m : 0, T(0));
+  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<T> buf(DV > 0 ? d : 5 * dv + d);
+    T stack[DV > 0 ? 4 * DV : 1];
+    T* a = DV > 0 ? stack : buf.data() + d;
+    T* r = a + dv;
+    T* ca = r + dv;
+    T* c = ca + dv;
+    T* gck = buf.data();                             // gc ⊙ k, [d]
+    for (int64_t blk = b0; blk < b1; ++blk) {
+     T* __restrict__ pw = gw ? part.data() + blk * m : nullptr;
+     for (int64_t n = blk * kBlock; n < std::min(N, (blk + 1) * kBlock); ++n) {
+      const T* gn = g ? g + n * m : nullptr;
+      const T* gcn = gc ? gc + n * d : nullptr;
+      const T* x = X + n * m;
+      const T* kn = k + n * d;
+      const T* sn = s + n * dv;
+      const T rh = rho[n], b = beta[n], br = b * rh;
+      for (int64_t j = 0; j < dv; ++j) a[j] = 0;
+      if (gn) dot_cols<T, DV>(kn, gn, d, dv, a);
+      if (gcn) {                                     // + kᵀ(gc ⊗ w)
+        for (int64_t f = 0; f < d; ++f) gck[f] = gcn[f] * kn[f];
+        T* extra = ca;                               // scratch
+        dot_cols<T, DV>(gck, w, d, dv, extra);
+        for (int64_t j = 0; j < dv; ++j) a[j] += extra[j];
+      }
+      T proj = 0, gb = 0;
+      for (int64_t j = 0; j < dv; ++j) {
+        a[j] *= rh;                                  // a = k̂ᵀG
+        r[j] = V[n * dv + j] - sn[j];
+        c[j] = br * r[j];                            // X' = X + k cᵀ
+        proj += a[j] * (r[j] - sn[j]);
+        gb += a[j] * r[j];
+        ca[j] = br * a[j];
+        if (gV) gV[n * dv + j] = b * a[j];
+      }
+      if (gbeta) gbeta[n] = gb;
+      const T kk = -rh * rh * b * proj;              // −ρ² β aᵀ(r − s)
+      // dk[f] = βρ Σ_j (G r − X a)[f, j] + kk k[f];  dX = G − k (βρ a)ᵀ
+      T* __restrict__ gxn = gX ? gX + n * m : nullptr;
+      T* __restrict__ gkn = gk ? gk + n * d : nullptr;
+      if (!gcn) {                                    // G = g
+        for (int64_t f = 0; f < d; ++f) {
+          const T* gf = gn + f * dv;
+          const T* xf = x + f * dv;
+          T acc = 0;
+          for (int64_t j = 0; j < dv; ++j) acc += gf[j] * r[j] - xf[j] * a[j];
+          if (gkn) gkn[f] = br * acc + kk * kn[f];
+          if (gxn) {
+            const T kf = kn[f];
+            for (int64_t j = 0; j < dv; ++j) gxn[f * dv + j] = gf[j] - kf * ca[j];
+          }
+        }
+      } else if (gn && gxn && gkn && pw) {           // G = g + gc ⊗ w
+        for (int64_t f = 0; f < d; ++f) {            // (training: all)
+          const T* gf = gn + f * dv;
+          const T* xf = x + f * dv;
+          const T* wf = w + f * dv;
+          const T kf = kn[f], gcf = gcn[f];
+          T acc = 0;
+          for (int64_t j = 0; j < dv; ++j) {
+            const T G = gf[j] + gcf * wf[j];
+            acc += G * r[j] - xf[j] * a[j];
+            gxn[f * dv + j] = G - kf * ca[j];
+            pw[f * dv + j] += gcf * (xf[j] + kf * c[j]);
+          }
+          gkn[f] = br * acc + kk * kf;
+        }
+      } else {                                       // any subset
+        for (int64_t f = 0; f < d; ++f) {
+          const T* xf = x + f * dv;
+          const T* wf = w + f * dv;
+          const T kf = kn[f], gcf = gcn[f];
+          T acc = 0;
+          for (int64_t j = 0; j < dv; ++j) {
+            const T G = (gn ? gn[f * dv + j] : T(0)) + gcf * wf[j];
+            acc += G * r[j] - xf[j] * a[j];
+            if (gxn) gxn[f * dv + j] = G - kf * ca[j];
+            if (pw) pw[f * dv + j] += gcf * (xf[j] + kf * c[j]);
+          }
+          if (gkn) gkn[f] = br * acc + kk * kf;
+        }
+      }
+     }
+    }
+  });
+  if (gw)
+    for (int64_t blk = 0; blk < blocks; ++blk)
+      for (int64_t i = 0; i < m; ++i) gw[i] += part[blk * m + i];
+}
+
+template <typename scalar_t>
+scalar_t* ptr_or_null(const at::Tensor& t) {
+  return t.defined() ? t.data_ptr<scalar_t>() : nullptr;
+}
+
+// -> (X', read or undefined, rho, s)
+std::vector<at::Tensor> delta_forward(const at::Tensor& X, const at::Tensor& k,
+                                      const at::Tensor& beta,
+                                      const at::Tensor& V,
+                                      const c10::optional<at::Tensor>& w,
+                                      double eps) {
+  check_state(X, "X");
+  const int64_t N = X.size(0), d = X.size(1), dv = X.size(2);
+  auto out = at::empty_like(X);
+  auto rho = at::empty({N}, X.options());
+  auto s = at::empty({N, dv}, X.options());
+  at::Tensor wt = w.has_value() ? *w : at::Tensor();
+  auto read = wt.defined() ? at::empty({N, d}, X.options()) : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "delta_forward", [&] {
+    dispatch_dv(dv, [&](auto D) {
+      forward_impl<scalar_t, decltype(D)::value>(
+          X.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(),
+          beta.data_ptr<scalar_t>(), V.data_ptr<scalar_t>(),
+          ptr_or_null<scalar_t>(wt), static_cast<scalar_t>(eps),
+          out.data_ptr<scalar_t>(), ptr_or_null<scalar_t>(read),
+          rho.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(), N, d, dv);
+    });
+  });
+  return {out, read, rho, s};
+}
+
+// needs: (X, k, beta, V, w) -> (dX, dk, dbeta, dV, dw), undefined where
+// not needed; g or gc may be undefined (that output got no gradient).
+std::vector<at::Tensor> delta_backward(const c10::optional<at::Tensor>& g,
+                                       const c10::optional<at::Tensor>& gc,
+                                       const at::Tensor& X,
+                                       const at::Tensor& k,
+                                       const at::Tensor& beta,
+                                       const at::Tensor& V,
+                                       const c10::optional<at::Tensor>& w,
+                                       const at::Tensor& rho,
+                                       const at::Tensor& s,
+                                       std::vector<bool> needs) {
+  check_state(X, "X");
+  const int64_t N = X.size(0), d = X.size(1), dv = X.size(2);
+  at::Tensor gt = g.has_value() ? *g : at::Tensor();
+  at::Tensor gct = gc.has_value() ? *gc : at::Tensor();
+  at::Tensor wt = w.has_value() ? *w : at::Tensor();
+  if (gt.defined()) check_state(gt, "grad");
+  auto gX = needs[0] ? at::empty_like(X) : at::Tensor();
+  auto gk = needs[1] ? at::empty_like(k) : at::Tensor();
+  auto gbeta = needs[2] ? at::empty_like(beta) : at::Tensor();
+  auto gV = needs[3] ? at::empty_like(V) : at::Tensor();
+  auto gw = (needs.size() > 4 && needs[4] && wt.defined())
+                ? at::zeros_like(wt) : at::Tensor();
+  if (!gct.defined() && gw.defined()) gw.zero_();
+  AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "delta_backward", [&] {
+    dispatch_dv(dv, [&](auto D) {
+      backward_impl<scalar_t, decltype(D)::value>(
+          ptr_or_null<scalar_t>(gt), ptr_or_null<scalar_t>(gct),
+          X.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(),
+          beta.data_ptr<scalar_t>(), V.data_ptr<scalar_t>(),
+          gct.defined() ? ptr_or_null<scalar_t>(wt) : nullptr,
+          rho.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(),
+          ptr_or_null<scalar_t>(gX), ptr_or_null<scalar_t>(gk),
+          ptr_or_null<scalar_t>(gbeta), ptr_or_null<scalar_t>(gV),
+          gct.defined() ? ptr_or_null<scalar_t>(gw) : nullptr, N, d, dv);
+    });
+  });
+  return {gX, gk, gbeta, gV, gw};
+}
+
+template <typename T, int DV>
+void compress_forward_impl(const T* __restrict__ x, const T* __restrict__ c,
+                           T* __restrict__ o, int64_t N, int64_t d,
+                           int64_t dv_rt) {
+  const int64_t dv = DV > 0 ? DV : dv_rt;
+  at::parallel_for(0, N, kGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t n = lo; n < hi; ++n)
+      for (int64_t f = 0; f < d; ++f) {
+        const T* xf = x + (n * d + f) * dv;
+        T acc = 0;
+        for (int64_t j = 0; j < dv; ++j) acc += c[f * dv + j] * xf[j];
+        o[n * d + f] = acc;
+      }
+  });
+}
+
+template <typename T, int DV>
+void compress_backward_impl(const T* __restrict__ g, const T* __restrict__ x,
+                            const T* __restrict__ c, T* __restrict__ gx,
+                            T* gw, int64_t N, int64_t d, int64_t dv_rt) {
+  const int64_t dv = DV > 0 ? DV : dv_rt, m = d * dv;
+  const int64_t blocks = (N + kBlock - 1) / kBlock;
+  std::vector<T> part(gw ? blocks * m : 0, T(0));
+  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      T* __restrict__ acc = gw ? part.data() + b * m : nullptr;
+      for (int64_t n = b * kBlock; n < std::min(N, (b + 1) * kBlock); ++n) {
+        const T* gn = g + n * d;
+        const T* xn = x + n * m;
+        if (gx) {
+          T* gxn = gx + n * m;
+          for (int64_t f = 0; f < d; ++f)
+            for (int64_t j = 0; j < dv; ++j)
+              gxn[f * dv + j] = gn[f] * c[f * dv + j];
+        }
+        if (acc)
+          for (int64_t f = 0; f < d; ++f)
+            for (int64_t j = 0; j < dv; ++j)
+              acc[f * dv + j] += gn[f] * xn[f * dv + j];
+      }
+    }
+  });
+  if (gw)
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int64_t i = 0; i < m; ++i) gw[i] += part[b * m + i];
+}
+
+// x[n, f] = Σ_j w[f, j] X[n, f, j]
+at::Tensor compress_forward(const at::Tensor& X, const at::Tensor& w) {
+  check_state(X, "X");
+  const int64_t N = X.size(0), d = X.size(1), dv = X.size(2);
+  auto out = at::empty({N, d}, X.options());
+  AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "compress_forward", [&] {
+    dispatch_dv(dv, [&](auto D) {
+      compress_forward_impl<scalar_t, decltype(D)::value>(
+          X.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
+          out.data_ptr<scalar_t>(), N, d, dv);
+    });
+  });
+  return out;
+}
+
+// dX[n, f, j] = g[n, f] w[f, j];  dw[f, j] = Σ_n g[n, f] X[n, f, j]
+std::vector<at::Tensor> compress_backward(const at::Tensor& g,
+                                          const at::Tensor& X,
+                                          const at::Tensor& w, bool need_x,
+                                          bool need_w) {
+  check_state(X, "X");
+  const int64_t N = X.size(0), d = X.size(1), dv = X.size(2);
+  auto gX = need_x ? at::empty_like(X) : at::Tensor();
+  auto gw = need_w ? at::zeros_like(w) : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "compress_backward", [&] {
+    dispatch_dv(dv, [&](auto D) {
+      compress_backward_impl<scalar_t, decltype(D)::value>(
+          g.data_ptr<scalar_t>(), X.data_ptr<scalar_t>(),
+          w.data_ptr<scalar_t>(),
+          need_x ? gX.data_ptr<scalar_t>() : nullptr,
+          need_w ? gw.data_ptr<scalar_t>() : nullptr, N, d, dv);
+    });
+  });
+  return {gX, gw};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("delta_forward", &delta_forward);
+  m.def("delta_backward", &delta_backward);
+  m.def("compress_forward", &compress_forward);
+  m.def("compress_backward", &compress_backward);
+}
