@@ -16,6 +16,7 @@ Examples::
         --depths 16 64 256 --out benchmarks/results/perf.json
     PYTHONPATH=. python benchmarks/perf.py --floor      # bandwidth floor
     PYTHONPATH=. python benchmarks/perf.py --compile    # compile vs eager
+    PYTHONPATH=. python benchmarks/perf.py --dv-scaling # op cost vs d_v
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ MODELS: Dict[str, tuple] = {   # label -> (registry name, kwargs)
     'gcnii': ('gcnii', {}),
     'delta': ('delta', {}),
     'delta_nonorm': ('delta', dict(norm=None)),
+    'delta_dv2': ('delta', dict(d_v=2)),
     'delta_dv4': ('delta', dict(d_v=4)),
 }
 GRAPHS = {  # name -> (nodes, undirected pairs sampled, input features)
@@ -144,7 +146,7 @@ def run_table(args) -> None:
         # (its state is 4x wider: ~28 GB at 64 layers; a CPU-RAM rule, so a
         # GPU with the memory runs d_v = 4 like the others).
         ckpt = gname != 'cora' and (depth >= args.ckpt_from or (
-            label == 'delta_dv4' and depth >= 64 and args.ckpt_from > 64
+            label in ('delta_dv2', 'delta_dv4') and depth >= 64 and args.ckpt_from > 64
             and args.device == 'cpu'))
         steps = args.steps if gname == 'cora' else args.big_steps
         cmd = [sys.executable, __file__, '--worker', '--graph', gname,
@@ -274,6 +276,64 @@ def floor(args) -> dict:
     return res
 
 
+def dv_scaling(args) -> dict:
+    """Cost of the shortcut op alone vs d_v at arxiv size: forward and
+    backward of the update the model runs (``delta_update`` for d_v = 1,
+    ``delta_update_read`` with the next read for d_v > 1), fused CPU kernels
+    vs the torch-op path, against the bytes each must move."""
+    from ddl_gnn.ops import cpu_kernels, delta_update, delta_update_read
+    torch.set_num_threads(args.threads)
+    a, b = torch.randn(2**27), torch.randn(2**27)             # 512 MiB
+    BW = 3 * a.numel() * 4 / _median_time(lambda: a + b)
+    del a, b
+    N, d = GRAPHS['arxiv'][0], args.width
+    nd = N * d * 4
+    g = torch.Generator().manual_seed(0)
+    out = dict(bandwidth_gb_s=BW / 1e9, nodes=N, width=d,
+               threads=args.threads, rows={})
+    print(f'bandwidth (a + b): {BW / 1e9:.1f} GB/s, threads={args.threads}')
+    print('| d_v | path | forward ms | backward ms | total ms | '
+          'must move MB | floor ms | x floor |')
+    print('|---|---|---|---|---|---|---|---|')
+    for dv in (1, 2, 4, 8):
+        X = torch.randn(*((N, d) if dv == 1 else (N, d, dv)), generator=g)
+        k = torch.randn(N, d, generator=g)
+        beta = 2 * torch.rand(N, generator=g)
+        v = torch.randn(*((N, ) if dv == 1 else (N, dv)), generator=g)
+        w = torch.randn(d, dv, generator=g)
+        leaves = [t.clone().requires_grad_() for t in (X, k, beta, v, w)]
+        # forward: read X, k; write X' (+ the read, N d, for d_v > 1)
+        # backward: read g, X, k (+ g_read); write dX, dk
+        fwd_b = (2 * dv + 1) * nd + (nd if dv > 1 else 0)
+        bwd_b = (3 * dv + 2) * nd + (nd if dv > 1 else 0)
+        for path in ('kernels', 'torch ops'):
+            os.environ['DDL_GNN_CPU_KERNELS'] = '1' if path == 'kernels' \
+                else '0'
+            if path == 'kernels' and not cpu_kernels.usable(X):
+                continue
+
+            def fwd():
+                if dv == 1:
+                    return (delta_update(*leaves[:4]), )
+                return delta_update_read(*leaves)
+            outs = fwd()
+            cots = [torch.randn_like(o) for o in outs]
+            tf = _median_time(fwd, 5)
+            tb = _median_time(lambda: torch.autograd.grad(
+                outs, leaves[:4] + ([leaves[4]] if dv > 1 else []), cots,
+                retain_graph=True), 5)
+            fl = (fwd_b + bwd_b) / BW
+            row = dict(forward_ms=1e3 * tf, backward_ms=1e3 * tb,
+                       mb=(fwd_b + bwd_b) / 1e6, floor_ms=1e3 * fl)
+            out['rows'][f'{dv}/{path}'] = row
+            print(f'| {dv} | {path} | {1e3 * tf:.1f} | {1e3 * tb:.1f} | '
+                  f'{1e3 * (tf + tb):.1f} | {row["mb"]:.0f} | '
+                  f'{1e3 * fl:.1f} | {(tf + tb) / fl:.2f} |', flush=True)
+            del outs, cots
+    os.environ.pop('DDL_GNN_CPU_KERNELS', None)
+    return out
+
+
 def compile_vs_eager(args) -> dict:
     """Step time of torch.compile vs eager on the first of ``--graphs``
     (default cora-size) on ``--device``, the two alternated in one process
@@ -344,7 +404,10 @@ def main(argv=None) -> None:
                    help='bandwidth floor analysis at arxiv size')
     p.add_argument('--compile', action='store_true',
                    help='torch.compile vs eager on the cora-size graph')
-    p.add_argument('--save', help='JSON path for --floor / --compile')
+    p.add_argument('--dv-scaling', action='store_true',
+                   help='shortcut op cost vs d_v (kernels vs torch ops)')
+    p.add_argument('--save', help='JSON path for --floor / --compile / '
+                   '--dv-scaling')
     # worker-only
     p.add_argument('--worker', action='store_true')
     p.add_argument('--graph')
@@ -356,8 +419,9 @@ def main(argv=None) -> None:
         worker(args)
     elif args.report:
         print(report(json.load(open(args.out))))
-    elif args.floor or args.compile:
-        res = floor(args) if args.floor else compile_vs_eager(args)
+    elif args.floor or args.compile or args.dv_scaling:
+        res = (floor(args) if args.floor else dv_scaling(args)
+               if args.dv_scaling else compile_vs_eager(args))
         if args.save:
             save_atomic(args.save, dict(result=res, machine=machine()))
     else:
