@@ -228,6 +228,9 @@ class LayerProbe:
                 energies. (default: :obj:`None`)
             batch (torch.Tensor, optional): Graph assignment (per-graph
                 values, averaged). (default: :obj:`None`)
+
+        A layer whose state holds NaN/Inf (a diverged stack) gets NaN
+        values instead of the metrics' input error.
         """
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
@@ -235,8 +238,12 @@ class LayerProbe:
                              f'{sorted(METRICS)}')
         out: List[Dict[str, Any]] = []
         for layer, state in sorted(self._states.items()):
+            # A diverged stack (states overflowing to Inf/NaN) is an
+            # observation, not bad input: its metrics are recorded as NaN.
+            finite = bool(torch.isfinite(state).all())
             for name in metrics:
-                value = METRICS[name](state, edge_index, edge_weight, batch)
+                value = (METRICS[name](state, edge_index, edge_weight, batch)
+                         if finite else float('nan'))
                 out.append({'layer': layer, 'module': self.names[layer],
                             'metric': name, 'value': float(value)})
         for layer, value in sorted(self._grads.items()):

@@ -257,3 +257,30 @@ def test_beta_summary_known_values():
     assert beta_audit(model) == []
     model[1].last_beta = beta
     assert {r['module'] for r in beta_audit(model)} == {'1'}
+
+
+def test_probe_records_nan_for_a_diverged_layer(data):
+    """A stack whose states overflow is measured, not rejected: layers
+    before the blow-up get their metrics (checked against direct calls),
+    the non-finite layers get NaN."""
+    torch.manual_seed(0)
+    model = GCN(F_IN, H, num_layers=3, out_channels=3)
+    with torch.no_grad():
+        model.convs[1].lin.weight.fill_(float('inf'))
+    probe = LayerProbe(model)
+    model(data.x, data.edge_index)
+    states = probe.states
+    finite = {l for l, x in states.items() if torch.isfinite(x).all()}
+    assert finite and len(finite) < len(states)
+    records = probe.records(data.edge_index)
+    for r in records:
+        if r['layer'] in finite:
+            want = float(METRICS[r['metric']](states[r['layer']],
+                                              data.edge_index, None, None))
+            assert math.isclose(r['value'], want, rel_tol=1e-5,
+                                abs_tol=1e-9)
+        else:
+            assert math.isnan(r['value'])
+    with pytest.raises(ValueError, match='NaN or Inf'):  # direct use: error
+        METRICS['dirichlet_energy'](states[max(states)], data.edge_index,
+                                    None, None)
