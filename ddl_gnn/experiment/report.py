@@ -36,24 +36,45 @@ def _variant(kwargs: Dict[str, Any]) -> str:
     return ','.join(f'{k}={v}' for k, v in sorted(kwargs.items())) or '-'
 
 
-def label(r: Dict[str, Any], split: bool) -> str:
+# Training settings that, when they differ between records of one model on
+# one dataset, make different rows (never averaged as if they were seeds).
+SETTINGS = ('lr', 'weight_decay', 'weight_decay_conv', 'dropout', 'hidden',
+            'epochs', 'patience', 'dataset_kwargs', 'loader', 'batch_size',
+            'num_parts')
+
+
+def _setting(r: Dict[str, Any], key: str) -> str:
+    return repr(r.get('config', {}).get(key))
+
+
+def label(r: Dict[str, Any], split: bool, settings: Tuple[str, ...] = ()
+          ) -> str:
     """The row label of a record: the model name, plus its model options
-    when one dataset holds several variants of that model."""
+    when one dataset holds several variants of that model, plus the
+    training settings named in ``settings`` (those that vary)."""
     kw = r.get('config', {}).get('model_kwargs', {})
-    return f"{r['model']} [{_variant(kw)}]" if split else r['model']
+    parts = [_variant(kw)] if split else []
+    cfg = r.get('config', {})
+    parts += [f'{k}={cfg.get(k)}' for k in settings]
+    return f"{r['model']} [{', '.join(parts)}]" if parts else r['model']
 
 
 def group_records(records: List[Dict[str, Any]]
                   ) -> Dict[Group, List[Dict[str, Any]]]:
     """Records by ``(dataset, label, depth)``; see :func:`label`."""
     variants: Dict[Tuple[str, str], set] = defaultdict(set)
+    values: Dict[Tuple[str, str, str], set] = defaultdict(set)
     for r in records:
         variants[(r['dataset'], r['model'])].add(_variant(
             r.get('config', {}).get('model_kwargs', {})))
+        for k in SETTINGS:
+            values[(r['dataset'], r['model'], k)].add(_setting(r, k))
     groups: Dict[Group, List[Dict[str, Any]]] = defaultdict(list)
     for r in records:
         split = len(variants[(r['dataset'], r['model'])]) > 1
-        groups[(r['dataset'], label(r, split), r['depth'])].append(r)
+        vary = tuple(k for k in SETTINGS
+                     if len(values[(r['dataset'], r['model'], k)]) > 1)
+        groups[(r['dataset'], label(r, split, vary), r['depth'])].append(r)
     return groups
 
 

@@ -183,6 +183,24 @@ def test_report_separates_variants_of_one_model(tmp_path):
                                         ('cora', 'res', 2)}
 
 
+def test_report_separates_runs_with_other_training_settings():
+    """Records that differ in a training setting (here lr) are different
+    rows, never averaged as if they were seeds; settings shared by all
+    records of a model stay out of the label."""
+    from ddl_gnn.experiment.report import group_records
+    base = dict(dataset='cora', depth=128, test=0.5, model='delta')
+    kw = {'beta_init': 1.0}
+    recs = [dict(base, config={'model_kwargs': kw, 'lr': 0.005, 'seed': 0}),
+            dict(base, config={'model_kwargs': kw, 'lr': 0.005, 'seed': 1}),
+            dict(base, config={'model_kwargs': kw, 'lr': 0.001, 'seed': 0}),
+            dict(base, model='res', config={'lr': 0.01, 'seed': 0})]
+    groups = group_records(recs)
+    assert set(groups) == {('cora', 'delta [lr=0.005]', 128),
+                           ('cora', 'delta [lr=0.001]', 128),
+                           ('cora', 'res', 128)}
+    assert len(groups[('cora', 'delta [lr=0.005]', 128)]) == 2
+
+
 def test_cli_user_errors_are_one_clear_message(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv('DDL_GNN_TRACEBACK', raising=False)
     assert main(['train', '--dataset', 'nonexist', '--model', 'delta',
