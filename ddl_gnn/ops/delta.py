@@ -88,17 +88,25 @@ def _plain(X: Tensor, k: Tensor, beta: Tensor, V: Tensor,
                                       ).unsqueeze(1)
 
 
-def _plain_vjp(ctx, g: Tensor, *inputs: Tensor):
-    """Vector-Jacobian product of :func:`_plain` with a graph (for
-    ``create_graph=True`` backwards)."""
-    need = [i for i, n in enumerate(ctx.needs_input_grad[:4]) if n]
-    out = _plain(*inputs, ctx.eps)
-    grads = torch.autograd.grad(out, [inputs[i] for i in need], g,
-                                create_graph=True, allow_unused=True)
-    full = [None] * 4
-    for i, gi in zip(need, grads):
+def _vjp_with_graph(ctx, fn, inputs, cotangents):
+    """Vector-Jacobian product of ``fn(*inputs)`` recorded with a graph (for
+    ``create_graph=True`` backwards); ``None`` for inputs that need no
+    gradient, plus one trailing ``None`` for ``eps``."""
+    idx = [i for i, n in enumerate(ctx.needs_input_grad[:len(inputs)]) if n]
+    got = torch.autograd.grad(fn(*inputs), [inputs[i] for i in idx],
+                              cotangents, create_graph=True,
+                              allow_unused=True)
+    full = [None] * len(inputs)
+    for i, gi in zip(idx, got):
         full[i] = gi
     return (*full, None)
+
+
+def _plain_read(X: Tensor, k: Tensor, beta: Tensor, V: Tensor, w: Tensor,
+                eps: float) -> Tuple[Tensor, Tensor]:
+    """:func:`_plain` and its compressed read, in plain autograd ops."""
+    out = _plain(X, k, beta, V, eps)
+    return out, (out * w).sum(-1)
 
 
 class _DeltaUpdate(torch.autograd.Function):
@@ -154,7 +162,8 @@ class _DeltaUpdate(torch.autograd.Function):
             # without history, so its own derivative would be wrong;
             # differentiate the plain expression instead (exact to any
             # order, costs the eager path's memory).
-            return _plain_vjp(ctx, g, X, k, beta, V)
+            return _vjp_with_graph(ctx, lambda *t: _plain(*t, ctx.eps),
+                                   (X, k, beta, V), g)
         if cpu_kernels.usable(X, g, k):      # one pass (csrc/delta_cpu.cpp)
             X3 = _as3(X)
             gX, gk, gbeta, gV, _ = cpu_kernels.kernels().delta_backward(
@@ -246,17 +255,8 @@ class _DeltaUpdateRead(torch.autograd.Function):
         X, k, beta, V, w, rho, s = ctx.saved_tensors
         need = ctx.needs_input_grad[:5]
         if torch.is_grad_enabled():   # create_graph: differentiable ops
-            inputs = (X, k, beta, V, w)
-            idx = [i for i, n in enumerate(need) if n]
-            out = _plain(X, k, beta, V, ctx.eps)
-            read = (out * w).sum(-1)
-            got = torch.autograd.grad((out, read), [inputs[i] for i in idx],
-                                      (g, gc), create_graph=True,
-                                      allow_unused=True)
-            full = [None] * 5
-            for i, gi in zip(idx, got):
-                full[i] = gi
-            return (*full, None)
+            return _vjp_with_graph(ctx, lambda *t: _plain_read(*t, ctx.eps),
+                                   (X, k, beta, V, w), (g, gc))
         grads = cpu_kernels.kernels().delta_backward(
             g.contiguous(), gc.contiguous(), X.contiguous(), k.contiguous(),
             beta.contiguous(), V.contiguous(), w.contiguous(), rho, s,
