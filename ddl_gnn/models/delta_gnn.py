@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from ..nn.compress import StateCompressor
 from ..nn.delta_conv import DeltaConv
+from ..ops import cpu_kernels
 from .base import DeepGNN
 
 
@@ -77,6 +78,11 @@ class DeltaGNN(DeepGNN):
         :class:`~ddl_gnn.metrics.LayerProbe` needs the whole gradient at
         each layer's output, which the fused read splits in two)."""
         if self.d_v == 1 or end - start < 2:
+            return False
+        # Only where the fused CPU kernel runs: elsewhere the chained read
+        # is the same composition, and keeping it (instead of recomputing)
+        # would cost N x d memory per layer for nothing.
+        if not cpu_kernels.usable(self.layers[start].compress.weight):
             return False
         return all(layer.erase and not layer._forward_hooks
                    and not layer._forward_pre_hooks

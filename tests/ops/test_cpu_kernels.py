@@ -203,3 +203,13 @@ def test_probe_turns_fused_reads_off():
     probe = LayerProbe(model)
     ref = probe.gradient_norms(model(x, ei).pow(2).sum())
     assert len(norms) >= 4 and norms == pytest.approx(ref, rel=1e-12)
+
+
+def test_no_fused_reads_without_the_kernels(monkeypatch):
+    """Without the kernels the chained read would be the same composition,
+    so the model keeps the plain per-layer path (no extra saved read)."""
+    model = build_model('delta', 10, 16, 4, 4, d_v=2)
+    assert model._fused_reads(0, 4)
+    monkeypatch.setenv('DDL_GNN_CPU_KERNELS', '0')
+    assert not model._fused_reads(0, 4)
+
