@@ -28,7 +28,7 @@ set -u
 DATA_TGZ=$1; OUT=$2; BUDGET=$3; WORKERS=${4:-14}; DEVICE=${DEVICE:-cuda}
 T0=$(date +%s); DEADLINE=$((T0 + BUDGET))
 cd "$(dirname "$0")/.."
-mkdir -p "$OUT" /tmp/ddl_logs
+mkdir -p "$OUT" /tmp/ddl_logs && rm -f /tmp/ddl_logs/ready_*
 exec > >(tee -a "$OUT/log.txt") 2>&1
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 export DDL_GNN_OFFLINE=1 DDL_GNN_DATA=/tmp/ddl_data
@@ -59,17 +59,20 @@ if [ -n "${MPS:-}" ]; then
     fi
 fi
 
-# Datasets are processed once here: shards starting together would race on
-# the loaders' processed/ folders.
-(if [ -f "$DDL_GNN_DATA/verify_data.py" ]; then  # Peptides-func raw files
+# Datasets are processed once here, config by config in the sweep order
+# (shards starting together would race on the loaders' processed/ folders);
+# a shard enters a config when its ready_ marker exists, so the first sweeps
+# start while the later datasets are still being processed.
+(for c in $CONFIGS; do
+   if [ "$c" = peptides_func ] && [ -f "$DDL_GNN_DATA/verify_data.py" ]; then
      $PY "$DDL_GNN_DATA/verify_data.py" --root "$DDL_GNN_DATA" \
-         --prepare "$DDL_GNN_DATA"
- fi
- for c in $CONFIGS; do
+         --prepare "$DDL_GNN_DATA"  # Peptides-func raw files
+   fi
    $PY -c "
 import tomllib; from ddl_gnn.data import load_dataset
 spec = tomllib.load(open('benchmarks/configs/$c.toml', 'rb'))
 print(load_dataset(spec['dataset']))"
+   touch "/tmp/ddl_logs/ready_$c"
  done) > /tmp/ddl_logs/prep.txt 2>&1 &
 PREP=$!
 
@@ -103,7 +106,6 @@ stamp "torch.compile vs eager (arxiv size, depth 16)"
     --models res delta delta_nonorm --steps 5 \
     --save "$OUT/perf_compile_gpu.json" > /tmp/ddl_logs/compile.txt 2>&1
 stamp "compile rc=$?"; grep -E "eager" /tmp/ddl_logs/compile.txt
-wait $PREP; tail -n 12 /tmp/ddl_logs/prep.txt
 
 snapshot() {
     tar czf "$OUT/campaign.tgz.tmp" benchmarks/results/*/results.jsonl \
@@ -113,6 +115,8 @@ stamp "campaign: $WORKERS shards until +$BUDGET s"
 PIDS=""
 for k in $(seq 0 $((WORKERS - 1))); do
     (for c in $CONFIGS; do
+         while [ ! -e "/tmp/ddl_logs/ready_$c" ] && kill -0 $PREP 2>/dev/null; do
+             sleep 2; done
          [ "$(date +%s)" -ge "$DEADLINE" ] && break
          echo "== $c"
          $PY -m ddl_gnn sweep --config "benchmarks/configs/$c.toml" \
@@ -135,4 +139,5 @@ for k in $(seq 0 $((WORKERS - 1))); do
     grep -E "Error|error|Traceback" /tmp/ddl_logs/w$k.txt | head -5
 done
 [ -n "$TESTS" ] && wait "$TESTS"
+tail -n 12 /tmp/ddl_logs/prep.txt
 stamp "done"
