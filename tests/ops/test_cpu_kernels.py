@@ -22,11 +22,11 @@ TOL = {torch.float64: dict(atol=1e-12, rtol=1e-10),
        torch.float32: dict(atol=2e-5, rtol=2e-5)}
 
 
-def _inputs(dv, dtype, seed=0):
+def _inputs(dv, dtype, seed=0, width=D):
     g = torch.Generator().manual_seed(seed)
-    shape = (N, D) if dv == 0 else (N, D, dv)
+    shape = (N, width) if dv == 0 else (N, width, dv)
     x = torch.randn(*shape, generator=g, dtype=dtype)
-    k = torch.randn(N, D, generator=g, dtype=dtype)
+    k = torch.randn(N, width, generator=g, dtype=dtype)
     k[:3] = 0.0                          # the eps guard: k = 0 rows
     b = 2 * torch.rand(N, generator=g, dtype=dtype)
     v = torch.randn(*((N, ) if dv == 0 else (N, dv)), generator=g,
@@ -88,10 +88,14 @@ def _plain_read(x, k, b, v, w):
     return out, (out * w).sum(-1)
 
 
+# width 12: whole 8-feature blocks plus a tail of 4 (the AVX2 per-feature
+# sums of float and their scalar tail); 13 and 21: flat loops with tails too
+@pytest.mark.parametrize('width', [D, 13, 21])
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
 @pytest.mark.parametrize('dv', [2, 3, 4, 8])
-def test_fused_read_matches_update_then_compress(dv, dtype):
-    inputs = _inputs(dv, dtype) + [torch.randn(D, dv, dtype=dtype)]
+def test_fused_read_matches_update_then_compress(dv, dtype, width):
+    inputs = _inputs(dv, dtype, width=width) + [
+        torch.randn(width, dv, dtype=dtype)]
     outs, grads = _grads(delta_update_read, inputs)
     refs, ref_grads = _grads(_plain_read, inputs)
     for a, b in zip(outs, refs):
