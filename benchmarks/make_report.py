@@ -20,9 +20,14 @@ sys.path.insert(0, str(ROOT))
 
 from ddl_gnn.experiment.records import ResultStore  # noqa: E402
 from ddl_gnn.experiment.report import tables, write_report  # noqa: E402
-from ddl_gnn.experiment.sweep import expand, load_config  # noqa: E402
+from ddl_gnn.experiment.sweep import split_current  # noqa: E402
 
 BEGIN, END = '<!-- results:begin -->', '<!-- results:end -->'
+# Sweeps of one model with another setting than the main sweep's: their
+# selection.md ranks both settings per depth by validation.
+POOLED = {'cora_delta_beta01': ('cora', 'delta'),
+          'citeseer_delta_beta01': ('citeseer', 'delta'),
+          'cora_deep_beta01': ('cora_deep', 'delta')}
 
 
 def main() -> None:
@@ -39,15 +44,15 @@ def main() -> None:
             # Only records of the config as it stands now (a changed
             # hyper-parameter gives new run keys; old records stay in the
             # JSONL but leave the tables).
-            keys = {c.key() for c in expand(load_config(str(config)))}
-            stale = [r for r in records if r.get('key') not in keys]
-            records = [r for r in records if r.get('key') in keys]
+            records, stale = split_current(records, str(config))
             if stale:
                 print(f'{folder.name}: {len(stale)} records of an older '
                       f'config left out')
         if not records:
             continue
         report = write_report(str(folder), records)
+        if folder.name in POOLED:
+            _write_selection(folder, POOLED[folder.name])
         # Plots of cells that left the tables (an older config) would
         # otherwise linger beside the report: drop PNGs it does not show.
         shown = report.read_text()
@@ -72,16 +77,23 @@ def main() -> None:
     print(f'updated {readme} ({len(sections)} result sets)')
 
 
-def _write_selection(folder: Path) -> None:
+def _write_selection(folder: Path, pooled: tuple = ()) -> None:
+    """``selection.md``: the configurations of ``folder`` (with
+    ``pooled = (other folder name, model)``: and that model's runs in the
+    other folder) ranked by validation per (model, depth)."""
     import contextlib
     import io
 
     from select_hparams import main as select
+    folders = [folder] if not pooled else [folder.parent / pooled[0], folder]
+    model = pooled[1] if pooled else None
+    cmd = ' '.join(str(f.relative_to(ROOT)) for f in folders) + (
+        f' --model {model}' if model else '')
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        select(str(folder))
+        select(*map(str, folders), model=model)
     text = ('# Hyper-parameter selection (by validation)\n\n'
-            f'`python benchmarks/select_hparams.py {folder.relative_to(ROOT)}`'
+            f'`python benchmarks/select_hparams.py {cmd}`'
             '\n\n```\n' + buf.getvalue() + '```\n')
     (folder / 'selection.md').write_text(text)
 

@@ -1,9 +1,15 @@
 """Hyper-parameter selection from a tuning sweep, by validation score.
 
     python benchmarks/select_hparams.py benchmarks/results/tune_cora
+    python benchmarks/select_hparams.py benchmarks/results/cora \
+        benchmarks/results/cora_delta_beta01 --model delta
 
 Prints, per (model, depth), every configuration's mean validation and test
 score over its seeds, best validation first; the chosen one is marked.
+Several folders are pooled (e.g. a sweep and a second sweep of one model
+with another setting); ``--model`` keeps one model. A folder named like a
+config in ``benchmarks/configs/`` contributes only the records of that
+config as it stands (as in the reports).
 """
 from __future__ import annotations
 
@@ -16,11 +22,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ddl_gnn.experiment.config import RunConfig  # noqa: E402
 from ddl_gnn.experiment.records import ResultStore  # noqa: E402
 from ddl_gnn.experiment.report import mean_std  # noqa: E402
+from ddl_gnn.experiment.sweep import split_current  # noqa: E402
+
+CONFIGS = Path(__file__).resolve().parent / 'configs'
 
 
-def main(folder: str) -> None:
+def _records(folder: str) -> list:
+    records = ResultStore(folder).load()
+    config = CONFIGS / f'{Path(folder).name}.toml'
+    return split_current(records, str(config))[0] if config.exists() \
+        else records
+
+
+def main(*folders: str, model: str | None = None) -> None:
     groups = defaultdict(list)
-    for r in ResultStore(folder).load():
+    records = [r for f in folders for r in _records(f)
+               if model is None or r['model'] == model]
+    for r in records:
         changed = RunConfig(**r['config']).changed()
         for k in ('dataset', 'model', 'depth', 'seed'):
             changed.pop(k, None)
@@ -40,4 +58,9 @@ def main(folder: str) -> None:
 
 
 if __name__ == '__main__':
-    main(sys.argv[1])
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('folders', nargs='+')
+    p.add_argument('--model')
+    args = p.parse_args()
+    main(*args.folders, model=args.model)
