@@ -2,7 +2,7 @@
 
     python benchmarks/make_report.py
 
-For every ``benchmarks/results/<name>/results.jsonl`` it writes that folder's
+For every ``benchmarks/results/<name>/results.jsonl[.gz]`` it writes that folder's
 ``report.md`` and plots (``ddl-gnn report``), then replaces the block between
 the ``<!-- results:begin -->`` / ``<!-- results:end -->`` markers of the
 top-level README with the accuracy tables, so the README never states a
@@ -18,7 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ddl_gnn.experiment.records import ResultStore  # noqa: E402
+from ddl_gnn.experiment.records import (  # noqa: E402
+    ResultStore, record_folders)
 from ddl_gnn.experiment.report import tables, write_report  # noqa: E402
 from ddl_gnn.experiment.sweep import split_current  # noqa: E402
 
@@ -33,7 +34,7 @@ POOLED = {'cora_delta_beta01': ('cora', 'delta'),
 def main() -> None:
     results = ROOT / 'benchmarks' / 'results'
     sections = []
-    for folder in sorted(p.parent for p in results.glob('*/results.jsonl')):
+    for folder in record_folders(results):
         if folder.name.startswith('tune_'):
             # A tuning grid is not a table of seeds: write its selection.
             _write_selection(folder)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fcntl
+import gzip
 import json
 import os
 import platform
@@ -48,12 +49,19 @@ class ResultStore:
     Appends rewrite the file through a temporary file and ``os.replace``
     under an exclusive lock, so a kill at any moment leaves either the old or
     the new file, never a torn line; several processes may share a store.
+
+    :meth:`compact` moves the records into ``DIR/results.jsonl.gz`` (per-layer
+    curves make a finished sweep's JSONL several MiB; gzip keeps about a
+    quarter);
+    :meth:`load` reads the archive and then the live file, and appends skip
+    a key found in either.
     """
 
     def __init__(self, out_dir: str, name: str = 'results.jsonl'):
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / name
+        self.archive = self.dir / f'{name}.gz'
         self._lock_path = self.dir / f'.{name}.lock'
 
     @contextmanager
@@ -65,39 +73,78 @@ class ResultStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def _archived(self) -> bytes:
+        return gzip.decompress(self.archive.read_bytes()) \
+            if self.archive.exists() else b''
+
+    def _live(self) -> bytes:
+        return self.path.read_bytes() if self.path.exists() else b''
+
     def load(self) -> List[Dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        records = []
-        for line in self.path.read_text().splitlines():
+        """Archived records, then live ones; a key seen twice (a compaction
+        killed between writing the archive and emptying the live file) is
+        kept once."""
+        records, seen = [], set()
+        for line in (self._archived() + self._live()).decode().splitlines():
             line = line.strip()
-            if line:
-                records.append(json.loads(line))
+            if not line:
+                continue
+            record = json.loads(line)
+            key = record.get('key')
+            if key is not None:
+                if key in seen:
+                    continue
+                seen.add(key)
+            records.append(record)
         return records
 
     def keys(self) -> Set[str]:
         return {r['key'] for r in self.load() if 'key' in r}
+
+    def _replace(self, path: Path, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix='.results.')
+        try:
+            os.fchmod(fd, 0o644)              # mkstemp makes it 0600
+            with os.fdopen(fd, 'wb') as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
     def append(self, record: Dict[str, Any]) -> bool:
         """Adds ``record`` unless a record with its ``key`` exists; returns
         whether it was written."""
         line = json.dumps(record, sort_keys=True, allow_nan=True) + '\n'
         with self._locked():
-            old = self.path.read_bytes() if self.path.exists() else b''
-            if record.get('key') and f'"key": "{record["key"]}"'.encode() \
-                    in old:
-                return False
-            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix='.results.')
-            try:
-                os.fchmod(fd, 0o644)          # mkstemp makes it 0600
-                with os.fdopen(fd, 'wb') as f:
-                    f.write(old)
-                    f.write(line.encode())
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            old = self._live()
+            if record.get('key'):
+                needle = f'"key": "{record["key"]}"'.encode()
+                if needle in old or needle in self._archived():
+                    return False
+            self._replace(self.path, old + line.encode())
         return True
+
+    def compact(self) -> int:
+        """Moves the live records into the gzip archive (byte-stable:
+        no timestamp in the gzip header); returns how many moved."""
+        with self._locked():
+            live = self._live()
+            moved = sum(1 for ln in live.splitlines() if ln.strip())
+            if not moved:
+                return 0
+            data = self._archived() + live
+            self._replace(self.archive,
+                          gzip.compress(data, compresslevel=9, mtime=0))
+            self.path.unlink()
+        return moved
+
+
+def record_folders(root: Path, name: str = 'results.jsonl') -> List[Path]:
+    """The folders under ``root`` (one level) holding records, live
+    (``name``) or archived (``name.gz``), sorted."""
+    return sorted({p.parent for pattern in (name, f'{name}.gz')
+                   for p in Path(root).glob(f'*/{pattern}')})

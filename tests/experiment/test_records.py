@@ -1,0 +1,91 @@
+"""ResultStore: the gzip archive of finished records (compact) is read like
+the live JSONL file; resume keys, order and duplicates survive it."""
+import gzip
+import json
+import shutil
+
+from ddl_gnn.experiment.records import ResultStore, record_folders
+
+
+def _records(n, start=0):
+    return [dict(key=f'k{i}', test=i / 10, curve=[i, i + 0.5])
+            for i in range(start, start + n)]
+
+
+def test_compact_round_trip_and_resume(tmp_path):
+    store = ResultStore(tmp_path)
+    recs = _records(5)
+    assert all(store.append(r) for r in recs)
+    assert store.compact() == 5
+    assert not store.path.exists() and store.archive.exists()
+    # the archive is plain gzip of the JSON lines, in append order
+    lines = gzip.decompress(store.archive.read_bytes()).decode().splitlines()
+    assert [json.loads(ln) for ln in lines] == recs
+    assert store.load() == recs
+    assert store.keys() == {r['key'] for r in recs}
+    assert not store.append(recs[2])            # archived key: not again
+    new = _records(2, start=5)
+    assert all(store.append(r) for r in new)
+    assert store.load() == recs + new           # archive first, then live
+    assert store.compact() == 2 and store.compact() == 0
+    assert ResultStore(tmp_path).load() == recs + new
+
+
+def test_interrupted_compaction_keeps_each_key_once(tmp_path):
+    """Killed after the archive was written, before the live file went:
+    both hold the same records, which load once."""
+    store = ResultStore(tmp_path)
+    recs = _records(3)
+    for r in recs:
+        store.append(r)
+    live = store.path.read_bytes()
+    store.compact()
+    store.path.write_bytes(live)
+    assert store.load() == recs
+    assert not store.append(recs[0])
+
+
+def test_archive_bytes_do_not_depend_on_time(tmp_path):
+    a, b = ResultStore(tmp_path / 'a'), ResultStore(tmp_path / 'b')
+    for store in (a, b):
+        for r in _records(4):
+            store.append(r)
+        store.compact()
+    assert a.archive.read_bytes() == b.archive.read_bytes()
+
+
+def test_record_folders_sees_live_and_archived(tmp_path):
+    for name in ('live', 'archived', 'both'):
+        ResultStore(tmp_path / name).append(_records(1)[0])
+    ResultStore(tmp_path / 'archived').compact()
+    both = ResultStore(tmp_path / 'both')
+    both.compact()
+    both.append(_records(1, start=1)[0])
+    (tmp_path / 'empty').mkdir()
+    shutil.copy(both.archive, tmp_path / 'empty' / 'other.gz')
+    assert [p.name for p in record_folders(tmp_path)] == [
+        'archived', 'both', 'live']
+
+
+def test_merge_records_adds_new_keys_only(tmp_path):
+    """benchmarks/merge_records.py (records from a lent GPU) reads archived
+    and live sources and never writes a key twice."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[2] / 'benchmarks' / \
+        'merge_records.py'
+    spec = importlib.util.spec_from_file_location('merge_records', path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    src, dst = ResultStore(tmp_path / 'src' / 'x'), ResultStore(
+        tmp_path / 'dst' / 'x')
+    for r in _records(3):
+        src.append(r)
+    src.compact()
+    for r in _records(2, start=3):
+        src.append(r)
+    dst.append(_records(1)[0])
+    dst.compact()
+    assert mod.merge(tmp_path / 'src', tmp_path / 'dst') == {'x': 4}
+    assert [r['key'] for r in dst.load()] == ['k0', 'k1', 'k2', 'k3', 'k4']
+    assert mod.merge(tmp_path / 'src', tmp_path / 'dst') == {'x': 0}
