@@ -46,7 +46,8 @@ if ls .whl/*.whl >/dev/null 2>&1; then  # ogb (benchmarks/gpu_pack.sh)
 fi
 
 CONFIGS=${CONFIGS:-"cora_delta_beta01 citeseer_delta_beta01 ablation_cora \
-hetero_chameleon hetero_actor hetero_squirrel hetero_minesweeper hetero_tolokers \
+hetero_chameleon hetero_chameleon_filtered hetero_actor hetero_squirrel \
+hetero_squirrel_filtered hetero_minesweeper hetero_tolokers \
 ogbg_molbace ogbg_molbbbp peptides_func ogbg_molhiv cora_normfeat \
 citeseer_normfeat cora citeseer hetero_texas hetero_cornell hetero_wisconsin \
 cora_deep"}

@@ -101,6 +101,36 @@ def load_heterophilous(spec, root, split, undirected):
                  note='evaluate with scores of class 1 (ROC-AUC)')
 
 
+# yandex-research/heterophilous-graphs: Chameleon and Squirrel with their
+# duplicate nodes removed (no PyG class reads them)
+FILTERED_URL = ('https://github.com/yandex-research/heterophilous-graphs/'
+                'raw/main/data')
+
+
+def load_filtered_npz(spec, root, split, undirected):
+    """``ROOT/heterophilous/extra_npz/<arg>.npz`` (downloaded with PyG's
+    ``download_url`` when absent): features, labels, each undirected edge
+    once, 10 splits as [10, N] masks."""
+    import numpy as np
+    from torch_geometric.data import Data, download_url
+    folder = os.path.join(root, spec.subdir)
+    path = os.path.join(folder, f'{spec.arg}.npz')
+    if not os.path.exists(path):
+        download_url(f'{FILTERED_URL}/{spec.arg}.npz', folder)
+    z = np.load(path)
+    masks = {k: torch.from_numpy(z[f'{k}_masks']).t().contiguous()
+             for k in ('train', 'val', 'test')}
+    data = Data(x=torch.from_numpy(z['node_features']).float(),
+                edge_index=torch.from_numpy(z['edges']).t().contiguous(),
+                y=torch.from_numpy(z['node_labels']).long(),
+                train_mask=masks['train'], val_mask=masks['val'],
+                test_mask=masks['test'])
+    col = _check_split(spec, split, data.train_mask.size(1))
+    return _node(spec, data, masks_split(data, col), col, undirected, root,
+                 int(data.y.max()) + 1,
+                 num_splits=int(data.train_mask.size(1)))
+
+
 def load_gnn_benchmark(spec, root, split, undirected, train=20, valid=30):
     from torch_geometric.datasets import Amazon, Coauthor
     cls = Coauthor if spec.name.startswith('coauthor') else Amazon
@@ -192,6 +222,7 @@ def load_ogbl(spec, root, split, undirected):
 LOADERS = {
     'csbm': load_csbm, 'karate': load_karate, 'planetoid': load_planetoid,
     'geom_gcn': load_geom_gcn, 'heterophilous': load_heterophilous,
+    'filtered_npz': load_filtered_npz,
     'gnn_benchmark': load_gnn_benchmark, 'ogbn': load_ogbn,
     'ogbg': load_ogbg, 'lrgb': load_lrgb, 'ogbl': load_ogbl,
 }

@@ -94,3 +94,25 @@ def test_normalize_features_cora_rows_and_graph_sets_refuse(data_root):
     torch.testing.assert_close(sums[nonempty], torch.ones(int(nonempty.sum())))
     with pytest.raises(ValueError, match='normalize_features'):
         load_dataset('ogbg-molbace', root=data_root, normalize_features=True)
+
+
+def test_chameleon_filtered_against_the_npz(data_root):
+    """The duplicate-free Chameleon (Platonov et al. 2023) as stored by
+    yandex-research: numpy's view of the file is the oracle."""
+    import numpy as np
+    z = np.load(f'{data_root}/heterophilous/extra_npz/chameleon_filtered.npz')
+    ds = load_dataset('chameleon-filtered', root=data_root, split=4)
+    d = ds.data
+    assert d.num_nodes == 890 == len(z['node_labels'])
+    assert torch.equal(d.x, torch.from_numpy(z['node_features']))
+    assert torch.equal(d.y, torch.from_numpy(z['node_labels']))
+    # each undirected edge is stored once: symmetrised to both directions
+    assert d.edge_index.size(1) == 2 * len(z['edges']) == 17708
+    assert ds.is_undirected and is_undirected(d.edge_index)
+    for ours, theirs in (('train', 'train'), ('valid', 'val'),
+                         ('test', 'test')):
+        assert ds.split[ours].tolist() == np.flatnonzero(
+            z[f'{theirs}_masks'][4]).tolist()
+    assert (ds.num_classes, ds.metric, ds.split_index) == (5, 'acc', 4)
+    sq = load_dataset('squirrel-filtered', root=data_root)
+    assert (sq.data.num_nodes, sq.data.edge_index.size(1)) == (2223, 93996)

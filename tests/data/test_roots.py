@@ -63,11 +63,16 @@ def test_missing_dataset_offline_mode(tmp_path, monkeypatch, no_network):
     with pytest.raises(DatasetNotFoundError):
         load_dataset('ogbg-molhiv', root=tmp_path, download=False)
     assert not (tmp_path / 'ogb').exists()
+    with pytest.raises(DatasetNotFoundError) as err:   # no PyG class
+        load_dataset('chameleon-filtered', root=tmp_path)
+    _check_message(err, 'chameleon-filtered',
+                   tmp_path / 'heterophilous' / 'extra_npz')
 
 
 @pytest.mark.parametrize('name, folder', [
     ('pubmed', 'planetoid/PubMed'),
     ('ogbn-arxiv', 'ogb/ogbn_arxiv'),
+    ('chameleon-filtered', 'heterophilous/extra_npz'),   # download_url
 ])
 def test_missing_dataset_no_network_download_fails_cleanly(
         tmp_path, no_network, name, folder, monkeypatch):
