@@ -152,9 +152,9 @@ inline void dot_flat(const T* __restrict__ kx, const T* __restrict__ x,
 }
 
 // out[f] = Σ_j t[f·DV + j], the per-feature sums of a flat scratch row.
-// gcc vectorises the plain loop with a transposing permute per vector (the
-// fused read then cost 2x the update itself at d_v = 8); for float with
-// AVX2 the sums of 8 features are taken with horizontal adds instead.
+// gcc vectorises the plain loop with transposing permutes (the fused read
+// then doubled the forward's time at d_v = 8); for float with AVX2 the sums
+// of 8 features are taken with horizontal adds instead.
 template <typename T, int DV>
 inline void sum_groups(const T* __restrict__ t, T* __restrict__ out,
                        const int64_t d) {
