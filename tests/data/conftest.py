@@ -1,7 +1,6 @@
 """Fixtures for the data tests.
 
-* ``data_root``: ``$DDL_GNN_DATA`` (a writable copy made by
-  ``shared/data/verify_data.py --prepare``), else the test is skipped.
+* ``data_root`` (``tests/conftest.py``): the offline data or a skip.
 * ``no_network``: every socket connect / DNS lookup raises ``OSError``.
 * ``ogbn_fixture_root`` / ``pubmed_fixture_root``: tiny graphs written in the
   exact on-disk formats of sets that are not shipped offline (ogbn-arxiv,
@@ -16,17 +15,6 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-
-
-@pytest.fixture
-def data_root():
-    root = os.environ.get('DDL_GNN_DATA')
-    if not root:
-        pytest.skip('DDL_GNN_DATA is not set (point it at a writable copy '
-                    'made by shared/data/verify_data.py --prepare DEST)')
-    if not os.path.isdir(root):
-        pytest.skip(f'DDL_GNN_DATA={root} does not exist')
-    return root
 
 
 @pytest.fixture(autouse=True)

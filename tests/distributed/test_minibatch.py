@@ -24,9 +24,8 @@ def test_train_random_loader_csbm(tmp_path):
 
 
 @pytest.mark.dataset
-@pytest.mark.skipif(not os.environ.get('DDL_GNN_DATA'),
-                    reason='needs the offline datasets (DDL_GNN_DATA)')
-def test_train_random_loader_tolokers(tmp_path):
+def test_train_random_loader_tolokers(tmp_path, data_root, monkeypatch):
+    monkeypatch.setenv('DDL_GNN_DATA', data_root)
     out = str(tmp_path)
     assert main(['train', '--dataset', 'tolokers', '--model', 'delta',
                  '--depth', '2', '--hidden', '16', '--epochs', '1',
