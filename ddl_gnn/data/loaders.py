@@ -118,6 +118,12 @@ def load_filtered_npz(spec, root, split, undirected):
     if not os.path.exists(path):
         download_url(f'{FILTERED_URL}/{spec.arg}.npz', folder)
     z = np.load(path)
+    need = {'node_features', 'node_labels', 'edges', 'train_masks',
+            'val_masks', 'test_masks'}
+    if need - set(z.files):
+        raise ValueError(f'{path} lacks {sorted(need - set(z.files))} (has '
+                         f'{sorted(z.files)}): not a heterophilous-graphs '
+                         f'npz')
     masks = {k: torch.from_numpy(z[f'{k}_masks']).t().contiguous()
              for k in ('train', 'val', 'test')}
     data = Data(x=torch.from_numpy(z['node_features']).float(),

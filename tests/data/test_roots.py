@@ -107,3 +107,13 @@ def test_ogb_folder_without_release_marker_is_refused(tmp_path, monkeypatch):
 def test_unknown_name():
     with pytest.raises(KeyError, match='known'):
         load_dataset('no-such-set')
+
+
+def test_filtered_npz_without_its_arrays_is_named(tmp_path, monkeypatch):
+    import numpy as np
+    monkeypatch.setenv('DDL_GNN_OFFLINE', '1')
+    folder = tmp_path / 'heterophilous' / 'extra_npz'
+    folder.mkdir(parents=True)
+    np.savez(folder / 'chameleon_filtered.npz', node_features=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match='lacks.*edges'):
+        load_dataset('chameleon-filtered', root=tmp_path)
