@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional
 
 LOADERS = ('full', 'random', 'neighbor', 'cluster')
+#: How a full-graph node task hands its graph to the model.
+ADJS = ('edge_index', 'csr')
 
 
 @dataclass
@@ -19,7 +21,10 @@ class RunConfig:
     :func:`ddl_gnn.models.build_model` (``d_v``, ``beta_init``, ``alpha``,
     ``norm``, ``conv``, ...), ``dataset_kwargs`` to
     :func:`ddl_gnn.data.load_dataset` (csbm sizes). ``weight_decay_conv``
-    (GCNII) decays the convs separately from the linears.
+    (GCNII) decays the convs separately from the linears. ``adj='csr'``
+    trains full-graph node tasks on the transposed sparse adjacency
+    (:func:`ddl_gnn.nn.adjacency.to_adj_t`: one sparse-dense product per
+    layer instead of ``E`` gathered messages; the same operator).
     """
     dataset: str
     model: str
@@ -35,6 +40,7 @@ class RunConfig:
     batch_size: int = 128
     loader: str = 'full'
     num_parts: int = 8
+    adj: str = 'edge_index'
     split: int = 0
     model_kwargs: Dict[str, Any] = field(default_factory=dict)
     dataset_kwargs: Dict[str, Any] = field(default_factory=dict)
@@ -44,6 +50,12 @@ class RunConfig:
         if self.loader not in LOADERS:
             raise ValueError(f"'loader' must be one of {LOADERS}, got "
                              f"{self.loader!r}")
+        if self.adj not in ADJS:
+            raise ValueError(f"'adj' must be one of {ADJS}, got {self.adj!r}")
+        if self.adj != 'edge_index' and self.loader != 'full':
+            raise ValueError(f"adj={self.adj!r} needs loader='full' (the "
+                             f"mini-batch loaders build edge_index "
+                             f"subgraphs), got loader={self.loader!r}")
         if self.depth < 0 or self.epochs < 1:
             raise ValueError(f"'depth' must be >= 0 and 'epochs' >= 1, got "
                              f"depth={self.depth}, epochs={self.epochs}")

@@ -110,6 +110,9 @@ def _device(name: str) -> torch.device:
 def _run(cfg: RunConfig, out: str, progress: bool, world_size: int,
          device: torch.device) -> Dict[str, Any]:
     ds = load(cfg)
+    if cfg.adj != 'edge_index' and ds.task != 'node':
+        raise ValueError(f"adj={cfg.adj!r} applies to full-graph node tasks;"
+                         f" {cfg.dataset!r} is a {ds.task}-level task")
     if ds.task == 'link':
         if device.type != 'cpu':
             raise ValueError(f'link prediction ({cfg.dataset}) trains on the '

@@ -65,7 +65,7 @@ def fit_node(model: nn.Module, ds, cfg, opt, progress: bool = True,
     is layer-wise full-graph inference without sampling.
     """
     data, split = ds.data, ds.split
-    forward = _node_forward(data)
+    forward = _node_forward(data, cfg.adj)
     net = train_model if train_model is not None else model
     epoch_no = [0]
 
@@ -82,7 +82,8 @@ def fit_node(model: nn.Module, ds, cfg, opt, progress: bool = True,
             opt.zero_grad()
             loss = 0.0
             for batch, train_idx in pieces:
-                out = _node_forward(batch)(net)
+                out = (forward if batch is data
+                       else _node_forward(batch))(net)
                 if scale is None:  # mean over this batch
                     part = loss_fn(ds, out[train_idx], batch.y[train_idx])
                     total += part.item() * train_idx.numel()
@@ -115,8 +116,15 @@ def fit_node(model: nn.Module, ds, cfg, opt, progress: bool = True,
                 f'{ds.name}/{cfg.model}/L{cfg.depth}/s{cfg.seed}', progress)
 
 
-def _node_forward(data) -> Callable[[nn.Module], Tensor]:
+def _node_forward(data, adj: str = 'edge_index'
+                  ) -> Callable[[nn.Module], Tensor]:
+    """``model -> output`` on the whole of ``data``; with ``adj='csr'``
+    the graph goes in as its transposed sparse adjacency, built once."""
     ew = getattr(data, 'edge_weight', None)
+    if adj == 'csr':
+        from ..nn.adjacency import to_adj_t
+        adj_t = to_adj_t(data.edge_index, ew, data.num_nodes)
+        return lambda model: model(data.x, adj_t)
     return lambda model: model(data.x, data.edge_index, ew)
 
 

@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 from torch_geometric.nn import global_add_pool, global_mean_pool
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.nn.resolver import activation_resolver
 from torch_geometric.typing import Adj, OptTensor
 
 from ..nn._checks import check_features, check_graph
+from ..nn.adjacency import normalize_adjacency
 from ..nn.norms import make_norm
 
 READOUTS = {'mean': global_mean_pool, 'sum': global_add_pool}
@@ -167,9 +167,8 @@ class DeepGNN(nn.Module):
             x = F.dropout(x, p=self.dropout, training=self.training)
         x0 = self.act(self.encoder(x))
         if self.shared_gcn_norm:  # in the state's dtype (x may hold ids)
-            edge_index, edge_weight = gcn_norm(edge_index, edge_weight, N,
-                                               add_self_loops=True,
-                                               dtype=x0.dtype)
+            edge_index, edge_weight = normalize_adjacency(
+                edge_index, edge_weight, N, x0.dtype)
         X = self.init_state(x0)
         L = len(self.layers)
         if self.checkpoint and torch.is_grad_enabled() and L > 0:

@@ -267,3 +267,27 @@ def test_unavailable_device_is_a_clear_error(tmp_path, capsys, monkeypatch):
     assert 'CUDA is not available' in capsys.readouterr().err
     assert main(args + ['--device', 'tpu9']) == 2
     assert "unknown device 'tpu9'" in capsys.readouterr().err
+
+
+def test_csr_adjacency_trains_the_same_run(tmp_path):
+    from ddl_gnn.experiment.runner import run
+    recs = [run(RunConfig('csbm', 'delta', 3, epochs=15, hidden=8, adj=adj,
+                          dataset_kwargs=CSBM), str(tmp_path), progress=False)
+            for adj in ('edge_index', 'csr')]
+    assert recs[1]['config']['adj'] == 'csr'
+    assert recs[1]['command'].count('--adj csr') == 1
+    assert recs[1]['valid_curve'] == pytest.approx(recs[0]['valid_curve'],
+                                                   abs=1e-6)
+    assert recs[1]['test'] == pytest.approx(recs[0]['test'], abs=1e-6)
+
+
+def test_csr_adjacency_on_a_graph_task_is_a_clear_error(tmp_path,
+                                                        monkeypatch):
+    from types import SimpleNamespace
+
+    from ddl_gnn.experiment import runner
+    monkeypatch.setattr(runner, 'load',
+                        lambda cfg: SimpleNamespace(task='graph'))
+    with pytest.raises(ValueError, match='full-graph node tasks'):
+        runner.run(RunConfig('ogbg-molbace', 'delta', 2, adj='csr'),
+                   str(tmp_path), progress=False)
