@@ -74,8 +74,15 @@ class ResultStore:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _archived(self) -> bytes:
-        return gzip.decompress(self.archive.read_bytes()) \
-            if self.archive.exists() else b''
+        if not self.archive.exists():
+            return b''
+        try:
+            return gzip.decompress(self.archive.read_bytes())
+        except (OSError, EOFError) as err:  # BadGzipFile is an OSError
+            raise ValueError(f"{self.archive}: not a readable gzip archive "
+                             f"of result records ({err}); restore it from "
+                             f"git or move it aside to rerun its runs"
+                             ) from None
 
     def _live(self) -> bytes:
         return self.path.read_bytes() if self.path.exists() else b''
@@ -85,11 +92,19 @@ class ResultStore:
         killed between writing the archive and emptying the live file) is
         kept once."""
         records, seen = [], set()
-        for line in (self._archived() + self._live()).decode().splitlines():
+        lines = [(self.archive, line) for line in
+                 self._archived().decode().splitlines()]
+        lines += [(self.path, line) for line in
+                  self._live().decode().splitlines()]
+        for where, line in lines:
             line = line.strip()
             if not line:
                 continue
-            record = json.loads(line)
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{where}: a line is not a JSON record "
+                                 f"({err}): {line[:80]!r}") from None
             key = record.get('key')
             if key is not None:
                 if key in seen:

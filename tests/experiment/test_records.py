@@ -4,6 +4,8 @@ import gzip
 import json
 import shutil
 
+import pytest
+
 from ddl_gnn.experiment.records import ResultStore, record_folders
 
 
@@ -89,3 +91,16 @@ def test_merge_records_adds_new_keys_only(tmp_path):
     assert mod.merge(tmp_path / 'src', tmp_path / 'dst') == {'x': 4}
     assert [r['key'] for r in dst.load()] == ['k0', 'k1', 'k2', 'k3', 'k4']
     assert mod.merge(tmp_path / 'src', tmp_path / 'dst') == {'x': 0}
+
+
+def test_damaged_files_are_errors_naming_the_file(tmp_path):
+    store = ResultStore(str(tmp_path))
+    store.append({'key': 'a', 'test': 0.5})
+    store.compact()
+    store.archive.write_bytes(b'not gzip at all')
+    with pytest.raises(ValueError, match='results.jsonl.gz: not a readable'):
+        store.load()
+    store.archive.unlink()
+    store.path.write_text('{"key": "b", "test": 0.1}\n{"key": "c", "te\n')
+    with pytest.raises(ValueError, match=r'results.jsonl: a line is not'):
+        store.keys()
