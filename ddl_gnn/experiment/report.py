@@ -40,7 +40,7 @@ def _variant(kwargs: Dict[str, Any]) -> str:
 # one dataset, make different rows (never averaged as if they were seeds).
 SETTINGS = ('lr', 'weight_decay', 'weight_decay_conv', 'dropout', 'hidden',
             'epochs', 'patience', 'dataset_kwargs', 'loader', 'batch_size',
-            'num_parts')
+            'num_parts', 'adj')
 
 
 def _setting(r: Dict[str, Any], key: str) -> str:
