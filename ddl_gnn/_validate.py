@@ -41,10 +41,12 @@ def _at(where: str) -> str:
 
 
 def check_edge_index(edge_index: Tensor, num_nodes: int, where: str = '',
-                     check_values: bool = True) -> Tensor:
+                     check_values: bool = True,
+                     nodes_from: str = "'x' has {} rows") -> Tensor:
     r"""Checks that :obj:`edge_index` is a :obj:`torch.long` tensor of shape
     :obj:`[2, E]` whose entries lie in :obj:`[0, num_nodes)` (the range
-    needs a device sync and is skipped with :obj:`check_values=False`)."""
+    needs a device sync and is skipped with :obj:`check_values=False`).
+    ``nodes_from`` says where ``num_nodes`` came from, in the error."""
     at = _at(where)
     if not isinstance(edge_index, Tensor):
         raise TypeError(f"{at}'edge_index' must be a torch.Tensor of shape "
@@ -60,7 +62,7 @@ def check_edge_index(edge_index: Tensor, num_nodes: int, where: str = '',
         if lo < 0 or hi >= num_nodes:
             raise IndexError(f"{at}'edge_index' contains node indices "
                              f'outside [0, {num_nodes}) (min {lo}, max '
-                             f"{hi}); 'x' has {num_nodes} rows")
+                             f'{hi}); ' + nodes_from.format(num_nodes))
     return edge_index
 
 

@@ -27,6 +27,8 @@ from torch_geometric.typing import Adj, OptTensor
 from torch_geometric.utils import (coalesce, is_torch_sparse_tensor,
                                    to_torch_csr_tensor)
 
+from .._validate import check_edge_index, check_edge_weight
+
 
 def to_adj_t(edge_index: Tensor, edge_weight: OptTensor = None,
              num_nodes: Optional[int] = None) -> Tensor:
@@ -48,11 +50,12 @@ def to_adj_t(edge_index: Tensor, edge_weight: OptTensor = None,
     Shapes:
         - **output:** sparse CSR :math:`(|\mathcal{V}|, |\mathcal{V}|)`.
     """
-    if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise ValueError(f"to_adj_t: 'edge_index' must have shape [2, E], "
-                         f"got {tuple(edge_index.shape)}")
     if num_nodes is None:
+        check_edge_index(edge_index, 0, 'to_adj_t', check_values=False)
         num_nodes = int(edge_index.max()) + 1 if edge_index.numel() else 0
+    check_edge_index(edge_index, num_nodes, 'to_adj_t',
+                     nodes_from='num_nodes is {}')
+    check_edge_weight(edge_weight, edge_index.size(1), where='to_adj_t')
     if edge_weight is None:
         edge_weight = torch.ones(edge_index.size(1), device=edge_index.device)
     # to_torch_csr_tensor would keep duplicates as repeated entries.

@@ -73,6 +73,18 @@ def test_self_loop_removal_keeps_the_other_entries_csr_and_coo():
     assert without_unit_self_loops(plain) is plain
 
 
+@pytest.mark.parametrize('edge_index,weight,N,match', [
+    (torch.tensor([[0, 1], [1, 5]]), None, 4, r'outside \[0, 4\).*max 5'),
+    (torch.tensor([[0, -1], [1, 2]]), None, None, 'min -1'),
+    (torch.tensor([0, 1, 2]), None, 3, 'shape'),
+    (torch.tensor([[0., 1.], [1., 0.]]), None, 2, 'int64|long'),
+    (torch.tensor([[0, 1], [1, 0]]), torch.ones(3), 2, 'edge_weight'),
+])
+def test_to_adj_t_bad_input_is_a_clear_error(edge_index, weight, N, match):
+    with pytest.raises((ValueError, TypeError, IndexError), match=match):
+        to_adj_t(edge_index, weight, N)
+
+
 def test_weighted_self_loop_is_a_clear_error():
     ei, N = _graph()
     w = torch.ones(ei.size(1))
