@@ -64,6 +64,28 @@ def _shard(text: str):
     return k, n
 
 
+def _checkpoint_every(text: str) -> Optional[float]:
+    if text.strip().lower() == 'none':
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(
+            f"--checkpoint-every takes seconds >= 0 or 'none', got {text!r}")
+    return value
+
+
+def _add_checkpoint_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument('--checkpoint-every', type=_checkpoint_every, default=600.0,
+                   metavar='SECONDS',
+                   help='save the training state of the run in flight to '
+                   'OUT/checkpoints every SECONDS (0: every epoch; none: '
+                   'off); a rerun resumes it there (default: 600; not '
+                   'with train --distributed)')
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='ddl-gnn', description='Deep Delta Learning for GNNs: deep-'
@@ -82,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--distributed', action='store_true',
                    help='data-parallel over torchrun ranks')
     t.add_argument('--out', default='runs/train')
+    _add_checkpoint_option(t)
     t.add_argument('--device', default='cpu',
                    help="where runs execute ('cpu', 'cuda', 'cuda:1'); not "
                    "part of the run key, stamped on the record")
@@ -94,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--depths', type=_csv(int))
     s.add_argument('--seeds', type=int)
     s.add_argument('--out', required=True)
+    _add_checkpoint_option(s)
     s.add_argument('--report', action=argparse.BooleanOptionalAction,
                    default=True)
     s.add_argument('--distributed', action='store_true',
@@ -142,7 +166,7 @@ def _sweep(args, spec: Dict[str, Any]) -> int:
         if args.shard is not None:
             rank, world = args.shard
         run_sweep(configs, args.out, rank=rank, world_size=world,
-                  device=args.device)
+                  device=args.device, checkpoint_every=args.checkpoint_every)
         barrier()  # every rank's records are in before the report
         if rank == 0 and args.report:
             print(f'report: {write_report(args.out)}')
@@ -164,7 +188,8 @@ def _train(args) -> int:
             if args.distributed:
                 rec = train_distributed(cfg, args.out, rank, world)
             else:
-                rec = run(cfg, out=args.out, device=args.device)
+                rec = run(cfg, out=args.out, device=args.device,
+                          checkpoint_every=args.checkpoint_every)
             if rank == 0:
                 store.append(rec)
                 records.append(rec)

@@ -2,6 +2,7 @@
 the result record."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict
 from typing import Any, Dict, Optional
@@ -11,6 +12,7 @@ from torch import nn
 from torch_geometric import seed_everything
 
 from ..models import build_model
+from .checkpoint import RunCheckpoint
 from .config import RunConfig
 from .measure import measure
 from .records import environment
@@ -81,17 +83,24 @@ def make_optimizer(cfg: RunConfig, params_model: nn.Module,
 
 
 def run(cfg: RunConfig, out: str = 'runs', progress: bool = True,
-        world_size: int = 1, device: str = 'cpu') -> Dict[str, Any]:
+        world_size: int = 1, device: str = 'cpu',
+        checkpoint_every: Optional[float] = None) -> Dict[str, Any]:
     """Trains ``cfg`` on ``device`` and returns its JSON-ready result record.
 
     The device is where a run executes, not what it is, so it is not part
-    of :class:`RunConfig` (nor of the run key): the record stamps it."""
+    of :class:`RunConfig` (nor of the run key): the record stamps it. With
+    ``checkpoint_every`` (seconds; ``0``: every epoch) the run resumes from
+    ``out/checkpoints/<key>.pt`` when one is there and saves its training
+    state there (:mod:`.checkpoint`); the file is removed once the record
+    is made. A resumed run ends with the record of an uninterrupted one
+    (same curves and scores) plus ``resumed`` (the epochs it resumed at)."""
     # Deep plain stacks drive activations into denormal floats, which are
     # 10-100x slower on x86 CPUs; flushing them to zero changes no result
     # above ~1e-38. Restored afterwards (torch's default is off).
     torch.set_flush_denormal(True)
     try:
-        return _run(cfg, out, progress, world_size, _device(device))
+        return _run(cfg, out, progress, world_size, _device(device),
+                    checkpoint_every)
     finally:
         torch.set_flush_denormal(False)
 
@@ -108,7 +117,8 @@ def _device(name: str) -> torch.device:
 
 
 def _run(cfg: RunConfig, out: str, progress: bool, world_size: int,
-         device: torch.device) -> Dict[str, Any]:
+         device: torch.device, checkpoint_every: Optional[float] = None
+         ) -> Dict[str, Any]:
     ds = load(cfg)
     if cfg.adj != 'edge_index' and ds.task != 'node':
         raise ValueError(f"adj={cfg.adj!r} applies to full-graph node tasks;"
@@ -125,18 +135,23 @@ def _run(cfg: RunConfig, out: str, progress: bool, world_size: int,
     model = make_model(cfg, ds).to(device)
     start = time.perf_counter()
     init = measure(model, ds) if cfg.measure else {}
-    predictor = None
+    ckpt = None if checkpoint_every is None else RunCheckpoint(
+        os.path.join(out, 'checkpoints'), cfg.key(), checkpoint_every)
     if ds.task == 'link':
         predictor = LinkPredictor(cfg.hidden)
         opt = make_optimizer(cfg, model, predictor)
-        best = fit_link(model, predictor, ds, cfg, opt, progress)
+        best = fit_link(model, predictor, ds, cfg, opt, progress,
+                        checkpoint=ckpt)
     else:
         opt = make_optimizer(cfg, model)
         fit = fit_graph if ds.task == 'graph' else fit_node
-        best = fit(model, ds, cfg, opt, progress)
+        best = fit(model, ds, cfg, opt, progress, checkpoint=ckpt)
     trained = measure(model, ds) if cfg.measure else {}
-    return make_record(cfg, ds, model, best, init, trained, start, out,
-                       world_size, device=str(device))
+    record = make_record(cfg, ds, model, best, init, trained, start, out,
+                         world_size, device=str(device))
+    if ckpt is not None:
+        ckpt.clear()
+    return record
 
 
 def make_record(cfg: RunConfig, ds, model: nn.Module, best: Dict[str, Any],
@@ -146,6 +161,8 @@ def make_record(cfg: RunConfig, ds, model: nn.Module, best: Dict[str, Any],
     """The JSON-ready result record of a finished run (``best`` is what the
     fit functions return; ``init``/``trained`` are :func:`measure` dicts)."""
     history = best.pop('history')
+    resumed = best.pop('resumed', None)
+    extra = {} if resumed is None else dict(resumed=resumed['epochs'])
     return dict(
         key=cfg.key(), dataset=cfg.dataset, model=cfg.model, depth=cfg.depth,
         seed=cfg.seed, metric=ds.metric, valid=best.get('valid'),
@@ -157,6 +174,7 @@ def make_record(cfg: RunConfig, ds, model: nn.Module, best: Dict[str, Any],
         beta=trained.get('beta', []), beta_init=init.get('beta', []),
         loss_curve=[round(h['loss'], 5) for h in history],
         valid_curve=[round(h['valid'], 5) for h in history],
-        time_s=round(time.perf_counter() - start, 3), world_size=world_size,
-        config=asdict(cfg), command=cfg.command(out),
-        **environment(device))
+        time_s=round(time.perf_counter() - start
+                     + (resumed['prior_train_s'] if resumed else 0.0), 3),
+        world_size=world_size, config=asdict(cfg),
+        command=cfg.command(out), **extra, **environment(device))

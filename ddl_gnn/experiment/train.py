@@ -4,12 +4,15 @@ best validation score (OGB protocol)."""
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+import time
+from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence,
+                    Tuple)
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .checkpoint import RunCheckpoint, random_state, set_random_state
 from .loaders import node_train_batches
 from .tasks import higher_is_better, loss_count, loss_fn, predictions
 
@@ -19,18 +22,36 @@ Scores = Dict[str, float]
 Step = Tuple[List[Tuple[Any, Tensor]], Optional[float]]
 
 
-def _fit(step: Callable[[], float], evaluate: Callable[[], Scores],
-         model: nn.Module, cfg, metric: str, desc: str,
-         progress: bool) -> Dict[str, Any]:
-    """Shared epoch loop: step, evaluate, keep the best-validation state,
-    early stopping after ``cfg.patience`` epochs without improvement."""
+def _fit(step: Callable[[int], float], evaluate: Callable[[], Scores],
+         model: nn.Module, cfg, metric: str, desc: str, progress: bool,
+         opt: Optional[torch.optim.Optimizer] = None,
+         generators: Sequence[torch.Generator] = (),
+         checkpoint: Optional[RunCheckpoint] = None) -> Dict[str, Any]:
+    """Shared epoch loop: ``step(epoch)``, evaluate, keep the
+    best-validation state, early stopping after ``cfg.patience`` epochs
+    without improvement. With a ``checkpoint`` (and ``opt``) the loop first
+    resumes from a saved state, then saves at epoch boundaries; the random
+    streams of ``generators`` are saved and restored with it."""
     sign = 1.0 if higher_is_better(metric) else -1.0
     best: Dict[str, Any] = dict(valid=-float('inf') * sign, epoch=-1)
-    history = []
-    bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress,
-               leave=False)
+    history: List[Dict[str, Any]] = []
+    first, prior_s, resumed = 0, 0.0, []
+    device = model_device(model)
+    if checkpoint is not None and opt is None:
+        raise ValueError('a checkpointed fit needs its optimizer (opt=...)')
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        model.load_state_dict(saved['model'])
+        opt.load_state_dict(saved['optimizer'])
+        set_random_state(saved['random'], device, generators)
+        best, history = saved['best'], saved['history']
+        first, prior_s = saved['epoch'], saved['train_s']
+        resumed = saved['resumed'] + [first]
+    start = time.perf_counter()
+    bar = tqdm(range(first, cfg.epochs), desc=desc, disable=not progress,
+               leave=False, initial=first, total=cfg.epochs)
     for epoch in bar:
-        loss = step()
+        loss = step(epoch)
         scores = evaluate()
         history.append(dict(epoch=epoch, loss=loss, **scores))
         if sign * scores['valid'] > sign * best['valid']:
@@ -40,16 +61,26 @@ def _fit(step: Callable[[], float], evaluate: Callable[[], Scores],
                         best=f"{best['valid']:.3f}")
         if cfg.patience and epoch - best['epoch'] >= cfg.patience:
             break
+        if checkpoint is not None and epoch + 1 < cfg.epochs \
+                and checkpoint.due():
+            checkpoint.save(dict(
+                epoch=epoch + 1, model=model.state_dict(),
+                optimizer=opt.state_dict(), best=best, history=history,
+                random=random_state(device, generators), resumed=resumed,
+                train_s=prior_s + time.perf_counter() - start))
     if 'state' in best:
         model.load_state_dict(best.pop('state'))
     best['epochs_run'] = len(history)
     best['history'] = history
+    if resumed:  # record provenance: where this run was resumed
+        best['resumed'] = dict(epochs=resumed, prior_train_s=prior_s)
     return best
 
 
 def fit_node(model: nn.Module, ds, cfg, opt, progress: bool = True,
              steps: Optional[Callable[[int], Iterable[Step]]] = None,
-             train_model: Optional[nn.Module] = None, comm=None):
+             train_model: Optional[nn.Module] = None, comm=None,
+             checkpoint: Optional[RunCheckpoint] = None):
     """Node classification/regression, full-batch or mini-batch.
 
     By default each batch of :func:`~.loaders.node_train_batches` is one
@@ -62,12 +93,12 @@ def fit_node(model: nn.Module, ds, cfg, opt, progress: bool = True,
     ranks) and ``from_root(fn)`` (run ``fn`` on rank 0, share its result:
     evaluation). Evaluation is one full-graph pass under ``no_grad`` with the
     model in eval mode: the model families are full-graph capable, so this
-    is layer-wise full-graph inference without sampling.
+    is layer-wise full-graph inference without sampling. ``checkpoint``
+    (:class:`~.checkpoint.RunCheckpoint`): resume from and save to it.
     """
     data, split = ds.data, ds.split
     forward = _node_forward(data, cfg.adj)
     net = train_model if train_model is not None else model
-    epoch_no = [0]
 
     def default_steps(epoch: int) -> Iterable[Step]:
         for batch, idx in node_train_batches(data, split['train'], cfg):
@@ -75,10 +106,10 @@ def fit_node(model: nn.Module, ds, cfg, opt, progress: bool = True,
 
     schedule = steps or default_steps
 
-    def step() -> float:
+    def step(epoch: int) -> float:
         net.train()
         total, count = 0.0, 0
-        for pieces, scale in schedule(epoch_no[0]):
+        for pieces, scale in schedule(epoch):
             opt.zero_grad()
             loss = 0.0
             for batch, train_idx in pieces:
@@ -97,7 +128,6 @@ def fit_node(model: nn.Module, ds, cfg, opt, progress: bool = True,
                     loss = loss + scale * part
             loss.backward()
             opt.step()
-        epoch_no[0] += 1
         if comm is not None:
             total, count = comm.all_sum([total, float(count)])
         return total / max(count, 1)
@@ -113,7 +143,8 @@ def fit_node(model: nn.Module, ds, cfg, opt, progress: bool = True,
 
     scores = evaluate if comm is None else lambda: comm.from_root(evaluate)
     return _fit(step, scores, model, cfg, ds.metric,
-                f'{ds.name}/{cfg.model}/L{cfg.depth}/s{cfg.seed}', progress)
+                f'{ds.name}/{cfg.model}/L{cfg.depth}/s{cfg.seed}', progress,
+                opt=opt, checkpoint=checkpoint)
 
 
 def _node_forward(data, adj: str = 'edge_index'
@@ -140,7 +171,8 @@ def graph_forward(model: nn.Module, batch) -> Tensor:
                  batch=batch.batch)
 
 
-def fit_graph(model: nn.Module, ds, cfg, opt, progress: bool = True):
+def fit_graph(model: nn.Module, ds, cfg, opt, progress: bool = True,
+              checkpoint: Optional[RunCheckpoint] = None):
     from torch_geometric.loader import DataLoader
     gen = torch.Generator().manual_seed(cfg.seed)
     loaders = {part: DataLoader(ds.subset(part), batch_size=cfg.batch_size,
@@ -149,7 +181,7 @@ def fit_graph(model: nn.Module, ds, cfg, opt, progress: bool = True):
 
     device = model_device(model)
 
-    def step() -> float:
+    def step(epoch: int) -> float:
         model.train()
         total, count = 0.0, 0
         for batch in loaders['train']:
@@ -176,7 +208,8 @@ def fit_graph(model: nn.Module, ds, cfg, opt, progress: bool = True):
         return {part: score(loaders[part]) for part in ('valid', 'test')}
 
     return _fit(step, evaluate, model, cfg, ds.metric,
-                f'{ds.name}/{cfg.model}/L{cfg.depth}/s{cfg.seed}', progress)
+                f'{ds.name}/{cfg.model}/L{cfg.depth}/s{cfg.seed}', progress,
+                opt=opt, generators=[gen], checkpoint=checkpoint)
 
 
 class LinkPredictor(nn.Module):
@@ -196,7 +229,8 @@ class LinkPredictor(nn.Module):
 
 
 def fit_link(model: nn.Module, predictor: nn.Module, ds, cfg, opt,
-             progress: bool = True):
+             progress: bool = True,
+             checkpoint: Optional[RunCheckpoint] = None):
     """ogbl-style link prediction with uniformly sampled negatives; the
     score is the evaluator's Hits@K. ``cfg.batch_size`` is the number of
     positive training edges per step (one full-graph forward each)."""
@@ -204,7 +238,7 @@ def fit_link(model: nn.Module, predictor: nn.Module, ds, cfg, opt,
     pos_train = split['train']['edge'].t()
     gen = torch.Generator().manual_seed(cfg.seed)
 
-    def step() -> float:
+    def step(epoch: int) -> float:
         model.train()
         predictor.train()
         total, count = 0.0, 0
@@ -235,5 +269,8 @@ def fit_link(model: nn.Module, predictor: nn.Module, ds, cfg, opt,
             out[part] = float(res[ds.metric])
         return out
 
-    return _fit(step, evaluate, model, cfg, ds.metric,
-                f'{ds.name}/{cfg.model}/L{cfg.depth}/s{cfg.seed}', progress)
+    # One module for the loop: the best state and a checkpoint hold both.
+    both = nn.ModuleList([model, predictor])
+    return _fit(step, evaluate, both, cfg, ds.metric,
+                f'{ds.name}/{cfg.model}/L{cfg.depth}/s{cfg.seed}', progress,
+                opt=opt, generators=[gen], checkpoint=checkpoint)
