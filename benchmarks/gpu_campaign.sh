@@ -10,10 +10,15 @@
 #      walking the configs in priority order, until the deadline.
 # Everything lands in OUT: log.txt, pytest_cuda.txt, profile_gpu.md
 # (benchmarks/profile_layer.py: kernel times of res vs delta), perf_gpu.json,
-# perf_compile_gpu.json (torch.compile vs eager) and
+# perf_compile_gpu.json (torch.compile vs eager),
 # campaign.tgz (every benchmarks/results/*/results.jsonl, refreshed every
-# 30 s so a killed lease still returns the finished runs). Locally the
-# records are merged by run key (benchmarks/merge_records.py).
+# 30 s so a killed lease still returns the finished runs) and
+# checkpoints.tgz (the runs in flight, checkpointed every 60 s; at most
+# 15 MiB, most-trained first: benchmarks/pack_checkpoints.py). Locally the
+# records are merged by run key and the checkpoints adopted
+# (benchmarks/merge_records.py); benchmarks/gpu_pack.sh puts the local
+# unfinished runs into .devdata/checkpoints.tgz, which the next lease
+# unpacks first, so a run longer than a lease spans leases.
 #
 # Usage: benchmarks/gpu_campaign.sh DATA_TGZ OUT SECONDS [WORKERS]
 #   DATA_TGZ: tarball of the dataset raw files laid out as ../shared/data
@@ -40,6 +45,8 @@ $PY -c "import torch, torch_geometric as g; print('torch', torch.__version__,
 'pyg', g.__version__, torch.cuda.is_available() and
 torch.cuda.get_device_name())" || exit 1
 mkdir -p "$DDL_GNN_DATA" && tar xzf "$DATA_TGZ" -C "$DDL_GNN_DATA"
+CKPTS=$(dirname "$DATA_TGZ")/checkpoints.tgz    # runs cut off earlier
+[ -f "$CKPTS" ] && tar xzf "$CKPTS" && stamp "resuming: $(tar tzf "$CKPTS" | wc -l) checkpoints"
 if ls .whl/*.whl >/dev/null 2>&1; then  # ogb (benchmarks/gpu_pack.sh)
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
         --target /tmp/ddl_site .whl/*.whl && export PYTHONPATH=$PYTHONPATH:/tmp/ddl_site
@@ -118,6 +125,8 @@ stamp "compile rc=$?"; grep -E "eager" /tmp/ddl_logs/compile.txt
 snapshot() {
     tar czf "$OUT/campaign.tgz.tmp" benchmarks/results/*/results.jsonl \
         2>/dev/null && mv "$OUT/campaign.tgz.tmp" "$OUT/campaign.tgz"
+    $PY benchmarks/pack_checkpoints.py "$OUT/checkpoints.tgz" \
+        --limit-mib 15 > /tmp/ddl_logs/pack.txt 2>&1
 }
 stamp "campaign: $WORKERS shards until +$BUDGET s"
 PIDS=""
@@ -137,7 +146,7 @@ for k in $(seq 0 $((WORKERS - 1))); do
          echo "== $pick"
          $PY -m ddl_gnn sweep --config "benchmarks/configs/$pick.toml" \
              --out "benchmarks/results/$pick" --shard "$k/$WORKERS" \
-             --device "$DEVICE" --no-report
+             --device "$DEVICE" --no-report --checkpoint-every 60
      done) > "/tmp/ddl_logs/w$k.txt" 2>&1 &
     PIDS="$PIDS $!"
 done

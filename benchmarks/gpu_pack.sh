@@ -3,7 +3,9 @@
 # two git-ignored folders (the device tool's `carry`): .devdata/data.tgz
 # (raw dataset files from ../shared/data, ~8 MB compressed; the machine has
 # no network) and .whl/ (ogb 1.3.6 and its two pure-Python needs, which the
-# device image lacks; torch, PyG, sklearn and pandas are there).
+# device image lacks; torch, PyG, sklearn and pandas are there), plus
+# .devdata/checkpoints.tgz: the local runs cut off mid-way (checkpoints
+# without a record, at most 30 MiB), which gpu_campaign.sh resumes first.
 #   benchmarks/gpu_pack.sh [SHARED_DATA]
 # then: run(command="bash benchmarks/gpu_campaign.sh .devdata/data.tgz $OUT
 #       SECONDS", carry=[".devdata", ".whl"]).
@@ -20,4 +22,7 @@ ${PYTHON:-python} -m pip download -q --no-deps --only-binary=:all: \
     --python-version 3.12 --implementation cp \
     --platform manylinux2014_x86_64 -d .whl \
     ogb==1.3.6 outdated==0.2.2 littleutils==0.2.4
+rm -f .devdata/checkpoints.tgz
+${PYTHON:-python} benchmarks/pack_checkpoints.py .devdata/checkpoints.tgz \
+    --limit-mib 30
 ls -la .devdata .whl

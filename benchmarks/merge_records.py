@@ -1,5 +1,7 @@
 """Merge result records written elsewhere (a lent GPU, another machine)
-into ``benchmarks/results/<name>/results.jsonl``, by run key.
+into ``benchmarks/results/<name>/results.jsonl``, by run key, and the
+checkpoints of runs cut off there (``<name>/checkpoints/<key>.pt``, see
+``benchmarks/pack_checkpoints.py``) so that the next sweep resumes them.
 
     python benchmarks/merge_records.py SRC_ROOT [DST_ROOT]
 
@@ -7,12 +9,15 @@ into ``benchmarks/results/<name>/results.jsonl``, by run key.
 ``campaign.tgz`` of ``benchmarks/gpu_campaign.sh``: ``.../benchmarks/results``).
 A key already in the destination is kept as it is (the first finished run
 of a configuration wins, as in a sweep); appends go through
-:class:`~ddl_gnn.experiment.records.ResultStore` (file lock, atomic)."""
+:class:`~ddl_gnn.experiment.records.ResultStore` (file lock, atomic). A
+checkpoint is copied only for a run without a record here and further
+trained than any checkpoint of it here."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+from ddl_gnn.experiment.checkpoint import adopt_checkpoint
 from ddl_gnn.experiment.records import ResultStore, record_folders
 
 
@@ -25,9 +30,20 @@ def merge(src_root: Path, dst_root: Path) -> dict:
     return added
 
 
+def merge_checkpoints(src_root: Path, dst_root: Path) -> dict:
+    adopted: dict = {}
+    for path in sorted(Path(src_root).glob('*/checkpoints/*.pt')):
+        sweep = path.parent.parent.name
+        adopted[sweep] = adopted.get(sweep, 0) + adopt_checkpoint(
+            str(path), str(dst_root), sweep)
+    return adopted
+
+
 if __name__ == '__main__':
     src = Path(sys.argv[1])
     dst = Path(sys.argv[2]) if len(sys.argv) > 2 else \
         Path(__file__).resolve().parent / 'results'
     for name, n in merge(src, dst).items():
         print(f'{name}: {n} records added')
+    for name, n in merge_checkpoints(src, dst).items():
+        print(f'{name}: {n} checkpoints of unfinished runs adopted')

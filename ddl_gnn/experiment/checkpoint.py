@@ -21,8 +21,10 @@ then ``os.replace``) and removed once the run's record is made. Loading uses
 from __future__ import annotations
 
 import os
+import shutil
 import time
-from typing import Any, Dict, Optional, Sequence
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
@@ -107,3 +109,44 @@ def set_random_state(state: Dict[str, Any], device: torch.device,
         gen.set_state(saved)
     if device.type == 'cuda' and 'cuda' in state:
         torch.cuda.set_rng_state(state['cuda'], device)
+
+
+def pending_checkpoints(root: str) -> List[Dict[str, Any]]:
+    """The checkpoints under ``root/<sweep>/checkpoints/`` whose run has no
+    record in ``root/<sweep>`` yet (runs in flight or cut off), most
+    training seconds first: ``dict(sweep, key, path, epoch, train_s,
+    bytes)``. Used to move unfinished runs between machines."""
+    from .records import ResultStore
+    found = []
+    for folder in sorted(Path(root).glob('*/checkpoints')):
+        done = ResultStore(str(folder.parent)).keys()
+        for path in sorted(folder.glob('*.pt')):
+            if path.stem in done:
+                continue
+            state = RunCheckpoint(str(folder), path.stem).load()
+            found.append(dict(sweep=folder.parent.name, key=path.stem,
+                              path=str(path), epoch=state['epoch'],
+                              train_s=state['train_s'],
+                              bytes=path.stat().st_size))
+    return sorted(found, key=lambda c: -c['train_s'])
+
+
+def adopt_checkpoint(path: str, root: str, sweep: str) -> bool:
+    """Copies the checkpoint file ``path`` (from another machine) into
+    ``root/sweep/checkpoints/`` unless that sweep already has the run's
+    record or a checkpoint of it at the same or a later epoch. Returns
+    whether it was copied."""
+    from .records import ResultStore
+    key = Path(path).stem
+    src = RunCheckpoint(str(Path(path).parent), key).load()
+    dst = RunCheckpoint(os.path.join(root, sweep, 'checkpoints'), key)
+    if src is None or key in ResultStore(os.path.join(root, sweep)).keys():
+        return False
+    have = dst.load()
+    if have is not None and have['epoch'] >= src['epoch']:
+        return False
+    os.makedirs(dst.folder, exist_ok=True)
+    tmp = os.path.join(dst.folder, f'.{key}.pt.tmp')
+    shutil.copyfile(path, tmp)
+    os.replace(tmp, dst.path)
+    return True

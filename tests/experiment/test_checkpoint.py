@@ -180,3 +180,54 @@ def test_no_file_without_checkpointing_and_interval_respected(tmp_path):
     assert ck.load()['x'].tolist() == [1.0, 1.0]
     ck.clear()
     assert ck.load() is None
+
+
+def _bench_module(name):
+    import importlib.util
+    path = Path(__file__).resolve().parents[2] / 'benchmarks' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_cut_run_moves_to_another_machine_and_finishes_there(tmp_path,
+                                                             monkeypatch):
+    """pack_checkpoints.py on machine A, merge_records.py on machine B, the
+    sweep on B resumes: the record equals an uninterrupted run's."""
+    import tarfile
+    from ddl_gnn.experiment.checkpoint import pending_checkpoints
+    from ddl_gnn.experiment.records import ResultStore
+    cfg = RunConfig('csbm', 'delta', 3, hidden=8, epochs=10, patience=None,
+                    dataset_kwargs=CSBM)
+    whole = run(cfg, out=str(tmp_path / 'whole'), progress=False)
+    a, b = tmp_path / 'a' / 'results', tmp_path / 'b' / 'results'
+    with monkeypatch.context() as m:
+        _interrupt_after_save(m, 4)
+        with pytest.raises(Killed):
+            run(cfg, out=str(a / 'sweep'), progress=False, checkpoint_every=0)
+    ResultStore(str(a / 'done')).append({'key': 'finished-run'})
+    RunCheckpoint(str(a / 'done' / 'checkpoints'), 'finished-run').save(
+        dict(epoch=3, train_s=99.0))        # stale: its record exists
+    [pending] = pending_checkpoints(str(a))
+    assert (pending['sweep'], pending['key'], pending['epoch']) == \
+        ('sweep', cfg.key(), 4)
+
+    pack = _bench_module('pack_checkpoints')
+    assert pack.pack(str(tmp_path / 'c.tgz'), a, limit_mib=0) == []
+    assert not (tmp_path / 'c.tgz').exists()       # nothing fits: no file
+    assert len(pack.pack(str(tmp_path / 'c.tgz'), a)) == 1
+    with tarfile.open(tmp_path / 'c.tgz') as tar:
+        assert tar.getnames() == [
+            f'benchmarks/results/sweep/checkpoints/{cfg.key()}.pt']
+        tar.extractall(tmp_path / 'unpacked', filter='data')
+    merge = _bench_module('merge_records')
+    src = tmp_path / 'unpacked' / 'benchmarks' / 'results'
+    assert merge.merge_checkpoints(src, b) == {'sweep': 1}
+    assert merge.merge_checkpoints(src, b) == {'sweep': 0}  # not newer
+    moved = run(cfg, out=str(b / 'sweep'), progress=False, checkpoint_every=0)
+    for field in SAME:
+        assert moved[field] == whole[field], field
+    assert moved['resumed'] == [4]
+    ResultStore(str(b / 'sweep')).append(moved)
+    assert merge.merge_checkpoints(src, b) == {'sweep': 0}  # has a record
