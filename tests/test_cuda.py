@@ -130,3 +130,46 @@ def test_training_run_on_cuda_stamps_the_device(tmp_path):
     assert gpu['per_layer'] and all(
         torch.isfinite(torch.tensor(p['dirichlet_energy']))
         for p in gpu['per_layer'])
+
+
+def test_checkpointed_run_resumes_on_cuda_and_moves_to_cpu(tmp_path,
+                                                          monkeypatch):
+    """Cut a CUDA run after epoch 5, resume it on CUDA (its CUDA random
+    stream restored: the dropout masks, hence the loss curve, continue as
+    uninterrupted up to float reduction order) and on the CPU (the
+    optimizer state moves with it)."""
+    import shutil
+    from ddl_gnn.experiment.checkpoint import RunCheckpoint
+    from ddl_gnn.experiment.config import RunConfig
+    from ddl_gnn.experiment.runner import run
+    cfg = RunConfig('csbm', 'delta', 4, hidden=16, epochs=12, patience=None,
+                    dataset_kwargs={'num_nodes': 400, 'num_classes': 3,
+                                    'num_features': 8})
+    whole = run(cfg, out=str(tmp_path / 'whole'), progress=False,
+                device='cuda')
+    real = RunCheckpoint.save
+
+    class Cut(Exception):
+        pass
+
+    def save(self, state):
+        real(self, state)
+        if state['epoch'] == 5:
+            raise Cut
+    with monkeypatch.context() as m:
+        m.setattr(RunCheckpoint, 'save', save)
+        with pytest.raises(Cut):
+            run(cfg, out=str(tmp_path / 'a'), progress=False, device='cuda',
+                checkpoint_every=0)
+    shutil.copytree(tmp_path / 'a', tmp_path / 'b')
+    again = run(cfg, out=str(tmp_path / 'a'), progress=False, device='cuda',
+                checkpoint_every=0)
+    assert again['resumed'] == [5] and again['epochs_run'] == 12
+    torch.testing.assert_close(torch.tensor(again['loss_curve']),
+                               torch.tensor(whole['loss_curve']),
+                               rtol=1e-3, atol=1e-4)
+    moved = run(cfg, out=str(tmp_path / 'b'), progress=False, device='cpu',
+                checkpoint_every=0)
+    assert moved['resumed'] == [5] and moved['device'] == 'cpu'
+    assert moved['loss_curve'][:5] == again['loss_curve'][:5]
+    assert all(torch.isfinite(torch.tensor(moved['loss_curve'])))
