@@ -50,5 +50,7 @@ if __name__ == '__main__':
     p.add_argument('--root', type=Path, default=RESULTS)
     args = p.parse_args()
     for c in pack(args.out, args.root, args.limit_mib):
-        print(f"packed {c['sweep']}/{c['key']}: epoch {c['epoch']}, "
-              f"{c['train_s']:.0f} s trained")
+        r = c['run']
+        print(f"packed {c['sweep']}/{c['key']} ({r.get('model')} "
+              f"L{r.get('depth')} s{r.get('seed')}): epoch {c['epoch']} of "
+              f"{r.get('epochs')}, {c['train_s']:.0f} s trained")

@@ -115,7 +115,8 @@ def pending_checkpoints(root: str) -> List[Dict[str, Any]]:
     """The checkpoints under ``root/<sweep>/checkpoints/`` whose run has no
     record in ``root/<sweep>`` yet (runs in flight or cut off), most
     training seconds first: ``dict(sweep, key, path, epoch, train_s,
-    bytes)``. Used to move unfinished runs between machines."""
+    bytes, run)`` (``run``: model, depth, seed, epochs). Used to move
+    unfinished runs between machines."""
     from .records import ResultStore
     found = []
     for folder in sorted(Path(root).glob('*/checkpoints')):
@@ -127,7 +128,8 @@ def pending_checkpoints(root: str) -> List[Dict[str, Any]]:
             found.append(dict(sweep=folder.parent.name, key=path.stem,
                               path=str(path), epoch=state['epoch'],
                               train_s=state['train_s'],
-                              bytes=path.stat().st_size))
+                              bytes=path.stat().st_size,
+                              run=state.get('run', {})))
     return sorted(found, key=lambda c: -c['train_s'])
 
 

@@ -67,7 +67,9 @@ def _fit(step: Callable[[int], float], evaluate: Callable[[], Scores],
                 epoch=epoch + 1, model=model.state_dict(),
                 optimizer=opt.state_dict(), best=best, history=history,
                 random=random_state(device, generators), resumed=resumed,
-                train_s=prior_s + time.perf_counter() - start))
+                train_s=prior_s + time.perf_counter() - start,
+                run=dict(model=cfg.model, depth=cfg.depth, seed=cfg.seed,
+                         epochs=cfg.epochs)))
     if 'state' in best:
         model.load_state_dict(best.pop('state'))
     best['epochs_run'] = len(history)

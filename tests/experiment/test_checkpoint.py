@@ -210,6 +210,7 @@ def test_cut_run_moves_to_another_machine_and_finishes_there(tmp_path,
     RunCheckpoint(str(a / 'done' / 'checkpoints'), 'finished-run').save(
         dict(epoch=3, train_s=99.0))        # stale: its record exists
     [pending] = pending_checkpoints(str(a))
+    assert pending['run'] == dict(model='delta', depth=3, seed=0, epochs=10)
     assert (pending['sweep'], pending['key'], pending['epoch']) == \
         ('sweep', cfg.key(), 4)
 
