@@ -43,8 +43,26 @@ SETTINGS = ('lr', 'weight_decay', 'weight_decay_conv', 'dropout', 'hidden',
             'num_parts', 'adj')
 
 
-def _setting(r: Dict[str, Any], key: str) -> str:
-    return repr(r.get('config', {}).get(key))
+def _setting(r: Dict[str, Any], key: str) -> Any:
+    # A record written before a setting existed ran with its default (the
+    # run key promises as much), so a missing value is the default's.
+    cfg = r.get('config', {})
+    return cfg[key] if key in cfg else _DEFAULTS.get(key)
+
+
+def _field_defaults() -> Dict[str, Any]:
+    import dataclasses
+    from .config import RunConfig
+    out = {}
+    for f in dataclasses.fields(RunConfig):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+_DEFAULTS = _field_defaults()
 
 
 def label(r: Dict[str, Any], split: bool, settings: Tuple[str, ...] = ()
@@ -54,8 +72,7 @@ def label(r: Dict[str, Any], split: bool, settings: Tuple[str, ...] = ()
     training settings named in ``settings`` (those that vary)."""
     kw = r.get('config', {}).get('model_kwargs', {})
     parts = [_variant(kw)] if split else []
-    cfg = r.get('config', {})
-    parts += [f'{k}={cfg.get(k)}' for k in settings]
+    parts += [f'{k}={_setting(r, k)}' for k in settings]
     return f"{r['model']} [{', '.join(parts)}]" if parts else r['model']
 
 
@@ -68,7 +85,7 @@ def group_records(records: List[Dict[str, Any]]
         variants[(r['dataset'], r['model'])].add(_variant(
             r.get('config', {}).get('model_kwargs', {})))
         for k in SETTINGS:
-            values[(r['dataset'], r['model'], k)].add(_setting(r, k))
+            values[(r['dataset'], r['model'], k)].add(repr(_setting(r, k)))
     groups: Dict[Group, List[Dict[str, Any]]] = defaultdict(list)
     for r in records:
         split = len(variants[(r['dataset'], r['model'])]) > 1

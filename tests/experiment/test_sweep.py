@@ -201,6 +201,21 @@ def test_report_separates_runs_with_other_training_settings():
     assert len(groups[('cora', 'delta [lr=0.005]', 128)]) == 2
 
 
+def test_report_reads_a_missing_setting_as_its_default():
+    """Records written before a setting existed (no 'adj' in their
+    config) ran with its default: one row with the records that state it,
+    another row only for a non-default value."""
+    from ddl_gnn.experiment.report import group_records
+    base = dict(dataset='x', depth=4, test=0.5, model='delta')
+    recs = [dict(base, config={'seed': 0}),
+            dict(base, config={'seed': 1, 'adj': 'edge_index'})]
+    assert list(group_records(recs)) == [('x', 'delta', 4)]
+    recs.append(dict(base, config={'seed': 2, 'adj': 'csr'}))
+    assert sorted(group_records(recs)) == [('x', 'delta [adj=csr]', 4),
+                                           ('x', "delta [adj=edge_index]", 4)]
+    assert len(group_records(recs)[('x', 'delta [adj=edge_index]', 4)]) == 2
+
+
 def test_cli_user_errors_are_one_clear_message(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv('DDL_GNN_TRACEBACK', raising=False)
     assert main(['train', '--dataset', 'nonexist', '--model', 'delta',
