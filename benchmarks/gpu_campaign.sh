@@ -27,7 +27,9 @@ set -u
 #   DEVICE=cpu SKIP_PERF=1 (environment) dry-runs the script on a CPU;
 #   SKIP_PERF=1 alone gives the lease to the sweeps (the CUDA tests then
 #   run beside them);
-#   CONFIGS="a b" picks the sweep configs; MPS=1 starts the CUDA MPS daemon
+#   CONFIGS="a b" picks the sweep configs; DEPTHS_<config>="4,16" limits a
+#   config to those depths (run keys do not change, so the cells merge
+#   with the config's other records); MPS=1 starts the CUDA MPS daemon
 #   so the shards' kernels share the GPU instead of time-slicing it (falls
 #   back to plain contexts if a CUDA call fails under it).
 DATA_TGZ=$1; OUT=$2; BUDGET=$3; WORKERS=${4:-14}; DEVICE=${DEVICE:-cuda}
@@ -144,7 +146,9 @@ for k in $(seq 0 $((WORKERS - 1))); do
          [ -z "$pick" ] && { sleep 2; continue; }
          entered="$entered$pick "
          echo "== $pick"
+         dv="DEPTHS_$pick"
          $PY -m ddl_gnn sweep --config "benchmarks/configs/$pick.toml" \
+             ${!dv:+--depths ${!dv}} \
              --out "benchmarks/results/$pick" --shard "$k/$WORKERS" \
              --device "$DEVICE" --no-report --checkpoint-every 60
      done) > "/tmp/ddl_logs/w$k.txt" 2>&1 &

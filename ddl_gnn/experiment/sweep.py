@@ -34,12 +34,14 @@ so that no number is chosen in code::
 from __future__ import annotations
 
 import itertools
+import os
 import tomllib
 from dataclasses import fields
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from tqdm.auto import tqdm
 
+from .checkpoint import RunCheckpoint
 from .config import RunConfig
 from .records import ResultStore
 
@@ -131,12 +133,15 @@ def run_sweep(configs: Sequence[RunConfig], out: str, progress: bool = True,
     with several ranks, rank ``r`` takes configs ``r, r + W, ...``. A killed
     sweep loses only the run in flight, and with ``checkpoint_every``
     (seconds, see :func:`~.runner.run`) only the epochs since that run's
-    last checkpoint; a rerun never duplicates a run."""
+    last checkpoint, and such cut-off runs are taken first; a rerun never
+    duplicates a run."""
     from .runner import run
     store = ResultStore(out)
     done = store.keys()
     mine = [c for i, c in enumerate(configs) if i % world_size == rank]
     todo = [c for c in mine if c.key() not in done]
+    if checkpoint_every is not None:
+        todo.sort(key=lambda c: -_epochs_done(out, c))
     written = []
     bar = tqdm(todo, desc=f'sweep ({len(mine) - len(todo)} done)',
                disable=not progress)
@@ -148,6 +153,15 @@ def run_sweep(configs: Sequence[RunConfig], out: str, progress: bool = True,
         if store.append(record):
             written.append(record)
     return written
+
+
+def _epochs_done(out: str, cfg: RunConfig) -> int:
+    """Epochs a cut-off run of ``cfg`` has checkpointed under ``out`` (0
+    without a checkpoint). A resumed sweep takes such runs first, the most
+    trained first: their epochs are paid for, and a sweep stopped again soon
+    still turns them into records."""
+    state = RunCheckpoint(os.path.join(out, 'checkpoints'), cfg.key()).load()
+    return 0 if state is None else int(state['epoch'])
 
 
 def completed(configs: Iterable[RunConfig], out: str) -> int:

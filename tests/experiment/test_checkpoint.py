@@ -232,3 +232,23 @@ def test_cut_run_moves_to_another_machine_and_finishes_there(tmp_path,
     assert moved['resumed'] == [4]
     ResultStore(str(b / 'sweep')).append(moved)
     assert merge.merge_checkpoints(src, b) == {'sweep': 0}  # has a record
+
+
+def test_sweep_takes_cut_off_runs_first_most_trained_first(tmp_path,
+                                                           monkeypatch):
+    """Runs with a checkpoint come before fresh ones, the one with more
+    epochs first; without checkpointing the sweep keeps its own order."""
+    from ddl_gnn.experiment.sweep import run_sweep
+    cfgs = [RunConfig('csbm', 'res', 2, seed=s, hidden=8, epochs=8,
+                      patience=None, dataset_kwargs=CSBM) for s in range(3)]
+    out = str(tmp_path / 'sweep')
+    for cfg, at in ((cfgs[1], 2), (cfgs[2], 5)):
+        with monkeypatch.context() as m:
+            _interrupt_after_save(m, at)
+            with pytest.raises(Killed):
+                run(cfg, out=out, progress=False, checkpoint_every=0)
+    written = run_sweep(cfgs, out, progress=False, checkpoint_every=0)
+    assert [r['seed'] for r in written] == [2, 1, 0]
+    assert [r.get('resumed') for r in written] == [[5], [2], None]
+    plain = run_sweep(cfgs, str(tmp_path / 'plain'), progress=False)
+    assert [r['seed'] for r in plain] == [0, 1, 2]
