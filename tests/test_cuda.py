@@ -171,5 +171,7 @@ def test_checkpointed_run_resumes_on_cuda_and_moves_to_cpu(tmp_path,
     moved = run(cfg, out=str(tmp_path / 'b'), progress=False, device='cpu',
                 checkpoint_every=0)
     assert moved['resumed'] == [5] and moved['device'] == 'cpu'
+    assert again['segment_devices'] == ['cuda', 'cuda']
+    assert moved['segment_devices'] == ['cuda', 'cpu']
     assert moved['loss_curve'][:5] == again['loss_curve'][:5]
     assert all(torch.isfinite(torch.tensor(moved['loss_curve'])))

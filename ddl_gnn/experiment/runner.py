@@ -93,7 +93,9 @@ def run(cfg: RunConfig, out: str = 'runs', progress: bool = True,
     ``out/checkpoints/<key>.pt`` when one is there and saves its training
     state there (:mod:`.checkpoint`); the file is removed once the record
     is made. A resumed run ends with the record of an uninterrupted one
-    (same curves and scores) plus ``resumed`` (the epochs it resumed at)."""
+    (same curves and scores) plus ``resumed`` (the epochs it resumed at) and
+    ``segment_devices`` (where each stretch of epochs ran: ``cpu``, ``cuda``,
+    ``unknown``)."""
     # Deep plain stacks drive activations into denormal floats, which are
     # 10-100x slower on x86 CPUs; flushing them to zero changes no result
     # above ~1e-38. Restored afterwards (torch's default is off).
@@ -162,7 +164,8 @@ def make_record(cfg: RunConfig, ds, model: nn.Module, best: Dict[str, Any],
     fit functions return; ``init``/``trained`` are :func:`measure` dicts)."""
     history = best.pop('history')
     resumed = best.pop('resumed', None)
-    extra = {} if resumed is None else dict(resumed=resumed['epochs'])
+    extra = {} if resumed is None else dict(
+        resumed=resumed['epochs'], segment_devices=resumed['devices'])
     return dict(
         key=cfg.key(), dataset=cfg.dataset, model=cfg.model, depth=cfg.depth,
         seed=cfg.seed, metric=ds.metric, valid=best.get('valid'),

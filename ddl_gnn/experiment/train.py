@@ -35,7 +35,7 @@ def _fit(step: Callable[[int], float], evaluate: Callable[[], Scores],
     sign = 1.0 if higher_is_better(metric) else -1.0
     best: Dict[str, Any] = dict(valid=-float('inf') * sign, epoch=-1)
     history: List[Dict[str, Any]] = []
-    first, prior_s, resumed = 0, 0.0, []
+    first, prior_s, resumed, devices = 0, 0.0, [], []
     device = model_device(model)
     if checkpoint is not None and opt is None:
         raise ValueError('a checkpointed fit needs its optimizer (opt=...)')
@@ -47,6 +47,9 @@ def _fit(step: Callable[[int], float], evaluate: Callable[[], Scores],
         best, history = saved['best'], saved['history']
         first, prior_s = saved['epoch'], saved['train_s']
         resumed = saved['resumed'] + [first]
+        # Device of each earlier segment (a run may move between machines);
+        # checkpoints written before this field existed read as unknown.
+        devices = saved.get('devices', ['unknown'] * len(resumed))
     start = time.perf_counter()
     bar = tqdm(range(first, cfg.epochs), desc=desc, disable=not progress,
                leave=False, initial=first, total=cfg.epochs)
@@ -67,6 +70,7 @@ def _fit(step: Callable[[int], float], evaluate: Callable[[], Scores],
                 epoch=epoch + 1, model=model.state_dict(),
                 optimizer=opt.state_dict(), best=best, history=history,
                 random=random_state(device, generators), resumed=resumed,
+                devices=devices + [device.type],
                 train_s=prior_s + time.perf_counter() - start,
                 run=dict(model=cfg.model, depth=cfg.depth, seed=cfg.seed,
                          epochs=cfg.epochs)))
@@ -75,7 +79,8 @@ def _fit(step: Callable[[int], float], evaluate: Callable[[], Scores],
     best['epochs_run'] = len(history)
     best['history'] = history
     if resumed:  # record provenance: where this run was resumed
-        best['resumed'] = dict(epochs=resumed, prior_train_s=prior_s)
+        best['resumed'] = dict(epochs=resumed, prior_train_s=prior_s,
+                               devices=devices + [device.type])
     return best
 
 

@@ -54,6 +54,8 @@ def _resume_matches(cfg, tmp_path, monkeypatch, at_epoch):
     for field in SAME:
         assert resumed[field] == whole[field], field
     assert resumed['resumed'] == [at_epoch] and 'resumed' not in whole
+    assert resumed['segment_devices'] == ['cpu', 'cpu']
+    assert 'segment_devices' not in whole
     assert len(resumed['loss_curve']) > at_epoch   # it trained on after
     return resumed
 
@@ -252,3 +254,23 @@ def test_sweep_takes_cut_off_runs_first_most_trained_first(tmp_path,
     assert [r.get('resumed') for r in written] == [[5], [2], None]
     plain = run_sweep(cfgs, str(tmp_path / 'plain'), progress=False)
     assert [r['seed'] for r in plain] == [0, 1, 2]
+
+
+def test_checkpoint_without_devices_reads_as_unknown(tmp_path, monkeypatch):
+    """Checkpoints written before ``devices`` existed (session 6) still
+    resume; the record says where the earlier epochs ran is unknown."""
+    cfg = RunConfig('csbm', 'res', 2, hidden=8, epochs=6, patience=None,
+                    dataset_kwargs=CSBM)
+    out = str(tmp_path / 'old')
+    with monkeypatch.context() as m:
+        _interrupt_after_save(m, 3)
+        with pytest.raises(Killed):
+            run(cfg, out=out, progress=False, checkpoint_every=0)
+    ck = RunCheckpoint(str(tmp_path / 'old' / 'checkpoints'), cfg.key())
+    state = ck.load()
+    assert state['devices'] == ['cpu']
+    del state['devices']
+    ck.save(state)
+    rec = run(cfg, out=out, progress=False, checkpoint_every=0)
+    assert rec['resumed'] == [3]
+    assert rec['segment_devices'] == ['unknown', 'cpu']
