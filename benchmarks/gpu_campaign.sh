@@ -61,7 +61,7 @@ CONFIGS=${CONFIGS:-"peptides_func ogbg_molhiv hetero_tolokers ogbg_molbace \
 ogbg_molbbbp hetero_squirrel hetero_actor hetero_minesweeper hetero_chameleon \
 hetero_squirrel_filtered cora_normfeat citeseer_normfeat cora_delta_beta01 \
 citeseer_delta_beta01 ablation_cora hetero_chameleon_filtered cora citeseer \
-hetero_texas hetero_cornell hetero_wisconsin cora_deep"}
+hetero_texas hetero_cornell hetero_wisconsin cora_deep ogbl_ddi"}
 if [ -n "${MPS:-}" ]; then
     nvidia-cuda-mps-control -d && sleep 1
     if $PY -c "import torch; torch.ones(1, device='cuda').sum().item()"; then

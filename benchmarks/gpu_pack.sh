@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what benchmarks/gpu_campaign.sh needs on a lent GPU machine into
 # two git-ignored folders (the device tool's `carry`): .devdata/data.tgz
-# (raw dataset files from ../shared/data, ~8 MB compressed; the machine has
+# (raw dataset files from ../shared/data, ~17 MB compressed; the machine has
 # no network) and .whl/ (ogb 1.3.6 and its two pure-Python needs, which the
 # device image lacks; torch, PyG, sklearn and pandas are there), plus
 # .devdata/checkpoints.tgz: the local runs cut off mid-way (checkpoints
@@ -17,6 +17,7 @@ grep -qx '/.devdata/' .git/info/exclude 2>/dev/null || \
 mkdir -p .devdata .whl
 tar czf .devdata/data.tgz -C "$SRC" planetoid/Cora/raw planetoid/CiteSeer/raw \
     geom_gcn heterophilous ogb/ogbg_molbace ogb/ogbg_molbbbp ogb/ogbg_molhiv \
+    ogb/ogbl_ddi \
     lrgb verify_data.py PROVENANCE.md SHA256SUMS
 ${PYTHON:-python} -m pip download -q --no-deps --only-binary=:all: \
     --python-version 3.12 --implementation cp \

@@ -175,3 +175,21 @@ def test_checkpointed_run_resumes_on_cuda_and_moves_to_cpu(tmp_path,
     assert moved['segment_devices'] == ['cuda', 'cpu']
     assert moved['loss_curve'][:5] == again['loss_curve'][:5]
     assert all(torch.isfinite(torch.tensor(moved['loss_curve'])))
+
+
+def test_link_run_on_cuda_matches_cpu(data_root, tmp_path):
+    """ogbl-ddi on the GPU draws the same batches and negatives as on the
+    CPU (one CPU generator), so without dropout the loss curves agree up to
+    float reduction order."""
+    pytest.importorskip('ogb')
+    from ddl_gnn.experiment.config import RunConfig
+    from ddl_gnn.experiment.runner import run
+    cfg = RunConfig('ogbl-ddi', 'delta', 2, hidden=8, epochs=3,
+                    batch_size=2 ** 19, lr=0.01, dropout=0.0, patience=None)
+    gpu = run(cfg, out=str(tmp_path / 'gpu'), progress=False, device='cuda')
+    cpu = run(cfg, out=str(tmp_path / 'cpu'), progress=False)
+    assert gpu['device'].startswith('cuda') and cpu['device'] == 'cpu'
+    torch.testing.assert_close(torch.tensor(gpu['loss_curve']),
+                               torch.tensor(cpu['loss_curve']),
+                               rtol=1e-3, atol=1e-4)
+    assert abs(gpu['valid'] - cpu['valid']) < 0.02

@@ -48,6 +48,14 @@ class NodeEmbedding(nn.Module):
         return self.emb(x.view(-1))
 
 
+def _to_device(split, device: torch.device):
+    """A split (index tensors, or for link tasks dicts of edge tensors) on
+    ``device``."""
+    if isinstance(split, dict):
+        return {k: _to_device(v, device) for k, v in split.items()}
+    return split.to(device)
+
+
 def make_model(cfg: RunConfig, ds) -> nn.Module:
     kwargs = dict(cfg.model_kwargs)
     kwargs.setdefault('dropout', cfg.dropout)
@@ -125,14 +133,12 @@ def _run(cfg: RunConfig, out: str, progress: bool, world_size: int,
     if cfg.adj != 'edge_index' and ds.task != 'node':
         raise ValueError(f"adj={cfg.adj!r} applies to full-graph node tasks;"
                          f" {cfg.dataset!r} is a {ds.task}-level task")
-    if ds.task == 'link':
-        if device.type != 'cpu':
-            raise ValueError(f'link prediction ({cfg.dataset}) trains on the '
-                             f'CPU only; got device={str(device)!r}')
-        ds.data.x = torch.arange(ds.data.num_nodes).view(-1, 1)
-    if ds.task == 'node' and ds.data.x.device != device:
+    if ds.task == 'link':  # feature-less: x holds node ids (NodeEmbedding)
+        ds.data.x = torch.arange(ds.data.num_nodes,
+                                 device=ds.data.edge_index.device).view(-1, 1)
+    if ds.task in ('node', 'link') and ds.data.x.device != device:
         ds.data = ds.data.to(device)  # the memoised copy moves once
-        ds.split = {k: v.to(device) for k, v in ds.split.items()}
+        ds.split = _to_device(ds.split, device)
     seed_everything(cfg.seed)
     model = make_model(cfg, ds).to(device)
     start = time.perf_counter()
@@ -140,7 +146,7 @@ def _run(cfg: RunConfig, out: str, progress: bool, world_size: int,
     ckpt = None if checkpoint_every is None else RunCheckpoint(
         os.path.join(out, 'checkpoints'), cfg.key(), checkpoint_every)
     if ds.task == 'link':
-        predictor = LinkPredictor(cfg.hidden)
+        predictor = LinkPredictor(cfg.hidden).to(device)
         opt = make_optimizer(cfg, model, predictor)
         best = fit_link(model, predictor, ds, cfg, opt, progress,
                         checkpoint=ckpt)

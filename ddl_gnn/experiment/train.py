@@ -243,18 +243,22 @@ def fit_link(model: nn.Module, predictor: nn.Module, ds, cfg, opt,
     positive training edges per step (one full-graph forward each)."""
     data, split = ds.data, ds.split
     pos_train = split['train']['edge'].t()
+    device = pos_train.device
+    # The random streams stay on the CPU generator whatever the device, so a
+    # seed draws the same batches and negatives on a CPU and on a GPU.
     gen = torch.Generator().manual_seed(cfg.seed)
 
     def step(epoch: int) -> float:
         model.train()
         predictor.train()
         total, count = 0.0, 0
-        perm = torch.randperm(pos_train.size(1), generator=gen)
+        perm = torch.randperm(pos_train.size(1), generator=gen).to(device)
         for chunk in perm.split(cfg.batch_size):
             opt.zero_grad()
             h = model(data.x, data.edge_index)
             pos = pos_train[:, chunk]
-            neg = torch.randint(0, data.num_nodes, pos.shape, generator=gen)
+            neg = torch.randint(0, data.num_nodes, pos.shape,
+                                generator=gen).to(device)
             loss = -torch.log(torch.sigmoid(predictor(h, pos)) + 1e-15).mean() \
                 - torch.log(1 - torch.sigmoid(predictor(h, neg)) + 1e-15).mean()
             loss.backward()
