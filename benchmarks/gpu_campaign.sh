@@ -14,7 +14,8 @@
 # campaign.tgz (every benchmarks/results/*/results.jsonl, refreshed every
 # 30 s so a killed lease still returns the finished runs) and
 # checkpoints.tgz (the runs in flight, checkpointed every 60 s; at most
-# 15 MiB, most-trained first: benchmarks/pack_checkpoints.py). Locally the
+# 15 MiB, most-trained first: benchmarks/pack_checkpoints.py; with
+# SKIP_PERF=1 also checkpoints.2.tgz and checkpoints.3.tgz). Locally the
 # records are merged by run key and the checkpoints adopted
 # (benchmarks/merge_records.py); benchmarks/gpu_pack.sh puts the local
 # unfinished runs into .devdata/checkpoints.tgz, which the next lease
@@ -124,11 +125,14 @@ stamp "torch.compile vs eager (arxiv size, depth 16)"
     --save "$OUT/perf_compile_gpu.json" > /tmp/ddl_logs/compile.txt 2>&1
 stamp "compile rc=$?"; grep -E "eager" /tmp/ddl_logs/compile.txt
 
+# At most 8 files come back from a lease, 16 MiB each: with the perf files
+# (3) there is room for one checkpoint part, without them for three.
+CKPT_PARTS=1; [ -n "${SKIP_PERF:-}" ] && CKPT_PARTS=3
 snapshot() {
     tar czf "$OUT/campaign.tgz.tmp" benchmarks/results/*/results.jsonl \
         2>/dev/null && mv "$OUT/campaign.tgz.tmp" "$OUT/campaign.tgz"
     $PY benchmarks/pack_checkpoints.py "$OUT/checkpoints.tgz" \
-        --limit-mib 15 > /tmp/ddl_logs/pack.txt 2>&1
+        --limit-mib 15 --parts "$CKPT_PARTS" > /tmp/ddl_logs/pack.txt 2>&1
 }
 stamp "campaign: $WORKERS shards until +$BUDGET s"
 PIDS=""

@@ -274,3 +274,36 @@ def test_checkpoint_without_devices_reads_as_unknown(tmp_path, monkeypatch):
     rec = run(cfg, out=out, progress=False, checkpoint_every=0)
     assert rec['resumed'] == [3]
     assert rec['segment_devices'] == ['unknown', 'cpu']
+
+
+def test_pack_fills_parts_most_trained_first_and_drops_stale_parts(
+        tmp_path):
+    """Three pending checkpoints, room for one per part: with two parts the
+    two most-trained runs travel (one per file), the third is left out; a
+    later call needing one part removes the stale second file."""
+    import tarfile
+    from ddl_gnn.experiment.records import ResultStore
+    pack = _bench_module('pack_checkpoints')
+    root = tmp_path / 'results'
+    for key, train_s in (('a', 30.0), ('b', 20.0), ('c', 10.0)):
+        RunCheckpoint(str(root / 'sw' / 'checkpoints'), key).save(
+            dict(epoch=int(train_s), train_s=train_s,
+                 pad=torch.zeros(20000)))    # ~80 kB each
+    out = str(tmp_path / 'ck.tgz')
+    assert pack.part_path(out, 1) == str(tmp_path / 'ck.2.tgz')
+    chosen = pack.pack(out, root, limit_mib=0.1, parts=2)
+    assert [c['key'] for c in chosen] == ['a', 'b']
+
+    def members(path):
+        with tarfile.open(path) as tar:
+            return tar.getnames()
+    assert members(out) == ['benchmarks/results/sw/checkpoints/a.pt']
+    assert members(pack.part_path(out, 1)) == [
+        'benchmarks/results/sw/checkpoints/b.pt']
+    ResultStore(str(root / 'sw')).append({'key': 'a'})   # a finished
+    ResultStore(str(root / 'sw')).append({'key': 'b'})   # b finished
+    assert [c['key'] for c in pack.pack(out, root, 0.1, parts=2)] == ['c']
+    assert members(out) == ['benchmarks/results/sw/checkpoints/c.pt']
+    assert not Path(pack.part_path(out, 1)).exists()
+    with pytest.raises(ValueError, match='parts must be >= 1'):
+        pack.pack(out, root, parts=0)
