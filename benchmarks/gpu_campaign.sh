@@ -36,7 +36,7 @@ set -u
 DATA_TGZ=$1; OUT=$2; BUDGET=$3; WORKERS=${4:-14}; DEVICE=${DEVICE:-cuda}
 T0=$(date +%s); DEADLINE=$((T0 + BUDGET))
 cd "$(dirname "$0")/.."
-mkdir -p "$OUT" /tmp/ddl_logs && rm -f /tmp/ddl_logs/ready_*
+mkdir -p "$OUT" /tmp/ddl_logs && rm -f /tmp/ddl_logs/ready_* /tmp/ddl_logs/done_*
 exec > >(tee -a "$OUT/log.txt") 2>&1
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 export DDL_GNN_OFFLINE=1 DDL_GNN_DATA=/tmp/ddl_data
@@ -72,27 +72,33 @@ if [ -n "${MPS:-}" ]; then
     fi
 fi
 
-# Datasets are processed once here, config by config (shards starting
-# together would race on the loaders' processed/ folders), the slow ones
-# (Peptides-func, ogbg-molhiv: minutes of processing) last. A shard takes
-# the first config of the priority order whose ready_ marker exists, so
-# sweeps start at once and the slow datasets join when they are ready.
-SLOW_PREP="peptides_func ogbg_molhiv"
-PREP_ORDER=$(for c in $CONFIGS; do case " $SLOW_PREP " in *" $c "*) ;;
-             *) echo "$c";; esac; done; for c in $SLOW_PREP; do
-             case " $CONFIGS " in *" $c "*) echo "$c";; esac; done)
-(for c in $PREP_ORDER; do
-   if [ "$c" = peptides_func ] && [ -f "$DDL_GNN_DATA/verify_data.py" ]; then
-     $PY "$DDL_GNN_DATA/verify_data.py" --root "$DDL_GNN_DATA" \
-         --prepare "$DDL_GNN_DATA"  # Peptides-func raw files
-   fi
-   $PY -c "
+# Datasets are processed once here, before any shard enters their config
+# (shards starting together would race on the loaders' processed/ folders):
+# the slow ones (Peptides-func raw files + processing, ogbg-molhiv) each in
+# its own process from the start, the others in one chain in priority order.
+# done_<config> marks a finished preparation (ready_<config> a successful
+# one; a failed one lets its sweep fail with the loader's message). A shard
+# takes the first config of the priority order not yet entered whose
+# preparation is done; for PREP_WAIT seconds (default 90: Peptides-func
+# takes ~20 s on one core) it waits for a higher-priority config instead of
+# passing it by, since a shard that enters a later config stays there.
+SLOW_PREP="peptides_func ogbg_molhiv"; PREP_WAIT=${PREP_WAIT:-90}
+prep() {
+    if [ "$1" = peptides_func ] && [ -f "$DDL_GNN_DATA/verify_data.py" ]; then
+        $PY "$DDL_GNN_DATA/verify_data.py" --root "$DDL_GNN_DATA" \
+            --prepare "$DDL_GNN_DATA"  # Peptides-func raw files
+    fi
+    $PY -c "
 import tomllib; from ddl_gnn.data import load_dataset
-spec = tomllib.load(open('benchmarks/configs/$c.toml', 'rb'))
-print(load_dataset(spec['dataset']))"
-   touch "/tmp/ddl_logs/ready_$c"
+spec = tomllib.load(open('benchmarks/configs/$1.toml', 'rb'))
+print(load_dataset(spec['dataset']))" && touch "/tmp/ddl_logs/ready_$1"
+    touch "/tmp/ddl_logs/done_$1"; echo "[$(( $(date +%s) - T0 )) s] prepared $1"
+}
+for c in $SLOW_PREP; do
+    case " $CONFIGS " in *" $c "*) prep "$c" > "/tmp/ddl_logs/prep_$c.txt" 2>&1 &;; esac
+done
+(for c in $CONFIGS; do case " $SLOW_PREP " in *" $c "*) ;; *) prep "$c";; esac
  done) > /tmp/ddl_logs/prep.txt 2>&1 &
-PREP=$!
 
 cuda_tests() {
     stamp "tests/test_cuda.py"
@@ -140,11 +146,11 @@ for k in $(seq 0 $((WORKERS - 1))); do
     (entered=" "
      while [ "$(date +%s)" -lt "$DEADLINE" ]; do
          pick=""; pending=0
-         for c in $CONFIGS; do      # first ready config not yet entered
+         for c in $CONFIGS; do      # first prepared config not yet entered
              case "$entered" in *" $c "*) continue;; esac
              pending=1
-             if [ -e "/tmp/ddl_logs/ready_$c" ] || ! kill -0 $PREP 2>/dev/null
-             then pick=$c; break; fi
+             [ -e "/tmp/ddl_logs/done_$c" ] && { pick=$c; break; }
+             [ "$(date +%s)" -lt $((T0 + PREP_WAIT)) ] && break  # wait for it
          done
          [ "$pending" = 0 ] && break
          [ -z "$pick" ] && { sleep 2; continue; }
@@ -172,5 +178,5 @@ for k in $(seq 0 $((WORKERS - 1))); do
     grep -E "Error|error|Traceback" /tmp/ddl_logs/w$k.txt | head -5
 done
 [ -n "$TESTS" ] && wait "$TESTS"
-tail -n 12 /tmp/ddl_logs/prep.txt
+tail -n 12 /tmp/ddl_logs/prep*.txt
 stamp "done"

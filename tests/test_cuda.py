@@ -193,3 +193,50 @@ def test_link_run_on_cuda_matches_cpu(data_root, tmp_path):
                                torch.tensor(cpu['loss_curve']),
                                rtol=1e-3, atol=1e-4)
     assert abs(gpu['valid'] - cpu['valid']) < 0.02
+
+
+def test_graph_batches_cut_on_cuda_equal_pyg_dataloader():
+    """GatherGraphLoader on the GPU: the CPU DataLoader's batches, moved."""
+    from torch_geometric.data import Data
+    from torch_geometric.loader import DataLoader
+
+    from ddl_gnn.experiment.graph_loader import GatherGraphLoader
+    g = torch.Generator().manual_seed(0)
+    graphs = []
+    for n in torch.randint(1, 9, (37,), generator=g).tolist():
+        e = int(torch.randint(0, 15, (1,), generator=g))
+        graphs.append(Data(x=torch.randn(n, 4, generator=g),
+                           edge_index=torch.randint(0, n, (2, e), generator=g),
+                           edge_attr=torch.randn(e, 2, generator=g),
+                           y=torch.rand(1, 3, generator=g)))
+    gens = [torch.Generator().manual_seed(1) for _ in range(2)]
+    ref = DataLoader(graphs, 8, shuffle=True, generator=gens[0])
+    new = GatherGraphLoader(graphs, 8, shuffle=True, generator=gens[1],
+                            device=CUDA)
+    for _ in range(2):
+        pairs = list(zip(ref, new))
+        assert len(pairs) == 5
+        for a, b in pairs:
+            assert b.x.is_cuda
+            for key in ('x', 'edge_index', 'edge_attr', 'y', 'batch', 'ptr'):
+                assert torch.equal(a[key], b[key].cpu()), key
+    assert torch.equal(gens[0].get_state(), gens[1].get_state())
+
+
+def test_graph_run_on_cuda_matches_cpu(data_root, tmp_path):
+    """ogbg-molbbbp on the GPU sees the CPU's batches in the CPU's order
+    (batches cut on the device), so without dropout the loss curves agree
+    up to float reduction order."""
+    pytest.importorskip('ogb')
+    from ddl_gnn.experiment.config import RunConfig
+    from ddl_gnn.experiment.runner import run
+    cfg = RunConfig('ogbg-molbbbp', 'delta', 4, hidden=16, epochs=3,
+                    batch_size=64, lr=0.001, dropout=0.0, patience=None,
+                    weight_decay=0.0)
+    gpu = run(cfg, out=str(tmp_path / 'gpu'), progress=False, device='cuda')
+    cpu = run(cfg, out=str(tmp_path / 'cpu'), progress=False)
+    assert gpu['device'].startswith('cuda') and cpu['device'] == 'cpu'
+    torch.testing.assert_close(torch.tensor(gpu['loss_curve']),
+                               torch.tensor(cpu['loss_curve']),
+                               rtol=1e-3, atol=1e-4)
+    assert abs(gpu['valid'] - cpu['valid']) < 0.02

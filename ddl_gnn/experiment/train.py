@@ -9,6 +9,7 @@ from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence,
                     Tuple)
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -180,19 +181,20 @@ def graph_forward(model: nn.Module, batch) -> Tensor:
 
 def fit_graph(model: nn.Module, ds, cfg, opt, progress: bool = True,
               checkpoint: Optional[RunCheckpoint] = None):
-    from torch_geometric.loader import DataLoader
-    gen = torch.Generator().manual_seed(cfg.seed)
-    loaders = {part: DataLoader(ds.subset(part), batch_size=cfg.batch_size,
-                                shuffle=part == 'train', generator=gen)
-               for part in ('train', 'valid', 'test')}
-
+    from .graph_loader import GatherGraphLoader
     device = model_device(model)
+    # Batches cut on the device from each split collated once; the same
+    # batches and generator draws as PyG's DataLoader (graph_loader.py).
+    gen = torch.Generator().manual_seed(cfg.seed)
+    loaders = {part: GatherGraphLoader(ds.subset(part), cfg.batch_size,
+                                       shuffle=part == 'train', generator=gen,
+                                       device=device)
+               for part in ('train', 'valid', 'test')}
 
     def step(epoch: int) -> float:
         model.train()
         total, count = 0.0, 0
         for batch in loaders['train']:
-            batch = batch.to(device)
             opt.zero_grad()
             loss = loss_fn(ds, graph_forward(model, batch), batch.y)
             loss.backward()
@@ -206,7 +208,6 @@ def fit_graph(model: nn.Module, ds, cfg, opt, progress: bool = True,
         model.eval()
         ys, preds = [], []
         for batch in loader:
-            batch = batch.to(device)
             preds.append(predictions(ds, graph_forward(model, batch)))
             ys.append(batch.y.view(preds[-1].size(0), -1))
         return ds.eval(torch.cat(ys), torch.cat(preds))
@@ -259,8 +260,10 @@ def fit_link(model: nn.Module, predictor: nn.Module, ds, cfg, opt,
             pos = pos_train[:, chunk]
             neg = torch.randint(0, data.num_nodes, pos.shape,
                                 generator=gen).to(device)
-            loss = -torch.log(torch.sigmoid(predictor(h, pos)) + 1e-15).mean() \
-                - torch.log(1 - torch.sigmoid(predictor(h, neg)) + 1e-15).mean()
+            # OGB's example writes -log(sigmoid(s) + 1e-15); logsigmoid is
+            # the same loss without the epsilon and stable for large |s|.
+            loss = -F.logsigmoid(predictor(h, pos)).mean() \
+                - F.logsigmoid(-predictor(h, neg)).mean()
             loss.backward()
             opt.step()
             total += loss.item() * chunk.numel()
