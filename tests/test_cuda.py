@@ -177,15 +177,11 @@ def test_checkpointed_run_resumes_on_cuda_and_moves_to_cpu(tmp_path,
     assert all(torch.isfinite(torch.tensor(moved['loss_curve'])))
 
 
-def test_link_run_on_cuda_matches_cpu(data_root, tmp_path):
-    """ogbl-ddi on the GPU draws the same batches and negatives as on the
-    CPU (one CPU generator), so without dropout the loss curves agree up to
-    float reduction order."""
+def _same_run_on_cuda_and_cpu(cfg, tmp_path):
+    """Runs ``cfg`` on the GPU and on the CPU; without dropout and with the
+    same batches, the loss curves agree up to float reduction order."""
     pytest.importorskip('ogb')
-    from ddl_gnn.experiment.config import RunConfig
     from ddl_gnn.experiment.runner import run
-    cfg = RunConfig('ogbl-ddi', 'delta', 2, hidden=8, epochs=3,
-                    batch_size=2 ** 19, lr=0.01, dropout=0.0, patience=None)
     gpu = run(cfg, out=str(tmp_path / 'gpu'), progress=False, device='cuda')
     cpu = run(cfg, out=str(tmp_path / 'cpu'), progress=False)
     assert gpu['device'].startswith('cuda') and cpu['device'] == 'cpu'
@@ -193,6 +189,16 @@ def test_link_run_on_cuda_matches_cpu(data_root, tmp_path):
                                torch.tensor(cpu['loss_curve']),
                                rtol=1e-3, atol=1e-4)
     assert abs(gpu['valid'] - cpu['valid']) < 0.02
+
+
+def test_link_run_on_cuda_matches_cpu(data_root, tmp_path):
+    """ogbl-ddi on the GPU draws the same batches and negatives as on the
+    CPU (one CPU generator)."""
+    from ddl_gnn.experiment.config import RunConfig
+    _same_run_on_cuda_and_cpu(
+        RunConfig('ogbl-ddi', 'delta', 2, hidden=8, epochs=3,
+                  batch_size=2 ** 19, lr=0.01, dropout=0.0, patience=None),
+        tmp_path)
 
 
 def test_graph_batches_cut_on_cuda_equal_pyg_dataloader():
@@ -225,18 +231,10 @@ def test_graph_batches_cut_on_cuda_equal_pyg_dataloader():
 
 def test_graph_run_on_cuda_matches_cpu(data_root, tmp_path):
     """ogbg-molbbbp on the GPU sees the CPU's batches in the CPU's order
-    (batches cut on the device), so without dropout the loss curves agree
-    up to float reduction order."""
-    pytest.importorskip('ogb')
+    (batches cut on the device)."""
     from ddl_gnn.experiment.config import RunConfig
-    from ddl_gnn.experiment.runner import run
-    cfg = RunConfig('ogbg-molbbbp', 'delta', 4, hidden=16, epochs=3,
-                    batch_size=64, lr=0.001, dropout=0.0, patience=None,
-                    weight_decay=0.0)
-    gpu = run(cfg, out=str(tmp_path / 'gpu'), progress=False, device='cuda')
-    cpu = run(cfg, out=str(tmp_path / 'cpu'), progress=False)
-    assert gpu['device'].startswith('cuda') and cpu['device'] == 'cpu'
-    torch.testing.assert_close(torch.tensor(gpu['loss_curve']),
-                               torch.tensor(cpu['loss_curve']),
-                               rtol=1e-3, atol=1e-4)
-    assert abs(gpu['valid'] - cpu['valid']) < 0.02
+    _same_run_on_cuda_and_cpu(
+        RunConfig('ogbg-molbbbp', 'delta', 4, hidden=16, epochs=3,
+                  batch_size=64, lr=0.001, dropout=0.0, patience=None,
+                  weight_decay=0.0),
+        tmp_path)
