@@ -93,7 +93,8 @@ def measure(name: str, model_name: str, depth: int, hidden: int,
                 same_first_batch=same, collate_once_s=collate_once_s, **med,
                 batches_speedup=med['dataloader_batches_s']
                 / med['gather_batches_s'],
-                train_speedup=med['dataloader_train_s'] / med['gather_train_s'],
+                train_speedup=med['dataloader_train_s']
+                / med['gather_train_s'],
                 threads=torch.get_num_threads())
 
 

@@ -2,19 +2,20 @@ r"""Mini-batches of small graphs gathered from one pre-collated batch.
 
 PyG's :class:`~torch_geometric.loader.DataLoader` builds every mini-batch in
 Python (``Batch.from_data_list`` over ``batch_size`` ``Data`` objects, then a
-host-to-device copy). For molecule-sized graphs that is a large share of an
-epoch: ~0.35 s of ~1 s per ogbg-molbbbp epoch at depth 4 on one CPU core,
-and on a GPU, where the model step is milliseconds, most of it.
+host-to-device copy): 0.17 s of a 1.9 s ogbg-molbbbp training epoch at
+depth 4 on one CPU core (``benchmarks/results/perf_graph_loader.json``), and
+a larger share on a GPU, where the model step takes milliseconds.
 
 :class:`GatherGraphLoader` collates the whole split once, keeps it on the
 target device, and cuts each mini-batch out of it with a few index
 operations. Its batches are *the same* as the DataLoader's: the same random
 draws from the same ``generator`` (what
 :class:`torch.utils.data.DataLoader` draws with ``num_workers=0``: an
-``int64`` seed per pass and, when shuffling, two ``randperm``), the same graph order and identical tensors
-(``x``, ``edge_index`` with its per-graph offsets, ``edge_attr``, ``y``,
-``batch``, ``ptr``). A run therefore trains identically with either loader,
-and its checkpointed generator state means the same thing.
+``int64`` seed per pass and, when shuffling, two ``randperm``), the same
+graph order and identical tensors (``x``, ``edge_index`` with its per-graph
+offsets, ``edge_attr``, ``y``, ``batch``, ``ptr``). A run therefore trains
+identically with either loader, and its checkpointed generator state means
+the same thing.
 ``tests/experiment/test_graph_loader.py`` checks that against PyG's
 DataLoader on the real ogbg-molbbbp and on generated graphs.
 
@@ -23,7 +24,7 @@ The batches are for forward passes: they carry no ``_slice_dict``, so
 """
 from __future__ import annotations
 
-from typing import Dict, Iterator, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -53,6 +54,8 @@ class GatherGraphLoader:
         shuffle (bool): a new random order every pass.
         generator (torch.Generator, optional): the CPU generator the order
             is drawn from; it advances exactly as under the DataLoader.
+            Without one the global RNG is used (then the order is not the
+            DataLoader's, which seeds a private generator from it).
         device (torch.device or str, optional): where the collated split
             lives and the batches are made (default: CPU).
 
@@ -89,7 +92,10 @@ class GatherGraphLoader:
         self.num_graphs = len(graphs)
         node_ptr = whole.ptr
         self._tensors: Dict[str, Tensor] = {}
-        self._slices: Dict[str, Tensor] = {}
+        # Keys with equal slices (x and other node attributes; edge_index and
+        # edge_attr) share one entry, so a batch computes each index once.
+        self._slices: List[Tensor] = []
+        self._slice_of: Dict[str, int] = {}
         self._cat_dims: Dict[str, int] = {}
         self._incremented: Dict[str, bool] = {}
         for key in whole.keys():
@@ -112,7 +118,12 @@ class GatherGraphLoader:
             self._cat_dims[key] = 0 if cat_dim is None else int(cat_dim) % \
                 max(value.dim(), 1)
             self._tensors[key] = value.to(self.device)
-            self._slices[key] = whole._slice_dict[key].to(self.device)
+            sl = whole._slice_dict[key].to(self.device)
+            same = [i for i, t in enumerate(self._slices)
+                    if torch.equal(t, sl)]
+            if not same:
+                self._slices.append(sl)
+            self._slice_of[key] = same[0] if same else len(self._slices) - 1
             self._incremented[key] = incremented
         self._node_ptr = node_ptr.to(self.device)
 
@@ -149,13 +160,15 @@ class GatherGraphLoader:
         node_start = self._node_ptr[ids]
         node_sizes = self._node_ptr[ids + 1] - node_start
         new_node_start = torch.cumsum(node_sizes, 0) - node_sizes
-        out = {}
-        for key, value in self._tensors.items():
-            slices = self._slices[key]
+        segments = []               # (index, sizes) per distinct slices
+        for slices in self._slices:
             start = slices[ids]
             sizes = slices[ids + 1] - start
-            part = value.index_select(self._cat_dims[key],
-                                      _segment_index(start, sizes))
+            segments.append((_segment_index(start, sizes), sizes))
+        out = {}
+        for key, value in self._tensors.items():
+            index, sizes = segments[self._slice_of[key]]
+            part = value.index_select(self._cat_dims[key], index)
             if self._incremented[key]:
                 # Local indices move from the graph's place in the whole
                 # split to its place in this batch.
