@@ -36,7 +36,7 @@ set -u
 DATA_TGZ=$1; OUT=$2; BUDGET=$3; WORKERS=${4:-14}; DEVICE=${DEVICE:-cuda}
 T0=$(date +%s); DEADLINE=$((T0 + BUDGET))
 cd "$(dirname "$0")/.."
-mkdir -p "$OUT" /tmp/ddl_logs && rm -f /tmp/ddl_logs/ready_* /tmp/ddl_logs/done_*
+mkdir -p "$OUT" /tmp/ddl_logs && rm -f /tmp/ddl_logs/done_*
 exec > >(tee -a "$OUT/log.txt") 2>&1
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 export DDL_GNN_OFFLINE=1 DDL_GNN_DATA=/tmp/ddl_data
@@ -76,8 +76,8 @@ fi
 # (shards starting together would race on the loaders' processed/ folders):
 # the slow ones (Peptides-func raw files + processing, ogbg-molhiv) each in
 # its own process from the start, the others in one chain in priority order.
-# done_<config> marks a finished preparation (ready_<config> a successful
-# one; a failed one lets its sweep fail with the loader's message). A shard
+# done_<config> marks a finished preparation (the log says whether it
+# failed; then its sweep fails with the loader's message). A shard
 # takes the first config of the priority order not yet entered whose
 # preparation is done; for PREP_WAIT seconds (default 90: Peptides-func
 # takes ~20 s on one core) it waits for a higher-priority config instead of
@@ -88,11 +88,11 @@ prep() {
         $PY "$DDL_GNN_DATA/verify_data.py" --root "$DDL_GNN_DATA" \
             --prepare "$DDL_GNN_DATA"  # Peptides-func raw files
     fi
-    $PY -c "
+    st=prepared; $PY -c "
 import tomllib; from ddl_gnn.data import load_dataset
 spec = tomllib.load(open('benchmarks/configs/$1.toml', 'rb'))
-print(load_dataset(spec['dataset']))" && touch "/tmp/ddl_logs/ready_$1"
-    touch "/tmp/ddl_logs/done_$1"; echo "[$(( $(date +%s) - T0 )) s] prepared $1"
+print(load_dataset(spec['dataset']))" || st=FAILED
+    touch "/tmp/ddl_logs/done_$1"; echo "[$(( $(date +%s) - T0 )) s] $st $1"
 }
 for c in $SLOW_PREP; do
     case " $CONFIGS " in *" $c "*) prep "$c" > "/tmp/ddl_logs/prep_$c.txt" 2>&1 &;; esac
