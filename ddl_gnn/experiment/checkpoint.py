@@ -57,13 +57,15 @@ class RunCheckpoint:
     def due(self) -> bool:
         return time.monotonic() - self._last >= self.every_s
 
-    def load(self) -> Optional[Dict[str, Any]]:
-        """The saved state, or ``None`` when this run has none."""
+    def load(self, mmap: bool = False) -> Optional[Dict[str, Any]]:
+        """The saved state, or ``None`` when this run has none. ``mmap=True``
+        maps the tensors instead of reading them: cheap when only the
+        plain fields (the epoch count) are wanted."""
         if not os.path.exists(self.path):
             return None
         try:
             state = torch.load(self.path, map_location='cpu',
-                               weights_only=True)
+                               weights_only=True, mmap=mmap)
         except Exception as err:  # truncated or foreign file
             raise ValueError(f'checkpoint {self.path} cannot be read ({err});'
                              f' delete it to restart this run') from None

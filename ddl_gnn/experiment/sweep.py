@@ -160,7 +160,7 @@ def _epochs_done(out: str, cfg: RunConfig) -> int:
     without a checkpoint). A resumed sweep takes such runs first, the most
     trained first: their epochs are paid for, and a sweep stopped again soon
     still turns them into records."""
-    state = RunCheckpoint(os.path.join(out, 'checkpoints'), cfg.key()).load()
+    state = RunCheckpoint(os.path.join(out, 'checkpoints'), cfg.key()).load(mmap=True)
     return 0 if state is None else int(state['epoch'])
 
 

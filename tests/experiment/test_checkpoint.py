@@ -180,6 +180,8 @@ def test_no_file_without_checkpointing_and_interval_respected(tmp_path):
     assert RunCheckpoint(str(tmp_path), 'k', every_s=0).due()
     ck.save({'epoch': 1, 'x': torch.ones(2)})
     assert ck.load()['x'].tolist() == [1.0, 1.0]
+    mapped = ck.load(mmap=True)         # what a sweep reads to order runs
+    assert mapped['epoch'] == 1 and mapped['x'].tolist() == [1.0, 1.0]
     ck.clear()
     assert ck.load() is None
 
