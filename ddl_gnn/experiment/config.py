@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional
 
 LOADERS = ('full', 'random', 'neighbor', 'cluster')
+#: ``load_dataset`` options that say where data are read and written.
+_DATA_PLACE = frozenset({'root', 'cache', 'download'})
 #: How a full-graph node task hands its graph to the model.
 ADJS = ('edge_index', 'csr')
 
@@ -56,6 +58,14 @@ class RunConfig:
             raise ValueError(f"adj={self.adj!r} needs loader='full' (the "
                              f"mini-batch loaders build edge_index "
                              f"subgraphs), got loader={self.loader!r}")
+        moved = _DATA_PLACE & set(self.dataset_kwargs)
+        if moved:
+            raise ValueError(
+                f"'dataset_kwargs' may not set {sorted(moved)}: where data "
+                f"are read from is the caller's choice (--data-root or "
+                f"$DDL_GNN_DATA), not a config file's, since a config "
+                f"received with a data folder could otherwise point loading "
+                f"at it")
         if self.depth < 0 or self.epochs < 1:
             raise ValueError(f"'depth' must be >= 0 and 'epochs' >= 1, got "
                              f"depth={self.depth}, epochs={self.epochs}")
