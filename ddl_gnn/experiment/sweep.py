@@ -42,6 +42,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from tqdm.auto import tqdm
 
 from .checkpoint import RunCheckpoint
+from .claims import RunClaim
 from .config import RunConfig
 from .records import ResultStore
 
@@ -130,7 +131,10 @@ def run_sweep(configs: Sequence[RunConfig], out: str, progress: bool = True,
               checkpoint_every: Optional[float] = None
               ) -> List[Dict[str, Any]]:
     """Runs every config whose key is not yet in ``out/results.jsonl``;
-    with several ranks, rank ``r`` takes configs ``r, r + W, ...``. A killed
+    with several ranks, rank ``r`` takes configs ``r, r + W, ...``. Each
+    run is claimed first (:mod:`.claims`): a run another process is
+    training is skipped, so processes sharing ``out`` never train the same
+    run. A killed
     sweep loses only the run in flight, and with ``checkpoint_every``
     (seconds, see :func:`~.runner.run`) only the epochs since that run's
     last checkpoint, and such cut-off runs are taken first; a rerun never
@@ -145,13 +149,27 @@ def run_sweep(configs: Sequence[RunConfig], out: str, progress: bool = True,
     written = []
     bar = tqdm(todo, desc=f'sweep ({len(mine) - len(todo)} done)',
                disable=not progress)
+    claimed = 0
     for cfg in bar:
         bar.set_postfix_str(f'{cfg.dataset}/{cfg.model}/L{cfg.depth}/'
                             f's{cfg.seed}')
-        record = run(cfg, out=out, progress=progress, device=device,
-                     checkpoint_every=checkpoint_every)
-        if store.append(record):
-            written.append(record)
+        claim = RunClaim(os.path.join(out, 'claims'), cfg.key())
+        if not claim.acquire():  # another process is training it
+            claimed += 1
+            continue
+        try:
+            # It may have been finished since this sweep read the store.
+            if cfg.key() in store.keys():
+                continue
+            record = run(cfg, out=out, progress=progress, device=device,
+                         checkpoint_every=checkpoint_every)
+            if store.append(record):
+                written.append(record)
+        finally:
+            claim.release()
+    if claimed and progress:
+        tqdm.write(f'sweep: {claimed} run(s) claimed by other processes '
+                   f'writing {out} were left to them')
     return written
 
 
