@@ -73,6 +73,12 @@ def _check_split(spec, split, n):
 
 
 def load_csbm(spec, root, split, undirected, train=0.6, valid=0.2, **kw):
+    import inspect
+    known = set(inspect.signature(csbm_graph).parameters) | {'train',
+                                                               'valid'}
+    if set(kw) - known:
+        raise TypeError(f"load_dataset('csbm'): unknown options "
+                        f"{sorted(set(kw) - known)}; known: {sorted(known)}")
     data = csbm_graph(**kw)
     idx = stratified_split(data.y, seed=split, train=train, valid=valid)
     c = int(data.y.max()) + 1

@@ -26,7 +26,8 @@ from torch_geometric.nn import global_add_pool, global_mean_pool
 from torch_geometric.nn.resolver import activation_resolver
 from torch_geometric.typing import Adj, OptTensor
 
-from ..nn._checks import check_features, check_graph
+from .._validate import values_checked
+from ..nn._checks import check_features, check_graph, check_readout_batch
 from ..nn.adjacency import normalize_adjacency
 from ..nn.norms import make_norm
 
@@ -142,9 +143,12 @@ class DeepGNN(nn.Module):
     def _run_layers(self, start: int, end: int, X: Tensor, x0: Tensor,
                     edge_index: Adj, edge_weight: OptTensor,
                     edge_attr: OptTensor) -> Tensor:
-        for layer in self.layers[start:end]:
-            X = self.layer_forward(layer, X, x0, edge_index, edge_weight,
-                                   edge_attr)
+        # forward() checked x once: the layers' ops skip their value
+        # checks (also when a checkpointed segment is recomputed).
+        with values_checked():
+            for layer in self.layers[start:end]:
+                X = self.layer_forward(layer, X, x0, edge_index, edge_weight,
+                                       edge_attr)
         return X
 
     def forward(self, x: Tensor, edge_index: Adj,
@@ -154,11 +158,14 @@ class DeepGNN(nn.Module):
         graph-level outputs :math:`(B, C)` when ``readout`` is set."""
         name = type(self).__name__
         if isinstance(self.encoder, nn.Linear):
-            check_features(x, self.in_channels, 'x', name)
+            check_features(x, self.in_channels, 'x', name,
+                           dtype=self.encoder.weight.dtype)
         N = x.size(0)
         check_graph(edge_index, N, name, edge_weight)
         if self.readout is not None and batch is None:
             batch = x.new_zeros(N, dtype=torch.long)
+        elif self.readout is not None:
+            check_readout_batch(batch, edge_index, N, name)
 
         if edge_attr is not None and self.edge_encoder is not None:
             edge_attr = self.edge_encoder(edge_attr)
