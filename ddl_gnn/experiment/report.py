@@ -247,6 +247,8 @@ def write_report(out_dir: str,
     """Writes ``report.md`` and the PNG plots of ``records`` (default: all
     of ``out_dir/results.jsonl``); returns the report path."""
     from .plots import plot_all
+    if not Path(out_dir).is_dir():  # never create the folder of a typo
+        raise FileNotFoundError(f'report: no folder {out_dir}')
     if records is None:
         records = ResultStore(out_dir).load()
     if not records:

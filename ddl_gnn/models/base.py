@@ -143,13 +143,16 @@ class DeepGNN(nn.Module):
     def _run_layers(self, start: int, end: int, X: Tensor, x0: Tensor,
                     edge_index: Adj, edge_weight: OptTensor,
                     edge_attr: OptTensor) -> Tensor:
-        # forward() checked x once: the layers' ops skip their value
-        # checks (also when a checkpointed segment is recomputed).
-        with values_checked():
-            for layer in self.layers[start:end]:
-                X = self.layer_forward(layer, X, x0, edge_index, edge_weight,
-                                       edge_attr)
+        for layer in self.layers[start:end]:
+            X = self.layer_forward(layer, X, x0, edge_index, edge_weight,
+                                   edge_attr)
         return X
+
+    def _checked_layers(self, *args) -> Tensor:
+        # forward() checked x once: the layers' ops skip their value
+        # checks, also when a checkpointed segment is recomputed.
+        with values_checked():
+            return self._run_layers(*args)
 
     def forward(self, x: Tensor, edge_index: Adj,
                 edge_weight: OptTensor = None, edge_attr: OptTensor = None,
@@ -181,12 +184,12 @@ class DeepGNN(nn.Module):
         if self.checkpoint and torch.is_grad_enabled() and L > 0:
             seg = self.checkpoint_segment or math.ceil(math.sqrt(L))
             for start in range(0, L, seg):
-                X = _checkpoint(self._run_layers, start, start + seg, X, x0,
-                                edge_index, edge_weight, edge_attr,
+                X = _checkpoint(self._checked_layers, start, start + seg, X,
+                                x0, edge_index, edge_weight, edge_attr,
                                 use_reentrant=False)
         else:
-            X = self._run_layers(0, L, X, x0, edge_index, edge_weight,
-                                 edge_attr)
+            X = self._checked_layers(0, L, X, x0, edge_index, edge_weight,
+                                     edge_attr)
 
         h = self.read_state(X)
         if self.out_norm is not None:
