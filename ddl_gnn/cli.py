@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from ._cli_checks import (existing_folder, json_object, positive_int,
+                          writable_folder)
 from .experiment.config import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +35,7 @@ def _add_run_options(p: argparse.ArgumentParser, defaults: bool) -> None:
             p.add_argument(flag, action=argparse.BooleanOptionalAction,
                            default=default)
         elif f.type.startswith('Dict'):
-            p.add_argument(flag, type=json.loads, default=default,
+            p.add_argument(flag, type=json_object, default=default,
                            help='JSON object')
         else:
             kind = int if 'int' in f.type else float if 'float' in f.type \
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--model', required=True)
     t.add_argument('--depth', type=int, required=True)
     t.add_argument('--seed', type=int, default=0)
-    t.add_argument('--runs', type=int, default=1,
+    t.add_argument('--runs', type=positive_int, default=1,
                    help='seeds seed..seed+runs-1 (OGB: 10)')
     t.add_argument('--distributed', action='store_true',
                    help='data-parallel over torchrun ranks')
@@ -159,6 +160,7 @@ def _sweep(args, spec: Dict[str, Any]) -> int:
         raise SystemExit(f'ddl-gnn sweep: missing {missing} (give --config '
                          f'or --dataset/--models/--depths)')
     configs = expand(spec, _run_fields(args))
+    writable_folder(args.out, '--out')
     if args.shard is not None and args.distributed:
         raise ValueError('--shard and --distributed both split the runs; '
                          'give one of them')
@@ -179,12 +181,16 @@ def _train(args) -> int:
     from .experiment.distributed import train_distributed
     from .parallel import dist_context
     from .experiment.runner import run
-    store = ResultStore(args.out)
+    from .experiment.sweep import check_names
+    configs = [RunConfig(dataset=args.dataset, model=args.model,
+                         depth=args.depth, seed=seed, **_run_fields(args))
+               for seed in range(args.seed, args.seed + args.runs)]
+    check_names(configs)
+    store = ResultStore(str(writable_folder(args.out, '--out')))
+    store.keys()  # a damaged store fails now, not after training
     records: List[Dict[str, Any]] = []
     with dist_context(args.distributed) as (rank, world):
-        for seed in range(args.seed, args.seed + args.runs):
-            cfg = RunConfig(dataset=args.dataset, model=args.model,
-                            depth=args.depth, seed=seed, **_run_fields(args))
+        for cfg in configs:
             if args.distributed:
                 rec = train_distributed(cfg, args.out, rank, world)
             else:
@@ -204,7 +210,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except (KeyError, ValueError, FileNotFoundError, ImportError) as err:
+    except (KeyError, ValueError, TypeError, OSError, ImportError) as err:
         if os.environ.get('DDL_GNN_TRACEBACK'):
             raise
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
@@ -217,7 +223,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         os.environ['DDL_GNN_DATA'] = args.data_root
     if args.command == 'report':
         from .experiment.report import write_report
-        print(write_report(args.dir))
+        print(write_report(str(existing_folder(args.dir, 'report'))))
         return 0
     if args.command == 'train':
         return _train(args)

@@ -4,6 +4,7 @@ best validation score (OGB protocol)."""
 from __future__ import annotations
 
 import copy
+import math
 import time
 from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence,
                     Tuple)
@@ -30,7 +31,8 @@ def _fit(step: Callable[[int], float], evaluate: Callable[[], Scores],
          checkpoint: Optional[RunCheckpoint] = None) -> Dict[str, Any]:
     """Shared epoch loop: ``step(epoch)``, evaluate, keep the
     best-validation state, early stopping after ``cfg.patience`` epochs
-    without improvement. With a ``checkpoint`` (and ``opt``) the loop first
+    without improvement; a non-finite training loss stops the run and
+    sets ``diverged_epoch``. With a ``checkpoint`` (and ``opt``) the loop first
     resumes from a saved state, then saves at epoch boundaries; the random
     streams of ``generators`` are saved and restored with it."""
     sign = 1.0 if higher_is_better(metric) else -1.0
@@ -56,6 +58,12 @@ def _fit(step: Callable[[int], float], evaluate: Callable[[], Scores],
                leave=False, initial=first, total=cfg.epochs)
     for epoch in bar:
         loss = step(epoch)
+        if not math.isfinite(loss):
+            # Diverged: the weights are NaN/Inf from here on, and scoring
+            # them would read argmax(NaN) as a prediction. Keep the best
+            # state of the finite epochs and stop.
+            best['diverged_epoch'] = epoch
+            break
         scores = evaluate()
         history.append(dict(epoch=epoch, loss=loss, **scores))
         if sign * scores['valid'] > sign * best['valid']:

@@ -6,10 +6,13 @@ the spectrum and of the closed-form backward used here.
 """
 from __future__ import annotations
 
+import math
 from typing import Tuple
 
 import torch
 from torch import Tensor
+
+from .._validate import all_finite, check_values_here
 
 from . import cpu_kernels
 from .compress import compress_state
@@ -40,6 +43,9 @@ def _as_matrix_state(x: Tensor, k: Tensor, beta: Tensor, v: Tensor
         want = f"[{N}]" if vec else f"[N, d_v] = [{N}, {d_v}]"
         raise ValueError(f"delta_update: 'v' must have shape {want} to match "
                          f"'x' of shape {tuple(x.shape)}, got {tuple(v.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"delta_update: 'x' must be a real floating-point "
+                        f"tensor, got dtype {x.dtype}")
     for name, t in (('k', k), ('beta', beta), ('v', v)):
         if t.dtype != x.dtype:
             raise TypeError(f"delta_update: '{name}' has dtype {t.dtype} but "
@@ -241,6 +247,36 @@ class _DeltaUpdate(torch.autograd.Function):
         return gX, gk, gbeta, gV, None
 
 
+def _check_values(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
+                  eps: float) -> None:
+    """Value checks of a direct call (skipped inside a model's forward,
+    which checked its input once, see :func:`ddl_gnn._validate.
+    values_checked`): finite inputs, ``beta`` in [0, 2], a usable
+    ``eps``."""
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps)
+            and eps >= 0):
+        raise ValueError(f"delta_update: 'eps' must be a finite float >= 0, "
+                         f"got {eps!r}")
+    if check_values_here():
+        with torch.no_grad():  # checks record nothing for autograd
+            _check_finite_range(x, k, beta, v, eps)
+
+
+def _check_finite_range(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
+                        eps: float) -> None:
+    for name, t in (('x', x), ('k', k), ('beta', beta), ('v', v)):
+        if not all_finite(t):
+            raise ValueError(f"delta_update: '{name}' contains NaN or Inf "
+                             f"values")
+    if beta.numel() and (bool(beta.min() < 0) or bool(beta.max() > 2)):
+        raise ValueError(f"delta_update: 'beta' must lie in [0, 2] (0 keeps, "
+                         f"1 overwrites, 2 reflects), got values in "
+                         f"[{float(beta.min()):g}, {float(beta.max()):g}]")
+    if eps == 0 and k.numel() and bool((k.abs().sum(-1) == 0).any()):
+        raise ValueError("delta_update: 'k' has an all-zero row and eps=0, "
+                         "so its direction is 0/0; use eps > 0")
+
+
 def delta_update(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
                  eps: float = 1e-5, heads: int = 1) -> Tensor:
     r"""Applies the delta shortcut to every node:
@@ -252,9 +288,11 @@ def delta_update(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
 
     :math:`\beta = 0` keeps the state, :math:`\beta = 1` overwrites its
     :math:`\hat k`-component with :math:`v` (:math:`\hat k^\top X' = v^\top`),
-    :math:`\beta = 2` (with :math:`v = 0`) reflects it. Values of ``beta``
-    are not range-checked here (that would synchronise devices); the gates in
-    :mod:`ddl_gnn.nn.gates` guarantee the range.
+    :math:`\beta = 2` (with :math:`v = 0`) reflects it. A direct call
+    checks that the inputs are finite and ``beta`` lies in :math:`[0, 2]`;
+    inside a model's forward these checks are skipped (the model checked
+    its input once, and the gates in :mod:`ddl_gnn.nn.gates` guarantee the
+    range), so they cost no pass per layer.
 
     Args:
         x (torch.Tensor): Node states, :obj:`[N, d]` or :obj:`[N, d, d_v]`.
@@ -279,6 +317,7 @@ def delta_update(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
         xs, ks, bs, vs = _split_heads(x, k, beta, v, heads, 'delta_update')
         return delta_update(xs, ks, bs, vs, eps).view_as(x)
     X, b, V, vec = _as_matrix_state(x, k, beta, v)
+    _check_values(x, k, beta, v, eps)
     if vec:  # vector state: no [N, d, 1] views, per-node scalars only
         return _DeltaUpdate.apply(x, k, b, V.reshape(-1), float(eps))
     return _DeltaUpdate.apply(X, k, b, V, float(eps))
@@ -338,6 +377,7 @@ def delta_update_read(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
         - **output:** :obj:`([N, d, d_v], [N, d])`.
     """
     X, b, V, vec = _as_matrix_state(x, k, beta, v)
+    _check_values(x, k, beta, v, eps)
     if vec:
         raise ValueError(f"delta_update_read: 'x' must be a matrix state "
                          f"[N, d, d_v], got shape {tuple(x.shape)}")
@@ -381,6 +421,7 @@ def delta_update_eager(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
     r"""Same as :func:`delta_update` in plain autograd ops (no custom
     backward). Kept as the baseline the fused path is benchmarked against."""
     X, b, V, vec = _as_matrix_state(x, k, beta, v)
+    _check_values(x, k, beta, v, eps)
     k_hat = k * torch.rsqrt((k * k).sum(-1, keepdim=True) + eps * eps)
     s = torch.einsum('nd,ndv->nv', k_hat, X)
     out = X + k_hat.unsqueeze(-1) * ((V - s) * b.unsqueeze(-1)).unsqueeze(1)
@@ -396,6 +437,7 @@ def delta_write(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
         xs, ks, bs, vs = _split_heads(x, k, beta, v, heads, 'delta_write')
         return delta_write(xs, ks, bs, vs, eps).view_as(x)
     X, b, V, vec = _as_matrix_state(x, k, beta, v)
+    _check_values(x, k, beta, v, eps)
     k_hat = k * torch.rsqrt((k * k).sum(-1, keepdim=True) + eps * eps)
     out = X + k_hat.unsqueeze(-1) * (V * b.unsqueeze(-1)).unsqueeze(1)
     return out.squeeze(-1) if vec else out
