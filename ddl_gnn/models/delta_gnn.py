@@ -11,6 +11,14 @@ from ..ops import cpu_kernels
 from .base import DeepGNN
 
 
+#: The paper-faithful mapping (``k = conv(c)``; gate and value read the
+#: normalised context ``c``; one head), with the official code's
+#: :math:`\beta_0 = 1`: ``build_model('delta-paper', ...)``.
+PAPER_DELTA = dict(k_source='conv', beta_source='context',
+                   v_source='context', heads=1, norm='layer_norm',
+                   beta_init=1.0)
+
+
 class DeltaGNN(DeepGNN):
     r"""A deep stack of :class:`~ddl_gnn.nn.DeltaConv` layers.
 

@@ -155,3 +155,15 @@ def test_model_gives_every_layer_the_encoder_output():
     assert len(seen) == 3
     for t in seen:
         torch.testing.assert_close(t, x0)
+
+
+def test_anchored_gate_without_norm_in_the_first_layer():
+    # Without a norm and in eval mode the first layer's context *is* x0;
+    # the gate must still read [c || c0] (twice the width).
+    torch.manual_seed(3)
+    model = build_model('delta', 5, 8, 2, 2, v_source='anchor',
+                        k_source='anchor', beta_source='anchor', heads=2,
+                        norm='none').eval()
+    x = torch.randn(6, 5)
+    out = model(x, torch.randint(0, 6, (2, 12)))
+    assert out.shape == (6, 2) and torch.isfinite(out).all()
