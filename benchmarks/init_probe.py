@@ -53,6 +53,12 @@ FAMILIES = {
     'delta-diffuse-8': ('delta', dict(
         v_source='diffuse', k_source='anchor', beta_source='anchor',
         heads=8, beta_init=1.0)),
+    'delta-message-8': ('delta', dict(
+        v_source='message', k_source='anchor', beta_source='anchor',
+        heads=8, beta_init=0.5, norm='none')),
+    'delta-message-8 (beta0=0.1)': ('delta', dict(
+        v_source='message', k_source='anchor', beta_source='anchor',
+        heads=8, beta_init=0.1, norm='none')),
     'delta-anchor-value': ('delta', dict(
         v_source='anchor', k_source='anchor', beta_source='anchor',
         heads=8, beta_init=0.5, norm='none')),
