@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser('demo', help='embedded default: csbm sweep + report')
     d.add_argument('--out', default='runs/demo')
     d.add_argument('--config', default='benchmarks/configs/demo.toml')
+
+    sub.add_parser('build-kernels', help='compile the fused CPU kernels now '
+                   '(otherwise on first use, about 50 s)')
     return parser
 
 
@@ -221,6 +224,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == 'train':
         return _train(args)
+    if args.command == 'build-kernels':
+        from .ops.cpu_kernels import main as build_kernels
+        return build_kernels()
     from .experiment.sweep import load_config
     if args.command == 'demo':
         ns = build_parser().parse_args(['sweep', '--out', args.out])
