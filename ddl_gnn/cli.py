@@ -11,7 +11,6 @@ from typing import Any, Dict, List, Optional
 
 from .experiment.config import RunConfig
 
-REPO = Path(__file__).resolve().parents[1]
 _SKIP = {'dataset', 'model', 'depth', 'seed'}
 
 
@@ -134,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser('demo', help='embedded default: csbm sweep + report')
     d.add_argument('--out', default='runs/demo')
-    d.add_argument('--config', default='benchmarks/configs/demo.toml')
+    d.add_argument('--config', default='demo')
 
     sub.add_parser('build-kernels', help='compile the fused CPU kernels now '
                    '(otherwise on first use, about 50 s)')
@@ -142,11 +141,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _find_config(path: str) -> str:
-    for cand in (Path(path), REPO / path):
-        if cand.exists():
+    """A sweep config: a file, else one shipped with the package
+    (``ddl_gnn/configs``, by name: ``demo`` or ``demo.toml``), else a path
+    in ddl_gnn's own checkout (``benchmarks/configs/cora.toml`` from
+    anywhere)."""
+    from importlib import resources
+
+    from ._checkout import checkout_root
+    name = path if path.endswith('.toml') else path + '.toml'
+    cands = [Path(path), Path(str(resources.files('ddl_gnn') / 'configs'
+                                   / Path(name).name))]
+    root = checkout_root()
+    if root is not None:
+        cands.append(root / path)
+    for cand in cands:
+        if cand.is_file():
             return str(cand)
     raise FileNotFoundError(f'sweep config {path!r} not found (looked in '
-                            f'{Path.cwd()} and {REPO})')
+                            f'{Path.cwd()}, in the packaged configs'
+                            + (f' and in {root}' if root else '') + ')')
 
 
 def _sweep(args, spec: Dict[str, Any]) -> int:
