@@ -1,18 +1,57 @@
-"""OGB ``Logger``-style summary of runs (per run, then all runs)."""
+"""OGB ``Logger``-style summary of runs: per run, then all runs.
+
+The lines of ``ogb``'s examples (``Logger.print_statistics``): runs numbered
+from 1, scores ×100 (regression errors as they are), the highest training
+and validation scores, and the training and test scores at the epoch of the
+highest validation score; over all runs, mean ± unbiased std. Node tasks
+score the training split every epoch; graph tasks at each new best
+validation epoch (so ``Highest Train`` is the highest of those); link tasks
+have no training score, and their train lines are left out.
+"""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
-from .report import mean_std
+from .report import mean_std, metric_scale
+
+#: (label, value of a record) in OGB's order and alignment.
+_LINES = (('Highest Train', lambda r: _highest_train(r)),
+          ('Highest Valid', lambda r: r.get('valid')),
+          ('  Final Train', lambda r: r.get('train')),
+          ('   Final Test', lambda r: r.get('test')))
+
+
+def _highest_train(r: Dict[str, Any]) -> Optional[float]:
+    curve = [v for v in r.get('train_curve') or [] if v is not None]
+    if r.get('train') is not None:
+        curve.append(r['train'])
+    return max(curve) if curve else None
+
+
+def summary_lines(records: List[Dict[str, Any]]) -> List[str]:
+    """The OGB lines of ``records`` (one per run, in order)."""
+    out: List[str] = []
+    columns: List[Tuple[str, List[float]]] = []
+    for i, r in enumerate(records):
+        scale = metric_scale(r.get('metric', ''))
+        out.append(f"Run {i + 1:02d}: (seed {r['seed']}, best epoch "
+                   f"{r.get('best_epoch')}, {r.get('time_s', 0):.1f} s)")
+        for j, (label, value) in enumerate(_LINES):
+            v = value(r)
+            if len(columns) <= j:
+                columns.append((label, []))
+            if v is not None:
+                out.append(f'{label}: {scale * v:.2f}')
+                columns[j][1].append(scale * v)
+    if records:
+        out.append(f'All runs ({len(records)}):')
+        for label, values in columns:
+            if values:
+                m, s = mean_std(values)
+                out.append(f'{label}: {m:.2f} ± {s:.2f}')
+    return out
 
 
 def print_summary(records: List[Dict[str, Any]]) -> None:
-    for r in records:
-        print(f"Run {r['seed']:02d}: Highest Valid: {r['valid']:.4f}, "
-              f"Final Test: {r['test']:.4f} (epoch {r['best_epoch']}, "
-              f"{r['time_s']:.1f} s)")
-    if records:
-        for part in ('valid', 'test'):
-            m, s = mean_std([r[part] for r in records])
-            label = 'Highest Valid' if part == 'valid' else 'Final Test'
-            print(f'All runs ({len(records)}): {label}: {m:.4f} ± {s:.4f}')
+    for line in summary_lines(records):
+        print(line)

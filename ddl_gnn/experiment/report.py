@@ -23,6 +23,12 @@ def mean_std(values: Sequence[float]) -> Tuple[float, float]:
                                     if len(vals) > 1 else 0.0)
 
 
+def metric_scale(metric: str) -> float:
+    """100 for scores shown in percent (accuracy, ROC-AUC, AP, Hits@K), 1
+    for regression errors."""
+    return 1.0 if metric in ('rmse', 'mae') else 100.0
+
+
 def _fmt(values: Sequence[float], scale: float = 100.0) -> str:
     m, s = mean_std(values)
     if math.isnan(m):
@@ -108,7 +114,7 @@ def tables(records: List[Dict[str, Any]]) -> str:
         depths = sorted({g[2] for g in keys})
         models = sorted({g[1] for g in keys})
         metric = groups[keys[0]][0].get('metric', 'metric')
-        scale = 1.0 if metric in ('rmse', 'mae') else 100.0
+        scale = metric_scale(metric)
         out.append(f'### {ds} — test {metric} (mean ± std (seeds))\n')
         out.append('| model | ' + ' | '.join(f'L={d}' for d in depths) + ' |')
         out.append('|---' * (len(depths) + 1) + '|')
@@ -153,8 +159,7 @@ def stall_table(records: List[Dict[str, Any]]) -> str:
                    and r['best_epoch'] <= STALL_EPOCH]
         if not stalled:
             continue
-        metric = rs[0].get('metric', '')
-        scale = 1.0 if metric in ('rmse', 'mae') else 100.0
+        scale = metric_scale(rs[0].get('metric', ''))
         rest = [r['test'] for r in rs if r not in stalled]
         lines.append(f'| {ds} | {m} | {L} | {len(stalled)} / {len(rs)} | '
                      f'{_fmt(rest, scale) if rest else "–"} |')

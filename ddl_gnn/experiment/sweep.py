@@ -127,14 +127,15 @@ def _grid(grid: Dict[str, Dict[str, list]], model: str
 
 def run_sweep(configs: Sequence[RunConfig], out: str, progress: bool = True,
               rank: int = 0, world_size: int = 1, device: str = 'cpu',
-              checkpoint_every: Optional[float] = None
-              ) -> List[Dict[str, Any]]:
+              checkpoint_every: Optional[float] = None,
+              save_models: bool = False) -> List[Dict[str, Any]]:
     """Runs every config whose key is not yet in ``out/results.jsonl``;
     with several ranks, rank ``r`` takes configs ``r, r + W, ...``. A killed
     sweep loses only the run in flight, and with ``checkpoint_every``
     (seconds, see :func:`~.runner.run`) only the epochs since that run's
     last checkpoint, and such cut-off runs are taken first; a rerun never
-    duplicates a run."""
+    duplicates a run. ``save_models`` keeps each trained model in
+    ``out/models`` (see :func:`~.runner.run`)."""
     from .runner import run
     store = ResultStore(out)
     done = store.keys()
@@ -149,7 +150,7 @@ def run_sweep(configs: Sequence[RunConfig], out: str, progress: bool = True,
         bar.set_postfix_str(f'{cfg.dataset}/{cfg.model}/L{cfg.depth}/'
                             f's{cfg.seed}')
         record = run(cfg, out=out, progress=progress, device=device,
-                     checkpoint_every=checkpoint_every)
+                     checkpoint_every=checkpoint_every, save=save_models)
         if store.append(record):
             written.append(record)
     return written
