@@ -277,41 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _find_config(path: str) -> str:
-    """A sweep config: a file, else one shipped with the package
-    (``ddl_gnn/configs``, by name: ``demo`` or ``demo.toml``), else a path
-    in ddl_gnn's own checkout (``benchmarks/configs/cora.toml`` from
-    anywhere)."""
-    from importlib import resources
-
-    from ._checkout import checkout_root
-    name = path if path.endswith('.toml') else path + '.toml'
-    cands = [Path(path), Path(str(resources.files('ddl_gnn') / 'configs'
-                                   / Path(name).name))]
-    root = checkout_root()
-    if root is not None:
-        cands.append(root / path)
-    for cand in cands:
-        if cand.is_file():
-            return str(cand)
-    raise FileNotFoundError(f'sweep config {path!r} not found (looked in '
-                            f'{Path.cwd()}, in the packaged configs'
-                            + (f' and in {root}' if root else '') + ')')
-
-
 def _sweep(args, spec: Dict[str, Any]) -> int:
     from .experiment.report import write_report
-    from .experiment.sweep import expand, run_sweep
+    from .experiment.sweep import run_sweep, sweep_configs
     from .parallel import barrier, dist_context
-    spec = dict(spec)
-    for key in ('dataset', 'models', 'depths', 'seeds'):
-        if getattr(args, key, None) is not None:
-            spec[key] = getattr(args, key)
-    missing = [k for k in ('dataset', 'models', 'depths') if k not in spec]
-    if missing:
-        raise SystemExit(f'ddl-gnn sweep: missing {missing} (give --config '
-                         f'or --dataset/--models/--depths)')
-    configs = expand(spec, _run_fields(args))
+    configs = sweep_configs(spec, _run_fields(args), dataset=args.dataset,
+                            models=args.models, depths=args.depths,
+                            seeds=args.seeds)
     if args.shard is not None and args.distributed:
         raise ValueError('--shard and --distributed both split the runs; '
                          'give one of them')
@@ -383,11 +355,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == 'build-kernels':
         from .ops.cpu_kernels import main as build_kernels
         return build_kernels()
-    from .experiment.sweep import load_config
+    from .experiment.sweep import find_config, load_config
     if args.command == 'demo':
         ns = build_parser().parse_args(['sweep', '--out', args.out])
-        return _sweep(ns, load_config(_find_config(args.config)))
-    spec = load_config(_find_config(args.config)) if args.config else {}
+        return _sweep(ns, load_config(find_config(args.config)))
+    spec = load_config(find_config(args.config)) if args.config else {}
     return _sweep(args, spec)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import ddl_gnn
 from ddl_gnn import _checkout
-from ddl_gnn.cli import _find_config
+from ddl_gnn.experiment.sweep import find_config as _find_config
 
 REPO = Path(__file__).resolve().parents[1]
 

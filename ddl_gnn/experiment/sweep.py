@@ -37,6 +37,7 @@ import itertools
 import os
 import tomllib
 from dataclasses import fields
+from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from tqdm.auto import tqdm
@@ -67,6 +68,28 @@ def _check_fields(d: Dict[str, Any], where: str) -> None:
 
 def _seeds(s) -> List[int]:
     return list(range(s)) if isinstance(s, int) else list(s)
+
+
+def find_config(path: str) -> str:
+    """A sweep config: a file, else one shipped with the package
+    (``ddl_gnn/configs``, by name: ``demo`` or ``demo.toml``), else a path
+    in ddl_gnn's own checkout (``benchmarks/configs/cora.toml`` from
+    anywhere)."""
+    from importlib import resources
+
+    from .._checkout import checkout_root
+    name = path if path.endswith('.toml') else path + '.toml'
+    cands = [Path(path), Path(str(resources.files('ddl_gnn') / 'configs'
+                                   / Path(name).name))]
+    root = checkout_root()
+    if root is not None:
+        cands.append(root / path)
+    for cand in cands:
+        if cand.is_file():
+            return str(cand)
+    raise FileNotFoundError(f'sweep config {path!r} not found (looked in '
+                            f'{Path.cwd()}, in the packaged configs'
+                            + (f' and in {root}' if root else '') + ')')
 
 
 def load_config(path: str) -> Dict[str, Any]:
@@ -107,6 +130,20 @@ def expand(spec: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None
                 seen.add(cfg.key())
                 runs.append(cfg)
     return runs
+
+
+def sweep_configs(spec: Dict[str, Any],
+                  overrides: Optional[Dict[str, Any]] = None,
+                  **axes: Any) -> List[RunConfig]:
+    """:func:`expand` of ``spec`` with the sweep axes ``dataset``,
+    ``models``, ``depths``, ``seeds`` given in ``axes`` (``None``: the
+    spec's) replaced first."""
+    spec = {**spec, **{k: v for k, v in axes.items() if v is not None}}
+    missing = [k for k in ('dataset', 'models', 'depths') if k not in spec]
+    if missing:
+        raise ValueError(f'sweep: missing {missing} (give a config or '
+                         f'dataset/models/depths)')
+    return expand(spec, overrides)
 
 
 def _grid(grid: Dict[str, Dict[str, list]], model: str
