@@ -27,6 +27,7 @@ from torch_geometric.nn.resolver import activation_resolver
 from torch_geometric.typing import Adj, OptTensor
 
 from ..nn._checks import check_features, check_graph
+from ..nn._hetero import reject_hetero
 from ..nn.adjacency import normalize_adjacency
 from ..nn.norms import make_norm
 
@@ -153,6 +154,7 @@ class DeepGNN(nn.Module):
         """Returns node-level outputs :math:`(|\\mathcal{V}|, C)`, or
         graph-level outputs :math:`(B, C)` when ``readout`` is set."""
         name = type(self).__name__
+        reject_hetero(x, name)
         if isinstance(self.encoder, nn.Linear):
             check_features(x, self.in_channels, 'x', name)
         N = x.size(0)

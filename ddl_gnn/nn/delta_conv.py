@@ -13,6 +13,7 @@ from torch_geometric.typing import Adj, OptTensor
 
 from ..ops import delta_update, delta_update_read, delta_write
 from ._checks import check_features, check_graph
+from ._hetero import reject_hetero
 from .compress import StateCompressor, compress_state
 from .context import context_linear
 from .conv_resolver import call_conv, make_conv
@@ -155,6 +156,7 @@ class DeltaConv(MessagePassing):
                 edge_weight: OptTensor = None,
                 edge_attr: OptTensor = None, read: OptTensor = None,
                 next_weight: OptTensor = None):
+        reject_hetero(x, 'DeltaConv')
         if self.check_inputs:
             check_features(x, self.channels, 'x', 'DeltaConv', self.d_v)
             check_graph(edge_index, x.size(0), 'DeltaConv', edge_weight)
