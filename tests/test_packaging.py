@@ -18,9 +18,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_wheel_holds_the_package_data(tmp_path):
+    # built from a copy: an in-tree build leaves build/ in the checkout
+    src = tmp_path / 'src'
+    shutil.copytree(REPO / 'ddl_gnn', src / 'ddl_gnn',
+                    ignore=shutil.ignore_patterns('__pycache__'))
+    for name in ('pyproject.toml', 'README.md', 'LICENSE'):
+        shutil.copy(REPO / name, src / name)
     res = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q',
                           '--no-deps', '--no-build-isolation', '-w',
-                          str(tmp_path), str(REPO)], capture_output=True,
+                          str(tmp_path), str(src)], capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     wheel, = tmp_path.glob('ddl_gnn-*.whl')

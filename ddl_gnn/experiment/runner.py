@@ -14,7 +14,7 @@ from torch_geometric import seed_everything
 from .checkpoint import RunCheckpoint
 from .config import RunConfig
 from .measure import measure
-from .model_io import NodeEmbedding, build_from_spec, model_spec, save_model
+from .model_io import build_from_spec, model_spec, save_model
 from .records import environment
 from .train import LinkPredictor, fit_graph, fit_link, fit_node
 
