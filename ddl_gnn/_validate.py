@@ -7,10 +7,44 @@ message with the caller's name.
 """
 from __future__ import annotations
 
-from typing import Optional
+import threading
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import torch
 from torch import Tensor
+
+_state = threading.local()
+
+
+@contextmanager
+def values_checked() -> Iterator[None]:
+    r"""Marks a block whose inputs were value-checked once (a model's
+    forward checks ``x`` for NaN/Inf before its layers run): the per-layer
+    ops called inside skip their own value checks, so a forward costs one
+    pass over the inputs, not one per layer."""
+    prev = getattr(_state, 'checked', False)
+    _state.checked = True
+    try:
+        yield
+    finally:
+        _state.checked = prev
+
+
+def check_values_here() -> bool:
+    r"""Whether an op should check the values of its inputs: not inside
+    :func:`values_checked`, and not while ``torch.compile`` traces (a
+    value check needs a device sync)."""
+    return not getattr(_state, 'checked', False) and \
+        not torch.compiler.is_compiling()
+
+
+def all_finite(t: Tensor) -> bool:
+    r"""Whether every entry of ``t`` is finite: one float64 sum (NaN/Inf
+    propagate, finite float32 values cannot overflow it); the elementwise
+    test only runs when the sum is not finite."""
+    return t.numel() == 0 or bool(torch.isfinite(
+        t.sum(dtype=torch.float64))) or bool(torch.isfinite(t).all())
 
 
 def check_x(x: Tensor, name: str = 'x', allow_3d: bool = False) -> Tensor:
@@ -27,11 +61,7 @@ def check_x(x: Tensor, name: str = 'x', allow_3d: bool = False) -> Tensor:
     if not x.is_floating_point():
         raise TypeError(f"'{name}' must be a floating-point tensor "
                         f'(got dtype {x.dtype})')
-    # Fast path: one float64 sum (NaN/Inf propagate; finite float32 values
-    # cannot overflow it); the elementwise check only runs if it fails.
-    if x.numel() > 0 and not bool(
-            torch.isfinite(x.sum(dtype=torch.float64))) and not bool(
-                torch.isfinite(x).all()):
+    if not all_finite(x):
         raise ValueError(f"'{name}' contains NaN or Inf values")
     return x
 
@@ -127,6 +157,9 @@ def check_graph(x: Tensor, edge_index: Tensor,
                 nonnegative_weight: bool = False) -> None:
     r"""Runs all checks for a (features, graph) metric call."""
     check_x(x)
+    if x.size(0) == 0:
+        raise ValueError("'x' has 0 rows: a graph metric needs at least one "
+                         "node")
     check_edge_index(edge_index, x.size(0))
     check_edge_weight(edge_weight, edge_index.size(1), nonnegative_weight)
     if batch is not None:

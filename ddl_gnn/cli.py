@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import textwrap
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import __version__
+from ._cli_checks import (existing_folder, json_object, positive_int,
+                          writable_folder)
 from .experiment.config import ADJS, LOADERS, RunConfig
 
 _SKIP = {'dataset', 'model', 'depth', 'seed'}
@@ -120,7 +121,7 @@ def _add_run_options(p: argparse.ArgumentParser, defaults: bool) -> None:
             group.add_argument(flag, action=argparse.BooleanOptionalAction,
                                default=default, help=text)
         elif f.type.startswith('Dict'):
-            group.add_argument(flag, type=json.loads, default=default,
+            group.add_argument(flag, type=json_object, default=default,
                                metavar='JSON', help=text)
         else:
             kind = int if 'int' in f.type else float if 'float' in f.type \
@@ -216,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--depth', type=int, required=True,
                    help='message-passing layers')
     t.add_argument('--seed', type=int, default=0, help='first seed')
-    t.add_argument('--runs', type=int, default=1,
+    t.add_argument('--runs', type=positive_int, default=1,
                    help='seeds seed..seed+runs-1 (OGB: 10)')
     t.add_argument('--distributed', action='store_true',
                    help='data-parallel over torchrun ranks')
@@ -284,6 +285,7 @@ def _sweep(args, spec: Dict[str, Any]) -> int:
     configs = sweep_configs(spec, _run_fields(args), dataset=args.dataset,
                             models=args.models, depths=args.depths,
                             seeds=args.seeds)
+    writable_folder(args.out, '--out')
     if args.shard is not None and args.distributed:
         raise ValueError('--shard and --distributed both split the runs; '
                          'give one of them')
@@ -305,16 +307,20 @@ def _train(args) -> int:
     from .experiment.distributed import train_distributed
     from .parallel import dist_context
     from .experiment.runner import run
+    from .experiment.sweep import check_names
     if args.distributed and args.save_model:
         raise ValueError('--save-model is not available with train '
                          '--distributed; train on one process to keep the '
                          'model')
-    store = ResultStore(args.out)
+    configs = [RunConfig(dataset=args.dataset, model=args.model,
+                         depth=args.depth, seed=seed, **_run_fields(args))
+               for seed in range(args.seed, args.seed + args.runs)]
+    check_names(configs)
+    store = ResultStore(str(writable_folder(args.out, '--out')))
+    store.keys()  # a damaged store fails now, not after training
     records: List[Dict[str, Any]] = []
     with dist_context(args.distributed) as (rank, world):
-        for seed in range(args.seed, args.seed + args.runs):
-            cfg = RunConfig(dataset=args.dataset, model=args.model,
-                            depth=args.depth, seed=seed, **_run_fields(args))
+        for cfg in configs:
             if args.distributed:
                 rec = train_distributed(cfg, args.out, rank, world)
             else:
@@ -335,7 +341,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except (KeyError, ValueError, FileNotFoundError, ImportError) as err:
+    except (KeyError, ValueError, TypeError, OSError, ImportError) as err:
         if os.environ.get('DDL_GNN_TRACEBACK'):
             raise
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
@@ -348,7 +354,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         os.environ['DDL_GNN_DATA'] = args.data_root
     if args.command == 'report':
         from .experiment.report import write_report
-        print(write_report(args.dir))
+        print(write_report(str(existing_folder(args.dir, 'report'))))
         return 0
     if args.command == 'train':
         return _train(args)

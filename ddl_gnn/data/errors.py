@@ -31,3 +31,34 @@ class DatasetNotFoundError(FileNotFoundError):
         if how:
             lines.append(f'  note: {how}')
         super().__init__('\n'.join(lines))
+
+
+class DatasetFileError(ValueError):
+    """A dataset file exists but cannot be used; the message names it.
+
+    Attributes:
+        path: the file.
+        reason: why it was refused.
+    """
+
+    def __init__(self, path, reason):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f'{self.what}: {self.path}\n  reason: {reason}')
+
+    what = 'dataset file cannot be used'
+
+
+class UnsafeFileError(DatasetFileError):
+    """A dataset file would run code (or build objects other than tensors,
+    plain containers, numpy arrays, scipy sparse matrices) if loaded; it was
+    refused before anything in it was built."""
+
+    what = 'refusing to load a dataset file that could run code'
+
+
+class CorruptFileError(DatasetFileError):
+    """A dataset file is truncated, of another format, or inconsistent with
+    the other files of its dataset."""
+
+    what = 'dataset file is truncated or corrupt'

@@ -1,16 +1,21 @@
 """``load_dataset``: registry lookup, root and offline handling, loader call."""
 import contextlib
+import hashlib
 import os
+import pickle
 import shutil
 import time
+import zipfile
+import zlib
 from pathlib import Path
 from urllib.error import URLError
 
 from . import peptides
-from .errors import DatasetNotFoundError
+from .errors import CorruptFileError, DatasetFileError, DatasetNotFoundError
 from .loaders import LOADERS
 from .registry import get_spec
 from .root import missing_files, offline_mode, resolve_root, writable_root
+from .safe_files import safe_loading
 
 _NET_ERRORS = (URLError, OSError, EOFError, ConnectionError, TimeoutError)
 
@@ -50,6 +55,9 @@ def load_dataset(name, root=None, split=0, *, download=None, undirected=None,
         :class:`ddl_gnn.data.GraphDataset`.  ``info['load_seconds']`` holds the
         wall time of the loader call.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"load_dataset: 'name' must be a dataset name (str), "
+                        f"got {type(name).__name__}")
     spec = get_spec(name)
     fn = LOADERS[spec.family]
     if normalize_features:
@@ -76,11 +84,15 @@ def load_dataset(name, root=None, split=0, *, download=None, undirected=None,
     work = writable_root(src, [spec.subdir], cache=cache)
     if missing and can_make:
         work = writable_root(src, [peptides.RAW], cache=cache)
+        verify_checksums(src, [peptides.NPZ, peptides.SPLIT])
         peptides.write_peptides_raw(src, work)
         missing = missing_files(work, spec.required)
+    if not missing and _will_process(work / spec.subdir):
+        verify_checksums(src, [spec.subdir])
 
     t0 = time.perf_counter()
-    with _download_guard(spec, work, bool(missing)):
+    with _download_guard(spec, work, bool(missing)), \
+            _file_errors(work / spec.subdir, bool(missing)), safe_loading():
         out = fn(spec, work, split, undirected, **kwargs)
     out.info['load_seconds'] = time.perf_counter() - t0
     return out
@@ -133,3 +145,63 @@ def _download_guard(spec, root, will_download):
             reason=f'download by the real loader failed: '
                    f'{type(e).__name__}: {e}',
             how=f'loader: {spec.loader}') from e
+
+
+#: What a reader raises on a truncated or foreign file (and never on a
+#: user's argument): re-raised as CorruptFileError naming the folder.
+_FILE_ERRORS = (EOFError, zipfile.BadZipFile, pickle.UnpicklingError,
+                zlib.error, UnicodeDecodeError)
+
+
+@contextlib.contextmanager
+def _file_errors(folder, will_download):
+    """Name the dataset folder when a reader fails on a damaged file
+    without saying which (numpy's BadZipFile, pickle's EOFError, ...)."""
+    try:
+        yield
+    except _FILE_ERRORS as err:
+        if will_download or isinstance(err, DatasetFileError):
+            raise
+        raise CorruptFileError(
+            folder, f'a file under it is truncated or not in the expected '
+            f'format ({type(err).__name__}: {str(err)[:200]}); compare the '
+            f'files with the data\'s SHA256SUMS or fetch them again'
+        ) from None
+
+
+def _will_process(folder):
+    """True when ``folder`` holds no processed files yet, i.e. the loader
+    is about to read the raw ones."""
+    return not any(files for d, _, files in os.walk(folder)
+                   if os.path.basename(d) == 'processed')
+
+
+def verify_checksums(root, prefixes):
+    """Checks the files under ``root`` whose paths start with one of
+    ``prefixes`` against ``root/SHA256SUMS`` (the data's manifest; roots
+    without one are not checked). A file that differs, e.g. one cut short
+    by a failed copy, raises :class:`CorruptFileError` naming it."""
+    sums = Path(root) / 'SHA256SUMS'
+    if not sums.is_file():
+        return
+    for line in sums.read_text(errors='replace').splitlines():
+        parts = line.split(None, 1)
+        if len(parts) != 2:
+            continue
+        digest, rel = parts[0].lower(), parts[1].strip().lstrip('*')
+        if not any(rel == p or rel.startswith(p.rstrip('/') + '/')
+                   for p in prefixes):
+            continue
+        path = Path(root) / rel
+        if not path.is_file():
+            continue
+        h = hashlib.sha256()
+        with open(path, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                h.update(block)
+        if h.hexdigest() != digest:
+            raise CorruptFileError(
+                path, f'its SHA-256 ({h.hexdigest()[:16]}…, '
+                f'{path.stat().st_size} bytes) differs from the one in '
+                f'{sums} ({digest[:16]}…): the file is truncated or '
+                f'modified; fetch it again')

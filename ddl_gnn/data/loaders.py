@@ -12,6 +12,7 @@ from torch_geometric.utils import scatter
 
 from ._ogb_compat import ogb_load_compat
 from .dataset import GraphDataset
+from .errors import CorruptFileError
 from .evaluators import Evaluator
 from .splits import masks_split, stratified_split
 from .synthetic import csbm_graph
@@ -27,8 +28,33 @@ def _symmetrise(data, undirected):
     return data, sym
 
 
+def _check_consistent(spec, data, root):
+    """The per-node tensors of a loaded graph must agree in length and
+    the edges must stay within the nodes: a raw file cut short (e.g. a
+    feature file with half its rows) otherwise loads silently."""
+    if root is None:
+        return
+    n = int(data.num_nodes)
+    sizes = {k: int(getattr(data, k).size(0)) for k in (
+        'x', 'y', 'train_mask', 'val_mask', 'test_mask')
+        if torch.is_tensor(getattr(data, k, None))}
+    bad = {k: v for k, v in sizes.items() if v != n}
+    ei = data.edge_index
+    top = int(ei.max()) if ei.numel() else -1
+    if bad or top >= n or (ei.numel() and int(ei.min()) < 0):
+        raise CorruptFileError(
+            os.path.join(root, spec.subdir, 'raw'),
+            f'the raw files of {spec.name!r} disagree: {n} nodes, but '
+            f'{", ".join(f"{k} has {v} rows" for k, v in bad.items()) or ""}'
+            f'{"; " if bad else ""}largest node index in the edges {top}; '
+            f'one of {", ".join(os.path.basename(f) for f in spec.required[:3])}'
+            f'{" ..." if len(spec.required) > 3 else ""} is truncated or '
+            f'modified')
+
+
 def _node(spec, data, split, split_index, undirected, root, num_classes,
           evaluator=None, **info):
+    _check_consistent(spec, data, root)
     data, sym = _symmetrise(data, undirected)
     num_tasks = 1 if data.y.dim() == 1 else int(data.y.size(1))
     ev = evaluator or Evaluator(spec.name, spec.metric, num_tasks)
@@ -47,6 +73,12 @@ def _check_split(spec, split, n):
 
 
 def load_csbm(spec, root, split, undirected, train=0.6, valid=0.2, **kw):
+    import inspect
+    known = set(inspect.signature(csbm_graph).parameters) | {'train',
+                                                               'valid'}
+    if set(kw) - known:
+        raise TypeError(f"load_dataset('csbm'): unknown options "
+                        f"{sorted(set(kw) - known)}; known: {sorted(known)}")
     data = csbm_graph(**kw)
     idx = stratified_split(data.y, seed=split, train=train, valid=valid)
     c = int(data.y.max()) + 1

@@ -11,10 +11,12 @@ SMILES, see shared/data/PROVENANCE.md) plus the official split pickle;
 first whenever the compact copy is there.
 """
 import os
-import pickle
 
 import numpy as np
 import torch
+
+from .errors import CorruptFileError
+from .safe_files import load_pickle
 
 NPZ = os.path.join('lrgb', 'peptides_func_graphs_ogb.npz')
 SPLIT = os.path.join('lrgb', 'peptides-functional',
@@ -30,8 +32,15 @@ def write_peptides_raw(src_root, dst_root):
     """Read the compact copy under ``src_root``, write raw files under
     ``dst_root`` (the two may be the same folder)."""
     z = np.load(os.path.join(src_root, NPZ))
-    with open(os.path.join(src_root, SPLIT), 'rb') as f:
-        split = pickle.load(f)
+    # The official split is a pickle: read it with the restricted
+    # unpickler (numpy arrays and plain containers only).
+    split_path = os.path.join(src_root, SPLIT)
+    split = load_pickle(split_path)
+    if not isinstance(split, dict) or not all(
+            isinstance(split.get(p), np.ndarray) for p in ('train', 'val',
+                                                           'test')):
+        raise CorruptFileError(split_path, "expected a dict of index arrays "
+                               "with keys 'train', 'val', 'test'")
     n_off = np.concatenate([[0], np.cumsum(z['num_nodes'], dtype=np.int64)])
     e_off = np.concatenate([[0], np.cumsum(z['num_edges'], dtype=np.int64)])
     x_all, ei_all = z['node_feat'], z['edge_index']

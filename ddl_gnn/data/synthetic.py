@@ -17,6 +17,8 @@ No files: the graph is drawn deterministically from ``seed`` with a private
   duplicates are dropped and the graph is symmetrised, so it is undirected.
   ``torch_geometric.utils.homophily(edge_index, y)`` is ≈ ``homophily``.
 """
+import math
+
 import torch
 from torch_geometric.data import Data
 from torch_geometric.utils import coalesce, to_undirected
@@ -24,9 +26,24 @@ from torch_geometric.utils import coalesce, to_undirected
 
 def csbm_graph(num_nodes=1000, num_classes=4, num_features=32, avg_degree=10.,
                homophily=0.8, feature_snr=1.0, seed=0):
+    for name, value in (('num_nodes', num_nodes),
+                        ('num_classes', num_classes),
+                        ('num_features', num_features), ('seed', seed)):
+        if isinstance(value, bool) or not isinstance(value, int) or (
+                value < (0 if name == 'seed' else 1)):
+            raise ValueError(f"csbm: '{name}' must be an int >= "
+                             f"{0 if name == 'seed' else 1}, got {value!r}")
+    for name, value in (('avg_degree', avg_degree), ('homophily', homophily),
+                        ('feature_snr', feature_snr)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise ValueError(f"csbm: '{name}' must be a finite number, got "
+                             f"{value!r}")
+    if avg_degree < 0:
+        raise ValueError(f"csbm: 'avg_degree' must be >= 0, got {avg_degree}")
     if not 0.0 <= homophily <= 1.0:
         raise ValueError('homophily must lie in [0, 1]')
-    if num_classes < 1 or num_nodes < num_classes:
+    if num_nodes < num_classes:
         raise ValueError('need num_nodes >= num_classes >= 1')
     g = torch.Generator().manual_seed(int(seed))
     n, c = int(num_nodes), int(num_classes)

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import torch
 
@@ -77,10 +79,9 @@ class RunCheckpoint:
         return state
 
     def save(self, state: Dict[str, Any]) -> None:
-        os.makedirs(self.folder, exist_ok=True)
-        tmp = os.path.join(self.folder, f'.{self.key}.pt.tmp')
-        torch.save(dict(state, format=FORMAT, key=self.key), tmp)
-        os.replace(tmp, self.path)
+        with _temporary(self.folder, self.key) as tmp:
+            torch.save(dict(state, format=FORMAT, key=self.key), tmp)
+            os.replace(tmp, self.path)
         self._last = time.monotonic()
 
     def clear(self) -> None:
@@ -149,8 +150,23 @@ def adopt_checkpoint(path: str, root: str, sweep: str) -> bool:
     have = dst.load()
     if have is not None and have['epoch'] >= src['epoch']:
         return False
-    os.makedirs(dst.folder, exist_ok=True)
-    tmp = os.path.join(dst.folder, f'.{key}.pt.tmp')
-    shutil.copyfile(path, tmp)
-    os.replace(tmp, dst.path)
+    with _temporary(dst.folder, key) as tmp:
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, dst.path)
     return True
+
+
+@contextmanager
+def _temporary(folder: str, key: str) -> Iterator[str]:
+    """A fresh temporary file name in ``folder`` for run ``key`` (unique
+    per call: two processes writing the same key never share one); removed
+    if the block leaves it behind."""
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{key}.pt.',
+                               suffix='.tmp')
+    os.close(fd)
+    try:
+        yield tmp
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

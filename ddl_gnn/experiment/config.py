@@ -4,13 +4,62 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional
 
 LOADERS = ('full', 'random', 'neighbor', 'cluster')
+#: ``load_dataset`` options that say where data are read and written.
+_DATA_PLACE = frozenset({'root', 'cache', 'download'})
 #: How a full-graph node task hands its graph to the model.
 ADJS = ('edge_index', 'csr')
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+#: field -> (test, expected form) for the value of every RunConfig field.
+_FORMS = {
+    'dataset': (lambda v: isinstance(v, str) and v != '', 'a dataset name'),
+    'model': (lambda v: isinstance(v, str) and v != '', 'a model name'),
+    'depth': (lambda v: _is_int(v) and v >= 0, 'an int >= 0'),
+    'seed': (lambda v: _is_int(v) and v >= 0, 'an int >= 0'),
+    'hidden': (lambda v: _is_int(v) and v >= 1, 'an int >= 1'),
+    'lr': (lambda v: _is_number(v) and v > 0, 'a finite number > 0'),
+    'weight_decay': (lambda v: _is_number(v) and v >= 0,
+                     'a finite number >= 0'),
+    'weight_decay_conv': (lambda v: v is None or (_is_number(v) and v >= 0),
+                          "a finite number >= 0 or none"),
+    'dropout': (lambda v: _is_number(v) and 0 <= v < 1, 'a number in [0, 1)'),
+    'epochs': (lambda v: _is_int(v) and v >= 1, 'an int >= 1'),
+    'patience': (lambda v: v is None or (_is_int(v) and v >= 0),
+                 'an int >= 0 (0 or none: no early stopping)'),
+    'batch_size': (lambda v: _is_int(v) and v >= 1, 'an int >= 1'),
+    'num_parts': (lambda v: _is_int(v) and v >= 1, 'an int >= 1'),
+    'split': (lambda v: _is_int(v) and v >= 0, 'an int >= 0'),
+    'model_kwargs': (lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) for k in v), 'a table / JSON object of options'),
+    'dataset_kwargs': (lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) for k in v), 'a table / JSON object of options'),
+    'measure': (lambda v: isinstance(v, bool), 'true or false'),
+}
+
+
+def _check_field_values(cfg: 'RunConfig') -> None:
+    """Every field of the expected type and range: a config file or flag
+    with a wrong value fails here, naming the field, not later inside
+    training (or worse, trains with it: a negative weight decay)."""
+    for name, (ok, form) in _FORMS.items():
+        value = getattr(cfg, name)
+        if not ok(value):
+            raise ValueError(f"run option '{name}' must be {form}, got "
+                             f"{value!r}")
 
 
 @dataclass
@@ -47,6 +96,7 @@ class RunConfig:
     measure: bool = True
 
     def __post_init__(self):
+        _check_field_values(self)
         if self.loader not in LOADERS:
             raise ValueError(f"'loader' must be one of {LOADERS}, got "
                              f"{self.loader!r}")
@@ -56,6 +106,14 @@ class RunConfig:
             raise ValueError(f"adj={self.adj!r} needs loader='full' (the "
                              f"mini-batch loaders build edge_index "
                              f"subgraphs), got loader={self.loader!r}")
+        moved = _DATA_PLACE & set(self.dataset_kwargs)
+        if moved:
+            raise ValueError(
+                f"'dataset_kwargs' may not set {sorted(moved)}: where data "
+                f"are read from is the caller's choice (--data-root or "
+                f"$DDL_GNN_DATA), not a config file's, since a config "
+                f"received with a data folder could otherwise point loading "
+                f"at it")
         if self.depth < 0 or self.epochs < 1:
             raise ValueError(f"'depth' must be >= 0 and 'epochs' >= 1, got "
                              f"depth={self.depth}, epochs={self.epochs}")

@@ -6,12 +6,14 @@ and validation scores, and the training and test scores at the epoch of the
 highest validation score; over all runs, mean ± unbiased std. Node tasks
 score the training split every epoch; graph tasks at each new best
 validation epoch (so ``Highest Train`` is the highest of those); link tasks
-have no training score, and their train lines are left out.
+have no training score, and their train lines are left out. Diverged runs
+(non-finite loss) are listed as such and left out of the means.
 """
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
+from .records import is_diverged
 from .report import mean_std, metric_scale
 
 #: (label, value of a record) in OGB's order and alignment.
@@ -31,24 +33,33 @@ def _highest_train(r: Dict[str, Any]) -> Optional[float]:
 def summary_lines(records: List[Dict[str, Any]]) -> List[str]:
     """The OGB lines of ``records`` (one per run, in order)."""
     out: List[str] = []
-    columns: List[Tuple[str, List[float]]] = []
+    columns: List[Tuple[str, List[float]]] = [(label, [])
+                                              for label, _ in _LINES]
     for i, r in enumerate(records):
+        if is_diverged(r):
+            out.append(f"Run {i + 1:02d}: (seed {r['seed']}) diverged "
+                       f"(non-finite loss at epoch "
+                       f"{r.get('diverged_epoch', '?')}, "
+                       f"{r.get('time_s', 0):.1f} s)")
+            continue
         scale = metric_scale(r.get('metric', ''))
         out.append(f"Run {i + 1:02d}: (seed {r['seed']}, best epoch "
                    f"{r.get('best_epoch')}, {r.get('time_s', 0):.1f} s)")
-        for j, (label, value) in enumerate(_LINES):
+        for (label, value), (_, values) in zip(_LINES, columns):
             v = value(r)
-            if len(columns) <= j:
-                columns.append((label, []))
             if v is not None:
                 out.append(f'{label}: {scale * v:.2f}')
-                columns[j][1].append(scale * v)
-    if records:
-        out.append(f'All runs ({len(records)}):')
+                values.append(scale * v)
+    finite = sum(not is_diverged(r) for r in records)
+    if finite:
+        out.append(f'All runs ({finite}):')
         for label, values in columns:
             if values:
                 m, s = mean_std(values)
                 out.append(f'{label}: {m:.2f} ± {s:.2f}')
+    if finite < len(records):
+        out.append(f'Diverged: {len(records) - finite} of {len(records)} '
+                   f'runs (left out of the means)')
     return out
 
 

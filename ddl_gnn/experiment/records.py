@@ -4,6 +4,7 @@ from __future__ import annotations
 import fcntl
 import gzip
 import json
+import math
 import os
 import platform
 import tempfile
@@ -31,6 +32,52 @@ def environment(device: str = 'cpu') -> Dict[str, Any]:
                 python=platform.python_version(), device=device,
                 cpu=platform.processor() or platform.machine(),
                 threads=torch.get_num_threads(), git_sha=git_sha())
+
+
+#: Record fields whose non-finite value means the run diverged.
+SCORES = ('valid', 'test', 'train')
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN/Inf float (at any depth) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def strict_record(record: Dict[str, Any]) -> Dict[str, Any]:
+    """``record`` as strict JSON can hold it: NaN/Inf become ``null``, and
+    ``diverged`` is set when a score or the loss curve was not finite (the
+    training loop also sets it when it stops on a non-finite loss)."""
+    def bad(v: Any) -> bool:
+        return isinstance(v, float) and not math.isfinite(v)
+    diverged = bool(record.get('diverged')) or any(
+        bad(record.get(k)) for k in SCORES) or any(
+            bad(v) for v in record.get('loss_curve') or [])
+    out = _finite(record)
+    if diverged or 'diverged' in record:
+        out['diverged'] = diverged
+    return out
+
+
+def is_diverged(record: Dict[str, Any]) -> bool:
+    """A diverged run: flagged, or (records written before the flag) a
+    test score that is missing or not finite."""
+    test = record.get('test')
+    return bool(record.get('diverged')) or test is None or (
+        isinstance(test, float) and not math.isfinite(test))
+
+
+def _text(path: Path, data: bytes) -> str:
+    try:
+        return data.decode('utf-8')
+    except UnicodeDecodeError as err:
+        raise ValueError(f'{path}: not a text file of JSON records ({err})'
+                         ) from None
 
 
 class ResultStore:
@@ -75,6 +122,9 @@ class ResultStore:
                              ) from None
 
     def _live(self) -> bytes:
+        if self.path.is_dir():
+            raise ValueError(f'{self.path} is a folder; the result records '
+                             f'need this name for a file')
         return self.path.read_bytes() if self.path.exists() else b''
 
     def load(self) -> List[Dict[str, Any]]:
@@ -83,9 +133,9 @@ class ResultStore:
         kept once."""
         records, seen = [], set()
         lines = [(self.archive, line) for line in
-                 self._archived().decode().splitlines()]
+                 _text(self.archive, self._archived()).splitlines()]
         lines += [(self.path, line) for line in
-                  self._live().decode().splitlines()]
+                  _text(self.path, self._live()).splitlines()]
         for where, line in lines:
             line = line.strip()
             if not line:
@@ -95,6 +145,10 @@ class ResultStore:
             except json.JSONDecodeError as err:
                 raise ValueError(f"{where}: a line is not a JSON record "
                                  f"({err}): {line[:80]!r}") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{where}: a line is JSON but not a record "
+                                 f"(an object with 'key', 'model', ...): "
+                                 f"{line[:80]!r}")
             key = record.get('key')
             if key is not None:
                 if key in seen:
@@ -121,9 +175,11 @@ class ResultStore:
             raise
 
     def append(self, record: Dict[str, Any]) -> bool:
-        """Adds ``record`` unless a record with its ``key`` exists; returns
-        whether it was written."""
-        line = json.dumps(record, sort_keys=True, allow_nan=True) + '\n'
+        """Adds ``record`` (as :func:`strict_record`: strict JSON, never a
+        bare ``NaN`` token) unless a record with its ``key`` exists;
+        returns whether it was written."""
+        line = json.dumps(strict_record(record), sort_keys=True,
+                          allow_nan=False) + '\n'
         with self._locked():
             old = self._live()
             if record.get('key'):

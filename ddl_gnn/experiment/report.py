@@ -4,19 +4,39 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .records import ResultStore
+from .records import ResultStore, is_diverged
 
 Group = Tuple[str, str, int]
 
 
+def md(text: Any) -> str:
+    """``text`` as literal markdown inline text (a table cell, a heading):
+    markup characters are backslash-escaped, HTML brackets become entities
+    and line breaks spaces, so a quoted name can neither end a table cell
+    nor add markup, links or HTML."""
+    text = ' '.join(str(text).splitlines())
+    text = text.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
+    return re.sub(r'([\\`*_\[\]|~])', r'\\\1', text)
+
+
+def code_block(text: str) -> List[str]:
+    """Lines of a fenced code block holding ``text`` verbatim: the fence is
+    longer than any run of backticks inside, so the text cannot close it."""
+    runs = [len(m) for m in re.findall(r'`+', text)]
+    fence = '`' * max(3, max(runs, default=0) + 1)
+    return [fence, text, fence]
+
+
 def mean_std(values: Sequence[float]) -> Tuple[float, float]:
-    """Mean and unbiased standard deviation (0 for a single value)."""
-    vals = [v for v in values if v is not None]
+    """Mean and unbiased standard deviation (0 for a single value) of the
+    finite values (None, NaN and Inf mark runs without a score)."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
     if not vals:
         return float('nan'), float('nan')
     return statistics.fmean(vals), (statistics.stdev(vals)
@@ -106,6 +126,17 @@ def _last(r: Dict[str, Any], key: str, metric: str):
     return layers[-1].get(metric) if layers else None
 
 
+def _test_cell(rs: List[Dict[str, Any]], scale: float) -> str:
+    """Mean ± std of the test scores of the runs that did not diverge, and
+    how many diverged (never averaged in: their score is missing or was
+    read from NaN outputs)."""
+    ok = [r['test'] for r in rs if not is_diverged(r)]
+    bad = len(rs) - len(ok)
+    if not ok:
+        return f'diverged ({bad})'
+    return _fmt(ok, scale) + (f' + {bad} diverged' if bad else '')
+
+
 def tables(records: List[Dict[str, Any]]) -> str:
     groups = group_records(records)
     out = []
@@ -115,16 +146,16 @@ def tables(records: List[Dict[str, Any]]) -> str:
         models = sorted({g[1] for g in keys})
         metric = groups[keys[0]][0].get('metric', 'metric')
         scale = metric_scale(metric)
-        out.append(f'### {ds} — test {metric} (mean ± std (seeds))\n')
+        out.append(f'### {md(ds)} — test {md(metric)} (mean ± std (seeds); '
+                   f'diverged runs counted apart)\n')
         out.append('| model | ' + ' | '.join(f'L={d}' for d in depths) + ' |')
         out.append('|---' * (len(depths) + 1) + '|')
         for m in models:
-            row = [_fmt([r['test'] for r in groups.get((ds, m, d), [])],
-                        scale) if (ds, m, d) in groups else '–'
-                   for d in depths]
-            out.append(f'| {m} | ' + ' | '.join(row) + ' |')
+            row = [_test_cell(groups[(ds, m, d)], scale)
+                   if (ds, m, d) in groups else '–' for d in depths]
+            out.append(f'| {md(m)} | ' + ' | '.join(row) + ' |')
         out.append('')
-        out.append(f'### {ds} — last layer after training: Dirichlet energy'
+        out.append(f'### {md(ds)} — last layer after training: Dirichlet energy'
                    f' / relative energy / numerical rank (seed means)\n')
         out.append('| model | ' + ' | '.join(f'L={d}' for d in depths) + ' |')
         out.append('|---' * (len(depths) + 1) + '|')
@@ -137,8 +168,8 @@ def tables(records: List[Dict[str, Any]]) -> str:
                                   'relative_dirichlet_energy',
                                   'numerical_rank')]
                 row.append('–' if not rs else ' / '.join(
-                    f'{v:.2g}' for v in vals))
-            out.append(f'| {m} | ' + ' | '.join(row) + ' |')
+                    f'{v:.2g}' if math.isfinite(v) else '–' for v in vals))
+            out.append(f'| {md(m)} | ' + ' | '.join(row) + ' |')
         out.append('')
     return '\n'.join(out)
 
@@ -156,12 +187,14 @@ def stall_table(records: List[Dict[str, Any]]) -> str:
              '|---|---|---|---|---|']
     for (ds, m, L), rs in sorted(groups.items()):
         stalled = [r for r in rs if r.get('best_epoch') is not None
-                   and r['best_epoch'] <= STALL_EPOCH]
+                   and r['best_epoch'] <= STALL_EPOCH and not is_diverged(r)]
         if not stalled:
             continue
         scale = metric_scale(rs[0].get('metric', ''))
-        rest = [r['test'] for r in rs if r not in stalled]
-        lines.append(f'| {ds} | {m} | {L} | {len(stalled)} / {len(rs)} | '
+        rest = [r['test'] for r in rs
+                if r not in stalled and not is_diverged(r)]
+        lines.append(f'| {md(ds)} | {md(m)} | {L} | {len(stalled)} / '
+                     f'{len(rs)} | '
                      f'{_fmt(rest, scale) if rest else "–"} |')
     if len(lines) == 2:
         return 'No stalled runs.'
@@ -188,7 +221,29 @@ def decay_table(records: List[Dict[str, Any]]) -> str:
                     continue
                 fit = fit_decay_rate(vals)
                 cells.append(f"{fit['rate']:.3g} ({fit['r2']:.2f})")
-            lines.append(f'| {ds} | {m} | {L} | ' + ' | '.join(cells) + ' |')
+            lines.append(f'| {md(ds)} | {md(m)} | {L} | '
+                         + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def diverged_table(records: List[Dict[str, Any]]) -> str:
+    """One row per diverged run (non-finite training loss, or a missing /
+    non-finite score in a record written before the flag)."""
+    rows = [r for r in records if is_diverged(r)]
+    if not rows:
+        return 'No diverged runs.'
+    lines = ['| dataset | model | L | seed | diverged at epoch | '
+             'best valid before |', '|---|---|---|---|---|---|']
+    for r in sorted(rows, key=lambda r: (str(r.get('dataset')),
+                                         str(r.get('model')),
+                                         r.get('depth') or 0,
+                                         r.get('seed') or 0)):
+        valid = r.get('valid')
+        lines.append(
+            f"| {md(r.get('dataset'))} | {md(r.get('model'))} | "
+            f"{md(r.get('depth'))} | {md(r.get('seed'))} | "
+            f"{md(r.get('diverged_epoch', '?'))} | "
+            f"{f'{valid:.4g}' if isinstance(valid, float) and math.isfinite(valid) else '–'} |")
     return '\n'.join(lines)
 
 
@@ -197,6 +252,8 @@ def write_report(out_dir: str,
     """Writes ``report.md`` and the PNG plots of ``records`` (default: all
     of ``out_dir/results.jsonl``); returns the report path."""
     from .plots import plot_all
+    if not Path(out_dir).is_dir():  # never create the folder of a typo
+        raise FileNotFoundError(f'report: no folder {out_dir}')
     if records is None:
         records = ResultStore(out_dir).load()
     if not records:
@@ -207,7 +264,8 @@ def write_report(out_dir: str,
                       for r in records)
     where = ', '.join(f'{n} on {d}' for d, n in sorted(devices.items()))
     text = ['# ddl_gnn report', '',
-            f'{len(records)} runs from `{Path(out_dir).name}/results.jsonl` '
+            f'{len(records)} runs from {md(Path(out_dir).name)}/results.jsonl '
+
             f'({where}). Test metric '
             'at the best-validation epoch; `L` = message-passing layers; '
             'mean ± unbiased std over seeds (count in brackets).', '',
@@ -215,12 +273,16 @@ def write_report(out_dir: str,
             f'A run is *stalled* when its best validation epoch is '
             f'<= {STALL_EPOCH}: it never improved before early stopping.', '',
             stall_table(records), '',
+            '## Diverged runs', '',
+            'A run *diverged* when its training loss became NaN or Inf; '
+            'training stopped there and the tables leave it out of the '
+            'means.', '', diverged_table(records), '',
             '## Energy decay rate per layer', '',
             decay_table(records), '', '## Plots', '']
-    text += [f'![{p.stem}]({p.name})' for p in pngs]
+    text += [f'![{md(p.stem)}](<{p.name}>)' for p in pngs]
     text += ['', '## Commands', '',
              'Each record stores the command that reproduces it, e.g.:', '',
-             '```', records[0].get('command', ''), '```', '']
+             *code_block(str(records[0].get('command', ''))), '']
     path = Path(out_dir) / 'report.md'
     tmp = path.with_suffix('.md.tmp')
     tmp.write_text('\n'.join(text))

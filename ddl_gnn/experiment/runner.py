@@ -151,10 +151,15 @@ def make_record(cfg: RunConfig, ds, model: nn.Module, best: Dict[str, Any],
     resumed = best.pop('resumed', None)
     extra = {} if resumed is None else dict(
         resumed=resumed['epochs'], segment_devices=resumed['devices'])
+    if best.get('diverged_epoch') is not None:
+        extra['diverged_epoch'] = best['diverged_epoch']
+    if best.get('epoch', -1) < 0:  # no finite epoch: no scores to report
+        best = dict(best, valid=None, test=None, train=None, epoch=None)
     return dict(
         key=cfg.key(), dataset=cfg.dataset, model=cfg.model, depth=cfg.depth,
         seed=cfg.seed, metric=ds.metric, valid=best.get('valid'),
         test=best.get('test'), train=best.get('train'),
+        diverged=best.get('diverged_epoch') is not None,
         best_epoch=best.get('epoch'), epochs_run=best.get('epochs_run'),
         num_params=sum(p.numel() for p in model.parameters()),
         per_layer=trained.get('per_layer', []),

@@ -43,6 +43,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from tqdm.auto import tqdm
 
 from .checkpoint import RunCheckpoint
+from .claims import RunClaim
 from .config import RunConfig
 from .records import ResultStore
 
@@ -93,14 +94,92 @@ def find_config(path: str) -> str:
 
 
 def load_config(path: str) -> Dict[str, Any]:
+    """The parsed TOML sweep spec at ``path``; a file that is not TOML
+    (or holds values of the wrong types) raises ``ValueError`` naming it."""
     with open(path, 'rb') as f:
-        return tomllib.load(f)
+        data = f.read()
+    try:
+        spec = tomllib.loads(data.decode('utf-8'))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f'sweep config {path}: not a TOML file ({err})'
+                         ) from None
+    try:
+        check_spec(spec)
+    except ValueError as err:
+        raise ValueError(f'sweep config {path}: {err}') from None
+    return spec
+
+
+def _list_of(kind, value) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(v, kind) and not isinstance(v, bool) for v in value)
+
+
+def _check_seeds(value: Any, where: str) -> None:
+    if isinstance(value, bool) or not (
+            (isinstance(value, int) and value >= 1) or _list_of(int, value)):
+        raise ValueError(f"{where}'seeds' must be a count >= 1 or a list of "
+                         f"ints, got {value!r}")
+
+
+def check_spec(spec: Dict[str, Any]) -> None:
+    """The shape of a sweep spec (see the module docstring); run option
+    values are checked by :class:`RunConfig`."""
+    if 'dataset' in spec and not isinstance(spec['dataset'], str):
+        raise ValueError(f"'dataset' must be a name, got {spec['dataset']!r}")
+    cells = [('', spec)] + [(f'[[extra]] {i}: ', e) for i, e in enumerate(
+        spec.get('extra', []) if isinstance(spec.get('extra', []), list)
+        else [None])]
+    for where, cell in cells:
+        if not isinstance(cell, dict):
+            raise ValueError("'extra' must be a list of tables")
+        if 'models' in cell and not (_list_of(str, cell['models'])
+                                     and cell['models']):
+            raise ValueError(f"{where}'models' must be a non-empty list of "
+                             f"names, got {cell['models']!r}")
+        if 'depths' in cell and not (_list_of(int, cell['depths'])
+                                     and cell['depths']):
+            raise ValueError(f"{where}'depths' must be a non-empty list of "
+                             f"ints, got {cell['depths']!r}")
+        if 'seeds' in cell:
+            _check_seeds(cell['seeds'], where)
+    for key in ('defaults', 'model', 'grid'):
+        value = spec.get(key, {})
+        if not isinstance(value, dict) or (key != 'defaults' and not all(
+                isinstance(v, dict) for v in value.values())):
+            raise ValueError(f"[{key}] must be a table"
+                             + ('' if key == 'defaults' else ' of tables'))
+    if not isinstance(spec.get('override', []), list) or not all(
+            isinstance(o, dict) for o in spec.get('override', [])):
+        raise ValueError("'override' must be a list of tables")
+    for name, axes in spec.get('grid', {}).items():
+        for axis, values in axes.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"[grid.{name}] '{axis}' must be a "
+                                 f"non-empty list of values")
+
+
+def check_names(configs: Sequence[RunConfig]) -> None:
+    """Every model and dataset name of ``configs`` is known: a sweep
+    refuses a misspelt name before it trains anything."""
+    from ..data import get_spec
+    from ..models import MODELS
+    bad_models = sorted({c.model for c in configs} - set(MODELS))
+    if bad_models:
+        raise ValueError(f"unknown model(s) {bad_models}; choose from "
+                         f"{sorted(MODELS)}")
+    for name in sorted({c.dataset for c in configs}):
+        try:
+            get_spec(name)
+        except KeyError as err:
+            raise ValueError(err.args[0]) from None
 
 
 def expand(spec: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None
            ) -> List[RunConfig]:
     """All runs of a sweep spec (a parsed config file, possibly with CLI
     ``overrides`` of run fields applied last)."""
+    check_spec(spec)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     defaults = dict(spec.get('defaults', {}))
     _check_fields(defaults, '[defaults]')
@@ -129,6 +208,7 @@ def expand(spec: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None
             if cfg.key() not in seen:
                 seen.add(cfg.key())
                 runs.append(cfg)
+    check_names(runs)
     return runs
 
 
@@ -167,7 +247,10 @@ def run_sweep(configs: Sequence[RunConfig], out: str, progress: bool = True,
               checkpoint_every: Optional[float] = None,
               save_models: bool = False) -> List[Dict[str, Any]]:
     """Runs every config whose key is not yet in ``out/results.jsonl``;
-    with several ranks, rank ``r`` takes configs ``r, r + W, ...``. A killed
+    with several ranks, rank ``r`` takes configs ``r, r + W, ...``. Each
+    run is claimed first (:mod:`.claims`): a run another process is
+    training is skipped, so processes sharing ``out`` never train the same
+    run. A killed
     sweep loses only the run in flight, and with ``checkpoint_every``
     (seconds, see :func:`~.runner.run`) only the epochs since that run's
     last checkpoint, and such cut-off runs are taken first; a rerun never
@@ -183,13 +266,28 @@ def run_sweep(configs: Sequence[RunConfig], out: str, progress: bool = True,
     written = []
     bar = tqdm(todo, desc=f'sweep ({len(mine) - len(todo)} done)',
                disable=not progress)
+    claimed = 0
     for cfg in bar:
         bar.set_postfix_str(f'{cfg.dataset}/{cfg.model}/L{cfg.depth}/'
                             f's{cfg.seed}')
-        record = run(cfg, out=out, progress=progress, device=device,
-                     checkpoint_every=checkpoint_every, save=save_models)
-        if store.append(record):
-            written.append(record)
+        claim = RunClaim(os.path.join(out, 'claims'), cfg.key())
+        if not claim.acquire():  # another process is training it
+            claimed += 1
+            continue
+        try:
+            # It may have been finished since this sweep read the store.
+            if cfg.key() in store.keys():
+                continue
+            record = run(cfg, out=out, progress=progress, device=device,
+                         checkpoint_every=checkpoint_every,
+                         save=save_models)
+            if store.append(record):
+                written.append(record)
+        finally:
+            claim.release()
+    if claimed and progress:
+        tqdm.write(f'sweep: {claimed} run(s) claimed by other processes '
+                   f'writing {out} were left to them')
     return written
 
 

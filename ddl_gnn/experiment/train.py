@@ -4,6 +4,7 @@ best validation score (OGB protocol)."""
 from __future__ import annotations
 
 import copy
+import math
 import time
 from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence,
                     Tuple)
@@ -31,7 +32,8 @@ def _fit(step: Callable[[int], float], evaluate: Callable[[], Scores],
          on_best: Optional[Callable[[], Scores]] = None) -> Dict[str, Any]:
     """Shared epoch loop: ``step(epoch)``, evaluate, keep the
     best-validation state, early stopping after ``cfg.patience`` epochs
-    without improvement. With a ``checkpoint`` (and ``opt``) the loop first
+    without improvement; a non-finite training loss stops the run and
+    sets ``diverged_epoch``. With a ``checkpoint`` (and ``opt``) the loop first
     resumes from a saved state, then saves at epoch boundaries; the random
     streams of ``generators`` are saved and restored with it. ``on_best``
     adds scores at each new best-validation epoch only (the training split
@@ -60,6 +62,12 @@ def _fit(step: Callable[[int], float], evaluate: Callable[[], Scores],
                leave=False, initial=first, total=cfg.epochs)
     for epoch in bar:
         loss = step(epoch)
+        if not math.isfinite(loss):
+            # Diverged: the weights are NaN/Inf from here on, and scoring
+            # them would read argmax(NaN) as a prediction. Keep the best
+            # state of the finite epochs and stop.
+            best['diverged_epoch'] = epoch
+            break
         scores = evaluate()
         improved = sign * scores['valid'] > sign * best['valid']
         if improved and on_best is not None:

@@ -26,7 +26,8 @@ from torch_geometric.nn import global_add_pool, global_mean_pool
 from torch_geometric.nn.resolver import activation_resolver
 from torch_geometric.typing import Adj, OptTensor
 
-from ..nn._checks import check_features, check_graph
+from .._validate import values_checked
+from ..nn._checks import check_features, check_graph, check_readout_batch
 from ..nn._hetero import reject_hetero
 from ..nn.adjacency import normalize_adjacency
 from ..nn.norms import make_norm
@@ -148,6 +149,12 @@ class DeepGNN(nn.Module):
                                    edge_attr)
         return X
 
+    def _checked_layers(self, *args) -> Tensor:
+        # forward() checked x once: the layers' ops skip their value
+        # checks, also when a checkpointed segment is recomputed.
+        with values_checked():
+            return self._run_layers(*args)
+
     def forward(self, x: Tensor, edge_index: Adj,
                 edge_weight: OptTensor = None, edge_attr: OptTensor = None,
                 batch: OptTensor = None) -> Tensor:
@@ -156,11 +163,14 @@ class DeepGNN(nn.Module):
         name = type(self).__name__
         reject_hetero(x, name)
         if isinstance(self.encoder, nn.Linear):
-            check_features(x, self.in_channels, 'x', name)
+            check_features(x, self.in_channels, 'x', name,
+                           dtype=self.encoder.weight.dtype)
         N = x.size(0)
         check_graph(edge_index, N, name, edge_weight)
         if self.readout is not None and batch is None:
             batch = x.new_zeros(N, dtype=torch.long)
+        elif self.readout is not None:
+            check_readout_batch(batch, edge_index, N, name)
 
         if edge_attr is not None and self.edge_encoder is not None:
             edge_attr = self.edge_encoder(edge_attr)
@@ -176,12 +186,12 @@ class DeepGNN(nn.Module):
         if self.checkpoint and torch.is_grad_enabled() and L > 0:
             seg = self.checkpoint_segment or math.ceil(math.sqrt(L))
             for start in range(0, L, seg):
-                X = _checkpoint(self._run_layers, start, start + seg, X, x0,
-                                edge_index, edge_weight, edge_attr,
+                X = _checkpoint(self._checked_layers, start, start + seg, X,
+                                x0, edge_index, edge_weight, edge_attr,
                                 use_reentrant=False)
         else:
-            X = self._run_layers(0, L, X, x0, edge_index, edge_weight,
-                                 edge_attr)
+            X = self._checked_layers(0, L, X, x0, edge_index, edge_weight,
+                                     edge_attr)
 
         h = self.read_state(X)
         if self.out_norm is not None:

@@ -26,8 +26,9 @@ class DeltaGNN(DeepGNN):
             (default: :obj:`0.1`)
         beta_mode (str, optional): ``'learned'``, ``'learned01'``,
             ``'fixed'``. (default: :obj:`'learned'`)
-        k_source, beta_source, v_source, erase: see
-            :class:`~ddl_gnn.nn.DeltaConv`.
+        k_source, beta_source, v_source, erase, heads, alpha: see
+            :class:`~ddl_gnn.nn.DeltaConv`; the anchored sources read the
+            encoder output :math:`x_0` (every layer gets it).
 
     Example:
         >>> model = DeltaGNN(16, 32, num_layers=8, out_channels=3)
@@ -42,14 +43,16 @@ class DeltaGNN(DeepGNN):
                  d_v: int = 1, beta_init: float = 0.1,
                  beta_mode: str = 'learned', k_source: str = 'conv',
                  beta_source: str = 'context', v_source: str = 'context',
-                 erase: bool = True, **kwargs):
+                 erase: bool = True, heads: int = 1, alpha: float = 0.1,
+                 **kwargs):
         if not isinstance(d_v, int) or d_v < 1:
             raise ValueError(f"DeltaGNN: 'd_v' must be a positive int, got "
                              f"{d_v!r}")
         self.d_v = d_v
         self.delta_kwargs = dict(beta_init=beta_init, beta_mode=beta_mode,
                                  k_source=k_source, beta_source=beta_source,
-                                 v_source=v_source, erase=erase)
+                                 v_source=v_source, erase=erase,
+                                 heads=heads, alpha=alpha)
         super().__init__(in_channels, hidden_channels, num_layers,
                          out_channels, conv=conv, **kwargs)
         self.out_compress = StateCompressor(hidden_channels, d_v)
@@ -71,6 +74,11 @@ class DeltaGNN(DeepGNN):
 
     def read_state(self, X: Tensor) -> Tensor:
         return self.out_compress(X)
+
+    def layer_forward(self, layer, x, x0, edge_index, edge_weight, edge_attr):
+        if not layer.needs_x0:
+            x0 = None
+        return layer(x, edge_index, edge_weight, edge_attr, x0=x0)
 
     def _fused_reads(self, start: int, end: int) -> bool:
         """Chain the layers' reads (see :class:`DeltaConv`): matrix states,
@@ -99,12 +107,14 @@ class DeltaGNN(DeepGNN):
         read = None
         for i in range(start, end):
             layer = self.layers[i]
+            x0_i = x0 if layer.needs_x0 else None
             if i + 1 < end:
                 X, read = layer(X, edge_index, edge_weight, edge_attr,
-                                read=read,
+                                read=read, x0=x0_i,
                                 next_weight=self.layers[i + 1].compress.weight)
             else:
-                X = layer(X, edge_index, edge_weight, edge_attr, read=read)
+                X = layer(X, edge_index, edge_weight, edge_attr, read=read,
+                          x0=x0_i)
         return X
 
     def reset_parameters(self):

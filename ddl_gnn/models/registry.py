@@ -41,5 +41,18 @@ def build_model(name: str, in_channels: int, hidden_channels: int,
     if name not in MODELS:
         raise ValueError(f"build_model: unknown model {name!r}; choose one "
                          f"of {sorted(MODELS)}")
-    return MODELS[name](in_channels, hidden_channels, num_layers,
-                        out_channels, **kwargs)
+    try:
+        return MODELS[name](in_channels, hidden_channels, num_layers,
+                            out_channels, **kwargs)
+    except TypeError as err:
+        # Options the family does not take travel on to the conv (PyG's
+        # MessagePassing), whose TypeError names neither the model nor
+        # the option's way in: say both.
+        if 'unexpected keyword argument' not in str(err):
+            raise
+        bad = str(err).rsplit('argument', 1)[-1].strip()
+        raise ValueError(
+            f"build_model: model {name!r} with conv "
+            f"{kwargs.get('conv', 'gcn')!r} does not take the option {bad} "
+            f"(check the spelling in model_kwargs / --model-kwargs)"
+        ) from None

@@ -11,7 +11,8 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import is_sparse
 
-from .._validate import check_edge_index, check_edge_weight
+from .._validate import (all_finite, check_batch, check_edge_index,
+                         check_edge_weight, check_edges_within_graphs)
 
 
 def _compiling() -> bool:
@@ -19,15 +20,22 @@ def _compiling() -> bool:
 
 
 def check_features(x: Tensor, width: int, name: str, where: str,
-                   d_v: Optional[int] = None) -> None:
+                   d_v: Optional[int] = None,
+                   dtype: Optional[torch.dtype] = None) -> None:
     """``x`` must be ``[N, width]`` (``d_v`` None or 1) or
-    ``[N, width, d_v]``."""
+    ``[N, width, d_v]``, finite (one pass over ``x``), and of ``dtype``
+    when given (the dtype of the parameters that read it)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{where}: '{name}' must be a Tensor, got "
                         f"{type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(f"{where}: '{name}' must be floating point, got "
                         f"{x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{where}: '{name}' has dtype {x.dtype} but the "
+                        f"parameters are {dtype}; convert with "
+                        f"{name}.to({dtype}) or the model with "
+                        f"model.to({x.dtype})")
     if d_v is None or d_v == 1:
         if x.dim() != 2 or x.size(1) != width:
             raise ValueError(f"{where}: '{name}' must have shape [N, {width}],"
@@ -35,8 +43,23 @@ def check_features(x: Tensor, width: int, name: str, where: str,
     elif x.dim() != 3 or x.size(1) != width or x.size(2) != d_v:
         raise ValueError(f"{where}: '{name}' must have shape "
                          f"[N, {width}, d_v={d_v}], got {tuple(x.shape)}")
-    if not _compiling() and torch.isnan(x).any():
-        raise ValueError(f"{where}: '{name}' contains NaN")
+    if not _compiling() and not all_finite(x):
+        raise ValueError(f"{where}: '{name}' contains NaN or Inf values")
+
+
+def check_readout_batch(batch: Tensor, edge_index, num_nodes: int,
+                        where: str) -> None:
+    """``batch`` must assign each of the ``num_nodes`` nodes to a graph
+    (1-D long, non-negative) and no edge may join two graphs (a readout
+    would otherwise pool messages that crossed graphs)."""
+    if _compiling():
+        return
+    try:
+        check_batch(batch, num_nodes)
+        if not is_sparse(edge_index):
+            check_edges_within_graphs(edge_index, batch)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f'{where}: {err}') from None
 
 
 def check_graph(edge_index, num_nodes: int, where: str,

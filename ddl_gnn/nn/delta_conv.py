@@ -10,19 +10,26 @@ from torch.nn import LayerNorm, Linear, RMSNorm
 from torch_geometric.nn import GCNConv, MessagePassing
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.typing import Adj, OptTensor
+from torch_geometric.utils import spmm
 
-from ..ops import delta_update, delta_update_read, delta_write
+from ..ops import (delta_update, delta_update_read, delta_write,
+                   head_components)
 from ._checks import check_features, check_graph
 from ._hetero import reject_hetero
+from .adjacency import normalize_adjacency
 from .compress import StateCompressor, compress_state
 from .context import context_linear
 from .conv_resolver import call_conv, make_conv
 from .gates import BetaGate
 from .norms import make_norm
 
-K_SOURCES = ('conv', 'proj')
-SOURCES = ('context', 'both')
-V_SOURCES = ('context', 'conv')
+K_SOURCES = ('conv', 'proj', 'anchor')
+SOURCES = ('context', 'both', 'anchor')
+V_SOURCES = ('context', 'conv', 'anchor', 'restore', 'diffuse')
+#: Sources that read the input state ``x0`` (the encoder output).
+ANCHORED = {('k_source', 'anchor'), ('beta_source', 'anchor'),
+            ('v_source', 'anchor'), ('v_source', 'restore'),
+            ('v_source', 'diffuse')}
 
 
 class DeltaConv(MessagePassing):
@@ -63,12 +70,35 @@ class DeltaConv(MessagePassing):
             ``'rms_norm'``, ``'batch_norm'`` or :obj:`None`.
             (default: :obj:`'layer_norm'`)
         dropout (float, optional): Dropout on the context. (default: :obj:`0.`)
-        k_source (str, optional): ``'conv'`` (paper: :math:`k = h`) or
-            ``'proj'`` (:math:`k = W_k [c \Vert h]`). (default: :obj:`'conv'`)
-        beta_source (str, optional): Gate input, ``'context'`` (:math:`c`) or
-            ``'both'`` (:math:`[c \Vert h]`). (default: :obj:`'context'`)
-        v_source (str, optional): Value input, ``'context'`` or ``'conv'``.
+        k_source (str, optional): ``'conv'`` (paper: :math:`k = h`),
+            ``'proj'`` (:math:`k = W_k [c \Vert h]`) or ``'anchor'``
+            (:math:`k = (1 - \alpha) h + \alpha c_0`, GCNII's mix with the
+            input context :math:`c_0 = \mathrm{norm}(x_0)`).
+            (default: :obj:`'conv'`)
+        beta_source (str, optional): Gate input, ``'context'`` (:math:`c`),
+            ``'both'`` (:math:`[c \Vert h]`) or ``'anchor'``
+            (:math:`[c \Vert c_0]`). (default: :obj:`'context'`)
+        v_source (str, optional): The value written along :math:`\hat k`:
+            ``'context'`` (:math:`W_v c`), ``'conv'`` (:math:`W_v h`),
+            ``'anchor'`` (:math:`W_v [c \Vert c_0]`), ``'restore'``
+            (:math:`\hat k^\top x_0`: the input's component, so β = 1
+            restores it) or ``'diffuse'`` (:math:`\hat k^\top u` with
+            :math:`u = (1 - \alpha) \hat A x + \alpha x_0`, the
+            propagated, input-anchored state: the write moves the state
+            toward one personalised-PageRank step along :math:`\hat k`).
+            ``'restore'`` and ``'diffuse'`` read the raw state, so the
+            value has the state's scale whatever the norm.
             (default: :obj:`'context'`)
+        heads (int, optional): Number :math:`H` of state blocks, each with
+            its own direction (block of :math:`k`), gate and value: the
+            block-diagonal operator
+            :math:`\mathrm{diag}_h(I - \beta_h \hat k_h \hat k_h^\top)`
+            writes :math:`H` scalars per node and layer. Must divide
+            ``channels``. (GAT's attention heads: pass a ``GATConv``.)
+            (default: :obj:`1`)
+        alpha (float, optional): Input weight :math:`\alpha` of the
+            ``'anchor'`` direction and the ``'diffuse'`` value.
+            (default: :obj:`0.1`)
         erase (bool, optional): If :obj:`False`, the write-only ablation
             :math:`X' = X + \beta \hat k v^\top`. (default: :obj:`True`)
         eps (float, optional): Direction normalisation guard.
@@ -79,8 +109,15 @@ class DeltaConv(MessagePassing):
         - **input:** state :math:`(|\mathcal{V}|, d)` or
           :math:`(|\mathcal{V}|, d, d_v)`, edge indices :math:`(2, |\mathcal{E}|)`
           or a sparse adjacency, edge weights :math:`(|\mathcal{E}|)` *(optional)*,
-          edge features :math:`(|\mathcal{E}|, d)` *(optional)*
+          edge features :math:`(|\mathcal{E}|, d)` *(optional)*, input
+          state ``x0`` :math:`(|\mathcal{V}|, d)` *(needed by the anchored
+          sources)*
         - **output:** state of the input's shape
+
+    ``'diffuse'`` propagates with the GCN-normalised adjacency: the given
+    edge weights when the conv is a ``GCNConv(normalize=False)`` (the model
+    families normalise once per forward), else
+    :func:`~torch_geometric.nn.conv.gcn_conv.gcn_norm` of the graph.
 
     The gate of the last forward pass is kept (detached) in
     :attr:`last_beta` for the β audit.
@@ -109,8 +146,9 @@ class DeltaConv(MessagePassing):
                  norm: Optional[str] = 'layer_norm', dropout: float = 0.0,
                  k_source: str = 'conv', beta_source: str = 'context',
                  v_source: str = 'context', erase: bool = True,
-                 eps: float = 1e-5, **kwargs):
-        super().__init__()
+                 eps: float = 1e-5, heads: int = 1, alpha: float = 0.1,
+                 **kwargs):
+        super().__init__(aggr='add')
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"DeltaConv: 'channels' must be a positive int, "
                              f"got {channels!r}")
@@ -123,7 +161,14 @@ class DeltaConv(MessagePassing):
             if val not in allowed:
                 raise ValueError(f"DeltaConv: '{name}' must be one of "
                                  f"{allowed}, got {val!r}")
+        if not isinstance(heads, int) or heads < 1 or channels % heads:
+            raise ValueError(f"DeltaConv: 'heads' must be a positive int "
+                             f"dividing channels = {channels}, got {heads!r}")
+        if not 0.0 <= float(alpha) <= 1.0:
+            raise ValueError(f"DeltaConv: 'alpha' must lie in [0, 1], got "
+                             f"{alpha!r}")
         self.channels, self.d_v = channels, d_v
+        self.heads, self.alpha = heads, float(alpha)
         self.dropout, self.erase, self.eps = dropout, erase, eps
         self.k_source, self.beta_source = k_source, beta_source
         self.v_source = v_source
@@ -134,9 +179,11 @@ class DeltaConv(MessagePassing):
         self.conv = make_conv(conv, channels, **kwargs)
         two = 2 * channels
         self.k_lin = Linear(two, channels) if k_source == 'proj' else None
-        self.gate = BetaGate(two if beta_source == 'both' else channels,
-                             beta_init, beta_mode)
-        self.v_lin = Linear(channels, d_v)
+        self.gate = BetaGate(channels if beta_source == 'context' else two,
+                             beta_init, beta_mode, heads)
+        self.v_lin = (None if v_source in ('restore', 'diffuse') else
+                      Linear(two if v_source == 'anchor' else channels,
+                             heads * d_v))
         self.last_beta: Optional[Tensor] = None
         self.reset_parameters()
 
@@ -148,6 +195,13 @@ class DeltaConv(MessagePassing):
                 m.reset_parameters()
         self.last_beta = None
 
+    @property
+    def needs_x0(self) -> bool:
+        """Whether a source reads the input state ``x0``."""
+        return bool({('k_source', self.k_source),
+                     ('beta_source', self.beta_source),
+                     ('v_source', self.v_source)} & ANCHORED)
+
     def read_state(self, X: Tensor) -> Tensor:
         """The vector read of a state, :math:`\\mathrm{compress}(X)`."""
         return self.compress(X)
@@ -155,7 +209,7 @@ class DeltaConv(MessagePassing):
     def forward(self, x: Tensor, edge_index: Adj,
                 edge_weight: OptTensor = None,
                 edge_attr: OptTensor = None, read: OptTensor = None,
-                next_weight: OptTensor = None):
+                next_weight: OptTensor = None, x0: OptTensor = None):
         reject_hetero(x, 'DeltaConv')
         if self.check_inputs:
             check_features(x, self.channels, 'x', 'DeltaConv', self.d_v)
@@ -165,30 +219,89 @@ class DeltaConv(MessagePassing):
             raise ValueError(f"DeltaConv: 'read' must have shape "
                              f"[{x.size(0)}, {self.channels}] (compress(x)), "
                              f"got {tuple(read.shape)}")
+        if self.needs_x0:
+            if x0 is None:
+                raise ValueError(
+                    f"DeltaConv: k_source={self.k_source!r}, beta_source="
+                    f"{self.beta_source!r}, v_source={self.v_source!r} read "
+                    f"the input state; pass x0 (the encoder output, "
+                    f"[N, {self.channels}])")
+            if self.check_inputs:
+                check_features(x0, self.channels, 'x0', 'DeltaConv')
+                if x0.size(0) != x.size(0):
+                    raise ValueError(f"DeltaConv: 'x0' must have one row per "
+                                     f"node ({x.size(0)}), got {x0.size(0)}")
         if self._fast_path_ok(x, edge_index):
             return self._fast_forward(x, edge_index, edge_weight, read,
                                       next_weight)
 
-        c = self.compress(x) if read is None else read
-        if self.norm is not None:
-            c = self.norm(c)
+        r = self.compress(x) if read is None else read
+        c = self.norm(r) if self.norm is not None else r
         c = F.dropout(c, p=self.dropout, training=self.training)
         h = call_conv(self.conv, c, edge_index, edge_weight, edge_attr)
+        c0 = None
+        if 'anchor' in (self.k_source, self.beta_source, self.v_source):
+            c0 = self.norm(x0) if self.norm is not None else x0
 
-        ch = torch.cat([c, h], dim=-1) if (self.k_lin is not None or
-                                           self.beta_source == 'both') else c
-        k = h if self.k_lin is None else self.k_lin(ch)
-        beta = self.gate(ch if self.beta_source == 'both' else c)
-        v = self.v_lin(h if self.v_source == 'conv' else c)
-        if self.d_v == 1:
-            v = v.squeeze(-1)
+        if self.k_source == 'proj':
+            k = self.k_lin(torch.cat([c, h], dim=-1))
+        elif self.k_source == 'anchor':
+            k = (1.0 - self.alpha) * h + self.alpha * c0
+        else:
+            k = h
+        gate_in = {'context': c, 'both': h, 'anchor': c0}[self.beta_source]
+        beta = self.gate(c if gate_in is c else torch.cat([c, gate_in], -1))
+        v = self._value(r, c, h, c0, k, x0, edge_index, edge_weight)
         self.last_beta = beta.detach()
         return self._update(x, k, beta, v, next_weight)
 
+    def _value(self, r: Tensor, c: Tensor, h: Tensor, c0: OptTensor,
+               k: Tensor, x0: OptTensor, edge_index: Adj,
+               edge_weight: OptTensor) -> Tensor:
+        """The value in the shape :func:`~ddl_gnn.ops.delta_update` takes:
+        ``[N]`` / ``[N, d_v]`` (one head), ``[N, H]`` / ``[N, H, d_v]``."""
+        N, H = r.size(0), self.heads
+        if self.v_lin is not None:
+            src = {'context': c, 'conv': h}.get(self.v_source)
+            v = self.v_lin(torch.cat([c, c0], -1) if src is None else src)
+        else:
+            u = x0
+            if self.v_source == 'diffuse':
+                u = torch.lerp(self._propagate(r, edge_index, edge_weight),
+                               x0, self.alpha)
+            v = head_components(k, u, H, self.eps).reshape(N, H, 1)
+            v = v.expand(N, H, self.d_v)
+        if self.d_v == 1:
+            return v.reshape(N) if H == 1 else v.reshape(N, H)
+        return v.reshape(N, self.d_v) if H == 1 else v.reshape(
+            N, H, self.d_v)
+
+    def _propagate(self, r: Tensor, edge_index: Adj,
+                   edge_weight: OptTensor) -> Tensor:
+        r"""``Â r`` with the GCN-normalised adjacency (see the class
+        docstring), through this layer's ``propagate``."""
+        conv = self.conv
+        if not (isinstance(conv, GCNConv) and not conv.normalize):
+            edge_index, edge_weight = normalize_adjacency(
+                edge_index, edge_weight, r.size(0), r.dtype)
+        return self.propagate(edge_index, x=r, edge_weight=edge_weight)
+
+    def message(self, x_j: Tensor, edge_weight: OptTensor) -> Tensor:
+        return x_j if edge_weight is None else x_j * edge_weight.view(-1, 1)
+
+    def message_and_aggregate(self, adj_t, x: Tensor) -> Tensor:
+        return spmm(adj_t, x, reduce=self.aggr)
+
     def _update(self, x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
                 next_weight: OptTensor):
+        update = delta_update if self.erase else delta_write
+        if self.heads > 1:
+            out = update(x, k, beta, v, self.eps, self.heads)
+            if next_weight is None:
+                return out
+            return out, (compress_state(out, next_weight) if out.dim() == 3
+                         else out)
         if next_weight is None:
-            update = delta_update if self.erase else delta_write
             return update(x, k, beta, v, self.eps)
         if self.erase and x.dim() == 3:
             return delta_update_read(x, k, beta, v, next_weight, self.eps)
@@ -203,7 +316,8 @@ class DeltaConv(MessagePassing):
         return (type(conv) is GCNConv and conv.lin.bias is None
                 and (not conv.normalize or
                      (not conv.cached and isinstance(edge_index, Tensor)))
-                and self.k_lin is None and self.beta_source == 'context'
+                and self.k_source == 'conv' and self.heads == 1
+                and self.beta_source == 'context'
                 and self.v_source == 'context'
                 and (self.norm is None or type(self.norm) in (LayerNorm,
                                                                RMSNorm))
@@ -275,6 +389,11 @@ class DeltaConv(MessagePassing):
 
     def __repr__(self) -> str:
         extra = '' if self.erase else ', erase=False'
+        if self.heads > 1:
+            extra += f', heads={self.heads}'
+        for name in ('k_source', 'beta_source', 'v_source'):
+            if getattr(self, name) not in ('conv', 'context'):
+                extra += f', {name}={getattr(self, name)}'
         return (f'{self.__class__.__name__}({self.channels}, '
                 f'conv={self.conv_name}, d_v={self.d_v}, '
                 f'beta_init={self.gate.beta_init:g}, '

@@ -38,14 +38,17 @@ class BetaGate(Module):
             initialisation. (default: :obj:`0.1`)
         beta_mode (str, optional): ``'learned'``, ``'learned01'`` or
             ``'fixed'``. (default: :obj:`'learned'`)
+        heads (int, optional): Gates per node, one per head of the
+            multi-head update. (default: :obj:`1`)
 
     Shapes:
         - **input:** context :math:`(|\mathcal{V}|, F)`
-        - **output:** gates :math:`(|\mathcal{V}|)`
+        - **output:** gates :math:`(|\mathcal{V}|)`, or
+          :math:`(|\mathcal{V}|, H)` for ``heads = H > 1``
     """
 
     def __init__(self, in_channels: int, beta_init: float = 0.1,
-                 beta_mode: str = 'learned'):
+                 beta_mode: str = 'learned', heads: int = 1):
         super().__init__()
         if beta_mode not in BETA_MODES:
             raise ValueError(f"BetaGate: 'beta_mode' must be one of "
@@ -54,7 +57,10 @@ class BetaGate(Module):
         if not (0.0 <= float(beta_init) <= hi):
             raise ValueError(f"BetaGate: 'beta_init' must lie in [0, {hi:g}] "
                              f"for beta_mode={beta_mode!r}, got {beta_init}")
-        self.in_channels = in_channels
+        if not isinstance(heads, int) or heads < 1:
+            raise ValueError(f"BetaGate: 'heads' must be a positive int, got "
+                             f"{heads!r}")
+        self.in_channels, self.heads = in_channels, heads
         self.beta_init = float(beta_init)
         self.beta_mode = beta_mode
         self.scale = hi
@@ -62,8 +68,10 @@ class BetaGate(Module):
             self.register_parameter('weight', None)
             self.register_parameter('bias', None)
         else:
-            self.weight = Parameter(torch.empty(in_channels))
-            self.bias = Parameter(torch.empty(1))
+            # One head: a vector weight (the gate is w·c + b, shape [N]).
+            shape = (in_channels, ) if heads == 1 else (heads, in_channels)
+            self.weight = Parameter(torch.empty(shape))
+            self.bias = Parameter(torch.empty(heads))
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -73,13 +81,16 @@ class BetaGate(Module):
                                     _logit(self.beta_init / self.scale))
 
     def forward(self, c: Tensor) -> Tensor:
+        shape = (c.size(0), ) if self.heads == 1 else (c.size(0), self.heads)
         if self.weight is None:
-            return c.new_full((c.size(0), ), self.beta_init)
+            return c.new_full(shape, self.beta_init)
         # Logits in float32 at least, as the official code does.
         dt = c.dtype if c.dtype == torch.float64 else torch.float32
-        logit = c.to(dt) @ self.weight.to(dt) + self.bias.to(dt)
+        logit = c.to(dt) @ self.weight.to(dt).t() + self.bias.to(dt)
         return (self.scale * torch.sigmoid(logit)).to(c.dtype)
 
     def __repr__(self) -> str:
+        heads = '' if self.heads == 1 else f', heads={self.heads}'
         return (f'{self.__class__.__name__}({self.in_channels}, '
-                f'beta_init={self.beta_init:g}, mode={self.beta_mode})')
+                f'beta_init={self.beta_init:g}, beta_mode={self.beta_mode}'
+                f'{heads})')

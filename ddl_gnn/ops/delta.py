@@ -6,10 +6,13 @@ the spectrum and of the closed-form backward used here.
 """
 from __future__ import annotations
 
+import math
 from typing import Tuple
 
 import torch
 from torch import Tensor
+
+from .._validate import all_finite, check_values_here
 
 from . import cpu_kernels
 from .compress import compress_state
@@ -40,12 +43,54 @@ def _as_matrix_state(x: Tensor, k: Tensor, beta: Tensor, v: Tensor
         want = f"[{N}]" if vec else f"[N, d_v] = [{N}, {d_v}]"
         raise ValueError(f"delta_update: 'v' must have shape {want} to match "
                          f"'x' of shape {tuple(x.shape)}, got {tuple(v.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"delta_update: 'x' must be a real floating-point "
+                        f"tensor, got dtype {x.dtype}")
     for name, t in (('k', k), ('beta', beta), ('v', v)):
         if t.dtype != x.dtype:
             raise TypeError(f"delta_update: '{name}' has dtype {t.dtype} but "
                             f"'x' has dtype {x.dtype}")
     X = x.unsqueeze(-1) if vec else x
     return X, beta.reshape(N), v.reshape(N, d_v), vec
+
+
+def _split_heads(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
+                 heads: int, name: str) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""Views ``heads`` blocks of the state as rows of their own.
+
+    A state :obj:`[N, d(, d_v)]` with per-head gates :obj:`[N, H]` and values
+    :obj:`[N, H(, d_v)]` becomes :obj:`[N H, d/H(, d_v)]` with gates
+    :obj:`[N H]` and values :obj:`[N H(, d_v)]`: the block-diagonal operator
+    :math:`\mathrm{diag}_h(I - \beta_h \hat k_h \hat k_h^\top)` is the
+    one-head operator on each block, so every path (torch ops, fused CPU
+    kernels) takes the head axis without a kernel of its own."""
+    if not isinstance(heads, int) or heads < 1:
+        raise ValueError(f"{name}: 'heads' must be a positive int, got "
+                         f"{heads!r}")
+    if not isinstance(x, Tensor) or x.dim() not in (2, 3):
+        raise ValueError(f"{name}: 'x' must be [N, d] or [N, d, d_v], "
+                         f"got shape {tuple(getattr(x, 'shape', ()))}")
+    N, d = x.size(0), x.size(1)
+    if d % heads:
+        raise ValueError(f"{name}: the state width d = {d} must be "
+                         f"divisible by heads = {heads}")
+    if beta.numel() != N * heads:
+        raise ValueError(f"{name}: 'beta' must have shape [N, heads] = "
+                         f"[{N}, {heads}], got {tuple(beta.shape)}")
+    d_v = 1 if x.dim() == 2 else x.size(2)
+    if v.numel() != N * heads * d_v:
+        want = (f"[N, heads] = [{N}, {heads}]" if x.dim() == 2 else
+                f"[N, heads, d_v] = [{N}, {heads}, {d_v}]")
+        raise ValueError(f"{name}: 'v' must have shape {want}, got "
+                         f"{tuple(v.shape)}")
+    if k.shape != (N, d):
+        raise ValueError(f"{name}: 'k' must have shape [N, d] = [{N}, {d}] "
+                         f"to match 'x', got {tuple(k.shape)}")
+    rows, width = N * heads, d // heads
+    xs = x.reshape(rows, width) if x.dim() == 2 else x.reshape(
+        rows, width, d_v)
+    vs = v.reshape(rows) if x.dim() == 2 else v.reshape(rows, d_v)
+    return xs, k.reshape(rows, width), beta.reshape(rows), vs
 
 
 def _dot(k: Tensor, X: Tensor) -> Tensor:
@@ -202,8 +247,38 @@ class _DeltaUpdate(torch.autograd.Function):
         return gX, gk, gbeta, gV, None
 
 
+def _check_values(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
+                  eps: float) -> None:
+    """Value checks of a direct call (skipped inside a model's forward,
+    which checked its input once, see :func:`ddl_gnn._validate.
+    values_checked`): finite inputs, ``beta`` in [0, 2], a usable
+    ``eps``."""
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps)
+            and eps >= 0):
+        raise ValueError(f"delta_update: 'eps' must be a finite float >= 0, "
+                         f"got {eps!r}")
+    if check_values_here():
+        with torch.no_grad():  # checks record nothing for autograd
+            _check_finite_range(x, k, beta, v, eps)
+
+
+def _check_finite_range(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
+                        eps: float) -> None:
+    for name, t in (('x', x), ('k', k), ('beta', beta), ('v', v)):
+        if not all_finite(t):
+            raise ValueError(f"delta_update: '{name}' contains NaN or Inf "
+                             f"values")
+    if beta.numel() and (bool(beta.min() < 0) or bool(beta.max() > 2)):
+        raise ValueError(f"delta_update: 'beta' must lie in [0, 2] (0 keeps, "
+                         f"1 overwrites, 2 reflects), got values in "
+                         f"[{float(beta.min()):g}, {float(beta.max()):g}]")
+    if eps == 0 and k.numel() and bool((k.abs().sum(-1) == 0).any()):
+        raise ValueError("delta_update: 'k' has an all-zero row and eps=0, "
+                         "so its direction is 0/0; use eps > 0")
+
+
 def delta_update(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
-                 eps: float = 1e-5) -> Tensor:
+                 eps: float = 1e-5, heads: int = 1) -> Tensor:
     r"""Applies the delta shortcut to every node:
 
     .. math::
@@ -213,9 +288,11 @@ def delta_update(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
 
     :math:`\beta = 0` keeps the state, :math:`\beta = 1` overwrites its
     :math:`\hat k`-component with :math:`v` (:math:`\hat k^\top X' = v^\top`),
-    :math:`\beta = 2` (with :math:`v = 0`) reflects it. Values of ``beta``
-    are not range-checked here (that would synchronise devices); the gates in
-    :mod:`ddl_gnn.nn.gates` guarantee the range.
+    :math:`\beta = 2` (with :math:`v = 0`) reflects it. A direct call
+    checks that the inputs are finite and ``beta`` lies in :math:`[0, 2]`;
+    inside a model's forward these checks are skipped (the model checked
+    its input once, and the gates in :mod:`ddl_gnn.nn.gates` guarantee the
+    range), so they cost no pass per layer.
 
     Args:
         x (torch.Tensor): Node states, :obj:`[N, d]` or :obj:`[N, d, d_v]`.
@@ -225,11 +302,22 @@ def delta_update(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
             :obj:`[N, d_v]`.
         eps (float, optional): Normalisation guard :math:`\epsilon`.
             (default: :obj:`1e-5`)
+        heads (int, optional): Number :math:`H` of state blocks of width
+            :math:`d/H`, each with its own direction (the matching slice
+            of ``k``), gate and value: the block-diagonal operator
+            :math:`\mathrm{diag}_h(I - \beta_h \hat k_h \hat k_h^\top)`
+            and :math:`H` written scalars (per value column) per node.
+            ``beta`` is then :obj:`[N, H]` and ``v`` :obj:`[N, H]` or
+            :obj:`[N, H, d_v]`. (default: :obj:`1`)
 
     Shapes:
         - **output:** same as ``x``.
     """
+    if heads != 1:
+        xs, ks, bs, vs = _split_heads(x, k, beta, v, heads, 'delta_update')
+        return delta_update(xs, ks, bs, vs, eps).view_as(x)
     X, b, V, vec = _as_matrix_state(x, k, beta, v)
+    _check_values(x, k, beta, v, eps)
     if vec:  # vector state: no [N, d, 1] views, per-node scalars only
         return _DeltaUpdate.apply(x, k, b, V.reshape(-1), float(eps))
     return _DeltaUpdate.apply(X, k, b, V, float(eps))
@@ -289,6 +377,7 @@ def delta_update_read(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
         - **output:** :obj:`([N, d, d_v], [N, d])`.
     """
     X, b, V, vec = _as_matrix_state(x, k, beta, v)
+    _check_values(x, k, beta, v, eps)
     if vec:
         raise ValueError(f"delta_update_read: 'x' must be a matrix state "
                          f"[N, d, d_v], got shape {tuple(x.shape)}")
@@ -303,11 +392,36 @@ def delta_update_read(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
     return out, compress_state(out, weight)
 
 
+def head_components(k: Tensor, u: Tensor, heads: int = 1,
+                    eps: float = 1e-5) -> Tensor:
+    r"""Per-head components :math:`\hat k_h^\top u_h` of ``u`` along the
+    normalised directions of ``k`` (block :math:`h` of width :math:`d/H`),
+    the value that moves the state toward ``u`` along :math:`\hat k`:
+    ``delta_update(x, k, beta, head_components(k, u, H), heads=H)`` is
+    :math:`x + \sum_h \beta_h \hat k_h \hat k_h^\top (u - x)`.
+
+    Shapes:
+        - **input:** ``k``, ``u`` :obj:`[N, d]`
+        - **output:** :obj:`[N]` (one head) or :obj:`[N, H]`
+    """
+    N, d = k.shape
+    if u.shape != k.shape:
+        raise ValueError(f"head_components: 'u' must have the shape of 'k' "
+                         f"{tuple(k.shape)}, got {tuple(u.shape)}")
+    if not isinstance(heads, int) or heads < 1 or d % heads:
+        raise ValueError(f"head_components: 'heads' must be a positive int "
+                         f"dividing d = {d}, got {heads!r}")
+    kb, ub = k.reshape(N, heads, d // heads), u.reshape(N, heads, d // heads)
+    out = (kb * ub).sum(-1) * torch.rsqrt((kb * kb).sum(-1) + eps * eps)
+    return out.reshape(N) if heads == 1 else out
+
+
 def delta_update_eager(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
                        eps: float = 1e-5) -> Tensor:
     r"""Same as :func:`delta_update` in plain autograd ops (no custom
     backward). Kept as the baseline the fused path is benchmarked against."""
     X, b, V, vec = _as_matrix_state(x, k, beta, v)
+    _check_values(x, k, beta, v, eps)
     k_hat = k * torch.rsqrt((k * k).sum(-1, keepdim=True) + eps * eps)
     s = torch.einsum('nd,ndv->nv', k_hat, X)
     out = X + k_hat.unsqueeze(-1) * ((V - s) * b.unsqueeze(-1)).unsqueeze(1)
@@ -315,11 +429,15 @@ def delta_update_eager(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
 
 
 def delta_write(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
-                eps: float = 1e-5) -> Tensor:
+                eps: float = 1e-5, heads: int = 1) -> Tensor:
     r"""The write-only ablation :math:`X' = X + \beta \hat k v^\top` (no
-    erase term), with the same shapes and normalisation as
+    erase term), with the same shapes, heads and normalisation as
     :func:`delta_update`."""
+    if heads != 1:
+        xs, ks, bs, vs = _split_heads(x, k, beta, v, heads, 'delta_write')
+        return delta_write(xs, ks, bs, vs, eps).view_as(x)
     X, b, V, vec = _as_matrix_state(x, k, beta, v)
+    _check_values(x, k, beta, v, eps)
     k_hat = k * torch.rsqrt((k * k).sum(-1, keepdim=True) + eps * eps)
     out = X + k_hat.unsqueeze(-1) * (V * b.unsqueeze(-1)).unsqueeze(1)
     return out.squeeze(-1) if vec else out
