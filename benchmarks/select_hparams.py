@@ -1,6 +1,8 @@
 """Hyper-parameter selection from a tuning sweep, by validation score.
 
     python benchmarks/select_hparams.py benchmarks/results/tune_cora
+    python benchmarks/select_hparams.py --across-depths \
+        benchmarks/results/select_cora
     python benchmarks/select_hparams.py benchmarks/results/cora \
         benchmarks/results/cora_delta_beta01 --model delta
 
@@ -34,7 +36,8 @@ def _records(folder: str) -> list:
         else records
 
 
-def main(*folders: str, model: str | None = None) -> None:
+def main(*folders: str, model: str | None = None,
+         across_depths: bool = False) -> None:
     groups = defaultdict(list)
     records = [r for f in folders for r in _records(f)
                if model is None or r['model'] == model]
@@ -42,19 +45,27 @@ def main(*folders: str, model: str | None = None) -> None:
         changed = RunConfig(**r['config']).changed()
         for k in ('dataset', 'model', 'depth', 'seed'):
             changed.pop(k, None)
-        groups[(r['model'], r['depth'], json.dumps(changed, sort_keys=True))
+        depth = 'all' if across_depths else r['depth']
+        groups[(r['model'], depth, json.dumps(changed, sort_keys=True))
                ].append(r)
     by_cell = defaultdict(list)
     for (model, depth, cfg), rs in groups.items():
         v, _ = mean_std([r['valid'] for r in rs])
         t, ts = mean_std([r['test'] for r in rs])
-        by_cell[(model, depth)].append((v, t, ts, len(rs), cfg))
+        depths = sorted({r['depth'] for r in rs})
+        by_cell[(model, str(depth))].append((v, t, ts, len(rs), depths, cfg))
     for (model, depth), rows in sorted(by_cell.items()):
         print(f'## {model}, L={depth}')
-        for i, (v, t, ts, n, cfg) in enumerate(sorted(rows, reverse=True)):
+        full = max(len(row[4]) for row in rows)
+        # Only configurations run at every depth compete (a half-finished
+        # configuration's mean would cover easier depths only).
+        rows = sorted(rows, key=lambda row: (len(row[4]) == full, row[0]),
+                      reverse=True)
+        for i, (v, t, ts, n, ds, cfg) in enumerate(rows):
             mark = '*' if i == 0 else ' '
-            print(f'{mark} valid {v:.4f}  test {t:.4f} ± {ts:.4f} (n={n})  '
-                  f'{cfg}')
+            at = f' L={",".join(map(str, ds))}' if across_depths else ''
+            print(f'{mark} valid {v:.4f}  test {t:.4f} ± {ts:.4f} '
+                  f'(n={n}{at})  {cfg}')
 
 
 if __name__ == '__main__':
@@ -62,5 +73,8 @@ if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('folders', nargs='+')
     p.add_argument('--model')
+    p.add_argument('--across-depths', action='store_true',
+                   help='score a configuration by its mean validation over '
+                        'all depths it ran at (one choice for every depth)')
     args = p.parse_args()
-    main(*args.folders, model=args.model)
+    main(*args.folders, model=args.model, across_depths=args.across_depths)

@@ -30,6 +30,10 @@ so that no number is chosen in code::
     [grid.delta]                    # hyper-parameter grid (cartesian), per
     lr = [0.01, 0.005]              # model or "*" for all models
     model_kwargs = [{ beta_init = 0.1 }, { beta_init = 1.0 }]
+
+    [grid."res+"]                   # 'point': whole configurations (tables of
+    point = [{ lr = 0.01 },         # run fields), one axis of the product
+             { lr = 0.005, dropout = 0.2 }]
 """
 from __future__ import annotations
 
@@ -157,6 +161,10 @@ def check_spec(spec: Dict[str, Any]) -> None:
             if not isinstance(values, list) or not values:
                 raise ValueError(f"[grid.{name}] '{axis}' must be a "
                                  f"non-empty list of values")
+            if axis == 'point' and not all(isinstance(v, dict)
+                                           for v in values):
+                raise ValueError(f"[grid.{name}] 'point' must be a list of "
+                                 f"tables of run fields")
 
 
 def check_names(configs: Sequence[RunConfig]) -> None:
@@ -228,7 +236,9 @@ def sweep_configs(spec: Dict[str, Any],
 
 def _grid(grid: Dict[str, Dict[str, list]], model: str
           ) -> List[Dict[str, Any]]:
-    """The cartesian product of ``grid["*"]`` and ``grid[model]``."""
+    """The cartesian product of ``grid["*"]`` and ``grid[model]``; the
+    axis ``point`` holds whole configurations (tables merged as they
+    are)."""
     axes = {**grid.get('*', {}), **grid.get(model, {})}
     if not axes:
         return [{}]
@@ -237,7 +247,8 @@ def _grid(grid: Dict[str, Dict[str, list]], model: str
     for values in itertools.product(*(axes[n] for n in names)):
         point: Dict[str, Any] = {}
         for name, value in zip(names, values):
-            point = _merge(point, {name: value})
+            point = _merge(point, value if name == 'point' else
+                           {name: value})
         points.append(point)
     return points
 

@@ -123,6 +123,10 @@ class DeepGNN(nn.Module):
     def make_layer(self, i: int) -> nn.Module:
         raise NotImplementedError
 
+    def encode(self, x: Tensor) -> Tensor:
+        """The stack's input :math:`x_0` (layer 0 of the probes)."""
+        return self.act(self.encoder(x))
+
     def init_state(self, h0: Tensor) -> Tensor:
         return h0
 
@@ -177,7 +181,7 @@ class DeepGNN(nn.Module):
 
         if isinstance(self.encoder, nn.Linear):
             x = F.dropout(x, p=self.dropout, training=self.training)
-        x0 = self.act(self.encoder(x))
+        x0 = self.encode(x)
         if self.shared_gcn_norm:  # in the state's dtype (x may hold ids)
             edge_index, edge_weight = normalize_adjacency(
                 edge_index, edge_weight, N, x0.dtype)

@@ -11,6 +11,14 @@ from ..ops import cpu_kernels
 from .base import DeepGNN
 
 
+#: The paper-faithful mapping (``k = conv(c)``; gate and value read the
+#: normalised context ``c``; one head), with the official code's
+#: :math:`\beta_0 = 1`: ``build_model('delta-paper', ...)``.
+PAPER_DELTA = dict(k_source='conv', beta_source='context',
+                   v_source='context', heads=1, norm='layer_norm',
+                   beta_init=1.0)
+
+
 class DeltaGNN(DeepGNN):
     r"""A deep stack of :class:`~ddl_gnn.nn.DeltaConv` layers.
 
@@ -29,6 +37,9 @@ class DeltaGNN(DeepGNN):
         k_source, beta_source, v_source, erase, heads, alpha: see
             :class:`~ddl_gnn.nn.DeltaConv`; the anchored sources read the
             encoder output :math:`x_0` (every layer gets it).
+        input_norm (bool, optional): LayerNorm on the encoder output, so
+            the state starts at the scale of the values written from a
+            normalised context. (default: :obj:`False`)
 
     Example:
         >>> model = DeltaGNN(16, 32, num_layers=8, out_channels=3)
@@ -44,7 +55,7 @@ class DeltaGNN(DeepGNN):
                  beta_mode: str = 'learned', k_source: str = 'conv',
                  beta_source: str = 'context', v_source: str = 'context',
                  erase: bool = True, heads: int = 1, alpha: float = 0.1,
-                 **kwargs):
+                 input_norm: bool = False, **kwargs):
         if not isinstance(d_v, int) or d_v < 1:
             raise ValueError(f"DeltaGNN: 'd_v' must be a positive int, got "
                              f"{d_v!r}")
@@ -56,6 +67,10 @@ class DeltaGNN(DeepGNN):
         super().__init__(in_channels, hidden_channels, num_layers,
                          out_channels, conv=conv, **kwargs)
         self.out_compress = StateCompressor(hidden_channels, d_v)
+        # A LayerNorm'd input puts the state at the scale of the values the
+        # layers write from their normalised context.
+        self.in_norm = (nn.LayerNorm(hidden_channels) if input_norm
+                        else None)
         if not erase:
             self.family = 'delta-write-only'
 
@@ -66,6 +81,10 @@ class DeltaGNN(DeepGNN):
                           **dict(self.conv_kwargs))
         layer.check_inputs = False  # the model checks its inputs once
         return layer
+
+    def encode(self, x: Tensor) -> Tensor:
+        x0 = super().encode(x)
+        return x0 if self.in_norm is None else self.in_norm(x0)
 
     def init_state(self, h0: Tensor) -> Tensor:
         if self.d_v == 1:
@@ -120,6 +139,8 @@ class DeltaGNN(DeepGNN):
     def reset_parameters(self):
         super().reset_parameters()
         self.out_compress.reset_parameters()
+        if self.in_norm is not None:
+            self.in_norm.reset_parameters()
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}({self.in_channels}, '

@@ -5,7 +5,7 @@ from functools import partial
 from typing import Callable, Dict
 
 from .base import DeepGNN
-from .delta_gnn import DeltaGNN
+from .delta_gnn import PAPER_DELTA, DeltaGNN
 from .g2 import G2
 from .gcnii import GCNII
 from .residual import PlainGNN, ResGNN, ResPlusGNN
@@ -18,6 +18,7 @@ MODELS: Dict[str, Callable[..., DeepGNN]] = {
     'g2': G2,
     'delta': DeltaGNN,
     'delta-write-only': partial(DeltaGNN, erase=False),
+    'delta-paper': partial(DeltaGNN, **PAPER_DELTA),
 }
 
 
@@ -29,7 +30,8 @@ def build_model(name: str, in_channels: int, hidden_channels: int,
 
     Args:
         name (str): One of :obj:`MODELS`: ``'plain'``, ``'res'``, ``'res+'``,
-            ``'gcnii'``, ``'g2'``, ``'delta'``, ``'delta-write-only'``.
+            ``'gcnii'``, ``'g2'``, ``'delta'``, ``'delta-write-only'``,
+            ``'delta-paper'`` (the paper-faithful generators).
         in_channels (int): Input feature width.
         hidden_channels (int): State width.
         num_layers (int): Message-passing layers.

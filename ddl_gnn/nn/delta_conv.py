@@ -25,11 +25,11 @@ from .norms import make_norm
 
 K_SOURCES = ('conv', 'proj', 'anchor')
 SOURCES = ('context', 'both', 'anchor')
-V_SOURCES = ('context', 'conv', 'anchor', 'restore', 'diffuse')
+V_SOURCES = ('context', 'conv', 'anchor', 'restore', 'diffuse', 'message')
 #: Sources that read the input state ``x0`` (the encoder output).
 ANCHORED = {('k_source', 'anchor'), ('beta_source', 'anchor'),
             ('v_source', 'anchor'), ('v_source', 'restore'),
-            ('v_source', 'diffuse')}
+            ('v_source', 'diffuse'), ('v_source', 'message')}
 
 
 class DeltaConv(MessagePassing):
@@ -85,7 +85,10 @@ class DeltaConv(MessagePassing):
             restores it) or ``'diffuse'`` (:math:`\hat k^\top u` with
             :math:`u = (1 - \alpha) \hat A x + \alpha x_0`, the
             propagated, input-anchored state: the write moves the state
-            toward one personalised-PageRank step along :math:`\hat k`).
+            toward one personalised-PageRank step along :math:`\hat k`)
+            or ``'message'`` (:math:`\hat k^\top ((1 - \alpha) h +
+            \alpha x_0)`: the conv's own output, anchored; at the state's
+            scale with ``norm=None``, where the conv reads the raw state).
             ``'restore'`` and ``'diffuse'`` read the raw state, so the
             value has the state's scale whatever the norm.
             (default: :obj:`'context'`)
@@ -181,9 +184,9 @@ class DeltaConv(MessagePassing):
         self.k_lin = Linear(two, channels) if k_source == 'proj' else None
         self.gate = BetaGate(channels if beta_source == 'context' else two,
                              beta_init, beta_mode, heads)
-        self.v_lin = (None if v_source in ('restore', 'diffuse') else
-                      Linear(two if v_source == 'anchor' else channels,
-                             heads * d_v))
+        self.v_lin = (None if v_source in ('restore', 'diffuse', 'message')
+                      else Linear(two if v_source == 'anchor' else channels,
+                                  heads * d_v))
         self.last_beta: Optional[Tensor] = None
         self.reset_parameters()
 
@@ -249,8 +252,11 @@ class DeltaConv(MessagePassing):
             k = (1.0 - self.alpha) * h + self.alpha * c0
         else:
             k = h
-        gate_in = {'context': c, 'both': h, 'anchor': c0}[self.beta_source]
-        beta = self.gate(c if gate_in is c else torch.cat([c, gate_in], -1))
+        if self.beta_source == 'context':
+            beta = self.gate(c)
+        else:
+            beta = self.gate(torch.cat(
+                [c, h if self.beta_source == 'both' else c0], -1))
         v = self._value(r, c, h, c0, k, x0, edge_index, edge_weight)
         self.last_beta = beta.detach()
         return self._update(x, k, beta, v, next_weight)
@@ -266,7 +272,9 @@ class DeltaConv(MessagePassing):
             v = self.v_lin(torch.cat([c, c0], -1) if src is None else src)
         else:
             u = x0
-            if self.v_source == 'diffuse':
+            if self.v_source == 'message':
+                u = torch.lerp(h, x0, self.alpha)
+            elif self.v_source == 'diffuse':
                 u = torch.lerp(self._propagate(r, edge_index, edge_weight),
                                x0, self.alpha)
             v = head_components(k, u, H, self.eps).reshape(N, H, 1)

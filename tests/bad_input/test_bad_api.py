@@ -177,3 +177,13 @@ def test_csbm_bad_options(kwargs, err, needle):
 def test_load_dataset_name_type(name):
     with pytest.raises(TypeError, match="'name' must be a dataset name"):
         load_dataset(name)
+
+
+def test_finite_check_rereads_a_tensor_changed_in_place():
+    # The check remembers the last tensor found finite; an in-place write
+    # (a new version) must be checked again.
+    from ddl_gnn._validate import all_finite
+    x = torch.randn(5, 3)
+    assert all_finite(x) and all_finite(x)
+    x[0, 0] = float('inf')
+    assert not all_finite(x)

@@ -13,7 +13,7 @@ import pytest
 from ddl_gnn.cli import main
 from ddl_gnn.experiment.config import RunConfig
 from ddl_gnn.experiment.records import ResultStore
-from ddl_gnn.experiment.sweep import expand
+from ddl_gnn.experiment.sweep import check_spec, expand
 
 CSBM = {'num_nodes': 120, 'num_classes': 3, 'num_features': 8}
 SMALL = ['--epochs', '3', '--hidden', '8', '--dataset-kwargs',
@@ -163,6 +163,22 @@ def test_grid_expands_per_model_and_merges_dicts():
     assert {(r.lr, r.model_kwargs['beta_init'], r.model_kwargs['d_v'])
             for r in delta} == {(lr, b, 2) for lr in (0.01, 0.005)
                                 for b in (0.1, 1.0)}
+
+
+def test_grid_points_are_whole_configurations():
+    spec = dict(dataset='csbm', models=['delta'], depths=[4], seeds=1,
+                grid={'delta': dict(
+                    point=[{'lr': 0.01, 'model_kwargs': {'heads': 4}},
+                           {'lr': 0.005, 'dropout': 0.2}],
+                    dataset_kwargs=[{}, {'normalize_features': True}])})
+    got = {(r.lr, r.dropout, r.model_kwargs.get('heads'),
+            r.dataset_kwargs.get('normalize_features')) for r in expand(spec)}
+    assert got == {(0.01, RunConfig.dropout, 4, None),
+                   (0.01, RunConfig.dropout, 4, True),
+                   (0.005, 0.2, None, None), (0.005, 0.2, None, True)}
+    bad = dict(spec, grid={'delta': dict(point=[0.01])})
+    with pytest.raises(ValueError, match="'point' must be a list of tables"):
+        check_spec(bad)
 
 
 def test_run_key_ignores_fields_at_their_default():

@@ -155,3 +155,45 @@ def test_model_gives_every_layer_the_encoder_output():
     assert len(seen) == 3
     for t in seen:
         torch.testing.assert_close(t, x0)
+
+
+def test_anchored_gate_without_norm_in_the_first_layer():
+    # Without a norm and in eval mode the first layer's context *is* x0;
+    # the gate must still read [c || c0] (twice the width).
+    torch.manual_seed(3)
+    model = build_model('delta', 5, 8, 2, 2, v_source='anchor',
+                        k_source='anchor', beta_source='anchor', heads=2,
+                        norm='none').eval()
+    x = torch.randn(6, 5)
+    out = model(x, torch.randint(0, 6, (2, 12)))
+    assert out.shape == (6, 2) and torch.isfinite(out).all()
+
+
+def test_message_value_is_the_anchored_conv_output(graph):
+    _, x, x0, edge_index = graph
+    m = layer(v_source='message', heads=4, alpha=0.3, norm=None)
+    h = m.conv(x, edge_index)          # no norm: the conv reads the state
+    beta = m.gate(x).reshape(9, 4)
+    kb = h.reshape(9, 4, 2)
+    kh = kb / torch.sqrt((kb * kb).sum(-1, keepdim=True) + 1e-10)
+    u = (0.7 * h + 0.3 * x0).reshape(9, 4, 2)
+    v = (kh * u).sum(-1)
+    torch.testing.assert_close(
+        m(x, edge_index, x0=x0),
+        delta_update_reference(x, h, beta, v, heads=4))
+
+
+def test_input_norm_normalises_the_stack_input():
+    torch.manual_seed(4)
+    model = build_model('delta', 5, 8, 2, 2, input_norm=True,
+                        v_source='restore')
+    x = torch.randn(6, 5)
+    x0 = model.act(model.encoder(x))
+    want = torch.nn.functional.layer_norm(x0, (8, ))
+    torch.testing.assert_close(model.encode(x), want)
+    seen = []
+    model.layers[0].register_forward_hook(
+        lambda mod, args, kwargs, out: seen.append(kwargs['x0']),
+        with_kwargs=True)
+    model(x, torch.randint(0, 6, (2, 12)))
+    torch.testing.assert_close(seen[0], want)
