@@ -25,7 +25,7 @@ _SKIP = {'dataset', 'model', 'depth', 'seed'}
 # text (importing the registries would import torch; a test keeps these in
 # step). Unknown names are reported by the registries themselves.
 MODEL_NAMES = ('plain', 'res', 'res+', 'gcnii', 'g2', 'delta',
-               'delta-write-only')
+               'delta-write-only', 'delta-paper')
 DATASET_NAMES = (
     'csbm', 'karate', 'cora', 'citeseer', 'pubmed', 'texas', 'cornell',
     'wisconsin', 'chameleon', 'squirrel', 'chameleon-filtered',
