@@ -16,6 +16,10 @@ PUBLIC = {
                         'influence_per_hop', 'fit_decay_rate', 'beta_audit',
                         'LayerProbe', 'probe_model'],
     'ddl_gnn.data': ['load_dataset', 'GraphDataset', 'DatasetNotFoundError'],
+    'ddl_gnn': ['train', 'sweep', 'report', 'results', 'write_csv',
+                'load_records', 'load_model', '__version__'],
+    'ddl_gnn.experiment': ['RunConfig', 'load_model', 'results', 'write_csv',
+                           'write_report', 'ResultStore'],
 }
 
 

@@ -140,6 +140,14 @@ class GatherGraphLoader:
         torch.empty((), dtype=torch.int64).random_(generator=self.generator)
         return self._batches()
 
+    def in_order(self) -> Iterator:
+        """The batches in dataset order, without the random draws of
+        ``iter``: scoring the training graphs leaves the training stream
+        (and so every later shuffle) as it was."""
+        ids = torch.arange(self.num_graphs, device=self.device)
+        for chunk in ids.split(self.batch_size):
+            yield self._gather(chunk)
+
     def _batches(self) -> Iterator:
         gen = self.generator
         if self.shuffle:

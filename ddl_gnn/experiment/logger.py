@@ -1,27 +1,68 @@
-"""OGB ``Logger``-style summary of runs (per run, then all runs)."""
+"""OGB ``Logger``-style summary of runs: per run, then all runs.
+
+The lines of ``ogb``'s examples (``Logger.print_statistics``): runs numbered
+from 1, scores ×100 (regression errors as they are), the highest training
+and validation scores, and the training and test scores at the epoch of the
+highest validation score; over all runs, mean ± unbiased std. Node tasks
+score the training split every epoch; graph tasks at each new best
+validation epoch (so ``Highest Train`` is the highest of those); link tasks
+have no training score, and their train lines are left out. Diverged runs
+(non-finite loss) are listed as such and left out of the means.
+"""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 from .records import is_diverged
-from .report import mean_std
+from .report import mean_std, metric_scale
+
+#: (label, value of a record) in OGB's order and alignment.
+_LINES = (('Highest Train', lambda r: _highest_train(r)),
+          ('Highest Valid', lambda r: r.get('valid')),
+          ('  Final Train', lambda r: r.get('train')),
+          ('   Final Test', lambda r: r.get('test')))
+
+
+def _highest_train(r: Dict[str, Any]) -> Optional[float]:
+    curve = [v for v in r.get('train_curve') or [] if v is not None]
+    if r.get('train') is not None:
+        curve.append(r['train'])
+    return max(curve) if curve else None
+
+
+def summary_lines(records: List[Dict[str, Any]]) -> List[str]:
+    """The OGB lines of ``records`` (one per run, in order)."""
+    out: List[str] = []
+    columns: List[Tuple[str, List[float]]] = [(label, [])
+                                              for label, _ in _LINES]
+    for i, r in enumerate(records):
+        if is_diverged(r):
+            out.append(f"Run {i + 1:02d}: (seed {r['seed']}) diverged "
+                       f"(non-finite loss at epoch "
+                       f"{r.get('diverged_epoch', '?')}, "
+                       f"{r.get('time_s', 0):.1f} s)")
+            continue
+        scale = metric_scale(r.get('metric', ''))
+        out.append(f"Run {i + 1:02d}: (seed {r['seed']}, best epoch "
+                   f"{r.get('best_epoch')}, {r.get('time_s', 0):.1f} s)")
+        for (label, value), (_, values) in zip(_LINES, columns):
+            v = value(r)
+            if v is not None:
+                out.append(f'{label}: {scale * v:.2f}')
+                values.append(scale * v)
+    finite = sum(not is_diverged(r) for r in records)
+    if finite:
+        out.append(f'All runs ({finite}):')
+        for label, values in columns:
+            if values:
+                m, s = mean_std(values)
+                out.append(f'{label}: {m:.2f} ± {s:.2f}')
+    if finite < len(records):
+        out.append(f'Diverged: {len(records) - finite} of {len(records)} '
+                   f'runs (left out of the means)')
+    return out
 
 
 def print_summary(records: List[Dict[str, Any]]) -> None:
-    for r in records:
-        if is_diverged(r):
-            print(f"Run {r['seed']:02d}: diverged (non-finite loss at epoch "
-                  f"{r.get('diverged_epoch', '?')}, {r['time_s']:.1f} s)")
-            continue
-        print(f"Run {r['seed']:02d}: Highest Valid: {r['valid']:.4f}, "
-              f"Final Test: {r['test']:.4f} (epoch {r['best_epoch']}, "
-              f"{r['time_s']:.1f} s)")
-    finite = [r for r in records if not is_diverged(r)]
-    if finite:
-        for part in ('valid', 'test'):
-            m, s = mean_std([r[part] for r in finite])
-            label = 'Highest Valid' if part == 'valid' else 'Final Test'
-            print(f'All runs ({len(finite)}): {label}: {m:.4f} ± {s:.4f}')
-    if len(finite) < len(records):
-        print(f'Diverged: {len(records) - len(finite)} of {len(records)} '
-              f'runs (left out of the means)')
+    for line in summary_lines(records):
+        print(line)

@@ -1,4 +1,8 @@
-"""The report's figures (matplotlib, written as PNG)."""
+"""The report's figures (matplotlib, written as PNG).
+
+Figures are :class:`matplotlib.figure.Figure` objects drawn by the Agg
+canvas directly: no ``pyplot``, no ``matplotlib.use``, so writing a report
+leaves the caller's backend (a notebook's inline display) as it was."""
 from __future__ import annotations
 
 import re
@@ -8,11 +12,12 @@ from typing import Any, Dict, List
 from .report import group_records, mean_std
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    return plt
+def _figure(**kwargs):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _finish(ax, log: bool, fontsize: int = 7) -> None:
@@ -29,18 +34,16 @@ def _finish(ax, log: bool, fontsize: int = 7) -> None:
 
 def _panels(records):
     """One subplot per dataset: ``(fig, groups, [(ax, dataset), ...])``."""
-    plt = _plt()
     groups = group_records(records)
     datasets = sorted({g[0] for g in groups})
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4),
-                             squeeze=False)
+    fig = _figure(figsize=(6 * len(datasets), 4))
+    axes = fig.subplots(1, len(datasets), squeeze=False)
     return fig, groups, list(zip(axes[0], datasets))
 
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    _plt().close(fig)
     return path
 
 
@@ -86,7 +89,6 @@ def _vs_depth_plot(records, out: Path, name: str, value, log: bool,
 
 
 def _beta_plot(records, out: Path) -> List[Path]:
-    plt = _plt()
     import numpy as np
     paths = []
     groups = group_records(records)
@@ -96,7 +98,8 @@ def _beta_plot(records, out: Path) -> List[Path]:
             continue
         hist = np.array([b['hist'] for b in rs[0]['beta']], dtype=float)
         hist /= hist.sum(axis=1, keepdims=True).clip(min=1)
-        fig, ax = plt.subplots(figsize=(7, 3.5))
+        fig = _figure(figsize=(7, 3.5))
+        ax = fig.subplots()
         im = ax.imshow(hist.T, origin='lower', aspect='auto',
                        extent=(0.5, len(hist) + 0.5, 0, 2), cmap='viridis')
         ax.set_xlabel('layer')

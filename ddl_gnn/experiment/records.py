@@ -7,29 +7,19 @@ import json
 import math
 import os
 import platform
-import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Set
+from typing import Any, Dict, Iterator, List, Set
 
-
-def git_sha() -> Optional[str]:
-    """HEAD of the package's checkout; ``$DDL_GNN_GIT_SHA`` names it where
-    the code runs from a copy without ``.git`` (a lent GPU machine)."""
-    if os.environ.get('DDL_GNN_GIT_SHA'):
-        return os.environ['DDL_GNN_GIT_SHA']
-    try:
-        out = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=Path(
-            __file__).resolve().parent, capture_output=True, text=True,
-                             timeout=5)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
+from .._checkout import git_sha
 
 
 def environment(device: str = 'cpu') -> Dict[str, Any]:
-    """Versions, device and git SHA stamped on every record."""
+    """Versions, device and git SHA stamped on every record: ``ddl_gnn``
+    is the package version, ``git_sha`` its commit when it runs from its
+    own checkout (:func:`~ddl_gnn._checkout.git_sha`)."""
+    from .. import __version__
     import torch
     import torch_geometric
     try:
@@ -37,7 +27,7 @@ def environment(device: str = 'cpu') -> Dict[str, Any]:
         ogb_version = ogb.__version__
     except ImportError:  # pragma: no cover
         ogb_version = None
-    return dict(torch=torch.__version__,
+    return dict(ddl_gnn=__version__, torch=torch.__version__,
                 torch_geometric=torch_geometric.__version__, ogb=ogb_version,
                 python=platform.python_version(), device=device,
                 cpu=platform.processor() or platform.machine(),

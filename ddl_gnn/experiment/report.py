@@ -43,6 +43,12 @@ def mean_std(values: Sequence[float]) -> Tuple[float, float]:
                                     if len(vals) > 1 else 0.0)
 
 
+def metric_scale(metric: str) -> float:
+    """100 for scores shown in percent (accuracy, ROC-AUC, AP, Hits@K), 1
+    for regression errors."""
+    return 1.0 if metric in ('rmse', 'mae') else 100.0
+
+
 def _fmt(values: Sequence[float], scale: float = 100.0) -> str:
     m, s = mean_std(values)
     if math.isnan(m):
@@ -139,7 +145,7 @@ def tables(records: List[Dict[str, Any]]) -> str:
         depths = sorted({g[2] for g in keys})
         models = sorted({g[1] for g in keys})
         metric = groups[keys[0]][0].get('metric', 'metric')
-        scale = 1.0 if metric in ('rmse', 'mae') else 100.0
+        scale = metric_scale(metric)
         out.append(f'### {md(ds)} — test {md(metric)} (mean ± std (seeds); '
                    f'diverged runs counted apart)\n')
         out.append('| model | ' + ' | '.join(f'L={d}' for d in depths) + ' |')
@@ -184,8 +190,7 @@ def stall_table(records: List[Dict[str, Any]]) -> str:
                    and r['best_epoch'] <= STALL_EPOCH and not is_diverged(r)]
         if not stalled:
             continue
-        metric = rs[0].get('metric', '')
-        scale = 1.0 if metric in ('rmse', 'mae') else 100.0
+        scale = metric_scale(rs[0].get('metric', ''))
         rest = [r['test'] for r in rs
                 if r not in stalled and not is_diverged(r)]
         lines.append(f'| {md(ds)} | {md(m)} | {L} | {len(stalled)} / '

@@ -11,12 +11,11 @@ import torch
 from torch import nn
 from torch_geometric import seed_everything
 
-from ..models import build_model
 from .checkpoint import RunCheckpoint
 from .config import RunConfig
 from .measure import measure
+from .model_io import build_from_spec, model_spec, save_model
 from .records import environment
-from .tasks import out_channels
 from .train import LinkPredictor, fit_graph, fit_link, fit_node
 
 _DATA_CACHE: Dict[Any, Any] = {}
@@ -33,21 +32,6 @@ def load(cfg: RunConfig):
     return _DATA_CACHE[key]
 
 
-class NodeEmbedding(nn.Module):
-    """Learnable node embeddings as the encoder of feature-less graphs
-    (ogbl-ddi): ``x`` holds node ids."""
-
-    def __init__(self, num_nodes: int, channels: int):
-        super().__init__()
-        self.emb = nn.Embedding(num_nodes, channels)
-
-    def reset_parameters(self):
-        self.emb.reset_parameters()
-
-    def forward(self, x):
-        return self.emb(x.view(-1))
-
-
 def _to_device(split, device: torch.device):
     """A split (index tensors, or for link tasks dicts of edge tensors) on
     ``device``."""
@@ -57,22 +41,8 @@ def _to_device(split, device: torch.device):
 
 
 def make_model(cfg: RunConfig, ds) -> nn.Module:
-    kwargs = dict(cfg.model_kwargs)
-    kwargs.setdefault('dropout', cfg.dropout)
-    conv = kwargs.get('conv', 'gcn')
-    if ds.task == 'graph':
-        kwargs.setdefault('readout', 'mean')
-        if ds.molecular:
-            from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
-            kwargs['encoder'] = AtomEncoder(cfg.hidden)
-            if conv in ('gine', 'gen', 'gat'):
-                kwargs['edge_encoder'] = BondEncoder(cfg.hidden)
-    if ds.task == 'link':
-        kwargs['encoder'] = NodeEmbedding(ds.data.num_nodes, cfg.hidden)
-        return build_model(cfg.model, -1, cfg.hidden, cfg.depth, cfg.hidden,
-                           **kwargs)
-    return build_model(cfg.model, ds.num_features, cfg.hidden, cfg.depth,
-                       out_channels(ds), **kwargs)
+    """The freshly initialised model of ``cfg`` for dataset ``ds``."""
+    return build_from_spec(model_spec(cfg, ds))
 
 
 def make_optimizer(cfg: RunConfig, params_model: nn.Module,
@@ -92,7 +62,8 @@ def make_optimizer(cfg: RunConfig, params_model: nn.Module,
 
 def run(cfg: RunConfig, out: str = 'runs', progress: bool = True,
         world_size: int = 1, device: str = 'cpu',
-        checkpoint_every: Optional[float] = None) -> Dict[str, Any]:
+        checkpoint_every: Optional[float] = None,
+        save: bool = False) -> Dict[str, Any]:
     """Trains ``cfg`` on ``device`` and returns its JSON-ready result record.
 
     The device is where a run executes, not what it is, so it is not part
@@ -103,14 +74,16 @@ def run(cfg: RunConfig, out: str = 'runs', progress: bool = True,
     is made. A resumed run ends with the record of an uninterrupted one
     (same curves and scores) plus ``resumed`` (the epochs it resumed at) and
     ``segment_devices`` (where each stretch of epochs ran: ``cpu``, ``cuda``,
-    ``unknown``)."""
+    ``unknown``). With ``save`` the trained model (its best-validation
+    weights) is kept in ``out/models/<key>.pt`` with its configuration
+    (:mod:`.model_io`; the record's ``model_path`` names it)."""
     # Deep plain stacks drive activations into denormal floats, which are
     # 10-100x slower on x86 CPUs; flushing them to zero changes no result
     # above ~1e-38. Restored afterwards (torch's default is off).
     torch.set_flush_denormal(True)
     try:
         return _run(cfg, out, progress, world_size, _device(device),
-                    checkpoint_every)
+                    checkpoint_every, save)
     finally:
         torch.set_flush_denormal(False)
 
@@ -127,8 +100,8 @@ def _device(name: str) -> torch.device:
 
 
 def _run(cfg: RunConfig, out: str, progress: bool, world_size: int,
-         device: torch.device, checkpoint_every: Optional[float] = None
-         ) -> Dict[str, Any]:
+         device: torch.device, checkpoint_every: Optional[float] = None,
+         save: bool = False) -> Dict[str, Any]:
     ds = load(cfg)
     if cfg.adj != 'edge_index' and ds.task != 'node':
         raise ValueError(f"adj={cfg.adj!r} applies to full-graph node tasks;"
@@ -145,6 +118,7 @@ def _run(cfg: RunConfig, out: str, progress: bool, world_size: int,
     init = measure(model, ds) if cfg.measure else {}
     ckpt = None if checkpoint_every is None else RunCheckpoint(
         os.path.join(out, 'checkpoints'), cfg.key(), checkpoint_every)
+    predictor = None
     if ds.task == 'link':
         predictor = LinkPredictor(cfg.hidden).to(device)
         opt = make_optimizer(cfg, model, predictor)
@@ -157,6 +131,11 @@ def _run(cfg: RunConfig, out: str, progress: bool, world_size: int,
     trained = measure(model, ds) if cfg.measure else {}
     record = make_record(cfg, ds, model, best, init, trained, start, out,
                          world_size, device=str(device))
+    if save:
+        name = os.path.join('models', f'{cfg.key()}.pt')
+        save_model(os.path.join(out, name), model, cfg, model_spec(cfg, ds),
+                   predictor)
+        record['model_path'] = name
     if ckpt is not None:
         ckpt.clear()
     return record
@@ -188,6 +167,9 @@ def make_record(cfg: RunConfig, ds, model: nn.Module, best: Dict[str, Any],
         beta=trained.get('beta', []), beta_init=init.get('beta', []),
         loss_curve=[round(h['loss'], 5) for h in history],
         valid_curve=[round(h['valid'], 5) for h in history],
+        # node tasks score train every epoch, graph tasks at new bests
+        train_curve=[None if h.get('train') is None else round(h['train'], 5)
+                     for h in history],
         time_s=round(time.perf_counter() - start
                      + (resumed['prior_train_s'] if resumed else 0.0), 3),
         world_size=world_size, config=asdict(cfg),

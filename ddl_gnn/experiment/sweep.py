@@ -41,6 +41,7 @@ import itertools
 import os
 import tomllib
 from dataclasses import fields
+from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from tqdm.auto import tqdm
@@ -72,6 +73,28 @@ def _check_fields(d: Dict[str, Any], where: str) -> None:
 
 def _seeds(s) -> List[int]:
     return list(range(s)) if isinstance(s, int) else list(s)
+
+
+def find_config(path: str) -> str:
+    """A sweep config: a file, else one shipped with the package
+    (``ddl_gnn/configs``, by name: ``demo`` or ``demo.toml``), else a path
+    in ddl_gnn's own checkout (``benchmarks/configs/cora.toml`` from
+    anywhere)."""
+    from importlib import resources
+
+    from .._checkout import checkout_root
+    name = path if path.endswith('.toml') else path + '.toml'
+    cands = [Path(path), Path(str(resources.files('ddl_gnn') / 'configs'
+                                   / Path(name).name))]
+    root = checkout_root()
+    if root is not None:
+        cands.append(root / path)
+    for cand in cands:
+        if cand.is_file():
+            return str(cand)
+    raise FileNotFoundError(f'sweep config {path!r} not found (looked in '
+                            f'{Path.cwd()}, in the packaged configs'
+                            + (f' and in {root}' if root else '') + ')')
 
 
 def load_config(path: str) -> Dict[str, Any]:
@@ -197,6 +220,20 @@ def expand(spec: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None
     return runs
 
 
+def sweep_configs(spec: Dict[str, Any],
+                  overrides: Optional[Dict[str, Any]] = None,
+                  **axes: Any) -> List[RunConfig]:
+    """:func:`expand` of ``spec`` with the sweep axes ``dataset``,
+    ``models``, ``depths``, ``seeds`` given in ``axes`` (``None``: the
+    spec's) replaced first."""
+    spec = {**spec, **{k: v for k, v in axes.items() if v is not None}}
+    missing = [k for k in ('dataset', 'models', 'depths') if k not in spec]
+    if missing:
+        raise ValueError(f'sweep: missing {missing} (give a config or '
+                         f'dataset/models/depths)')
+    return expand(spec, overrides)
+
+
 def _grid(grid: Dict[str, Dict[str, list]], model: str
           ) -> List[Dict[str, Any]]:
     """The cartesian product of ``grid["*"]`` and ``grid[model]``; the
@@ -218,8 +255,8 @@ def _grid(grid: Dict[str, Dict[str, list]], model: str
 
 def run_sweep(configs: Sequence[RunConfig], out: str, progress: bool = True,
               rank: int = 0, world_size: int = 1, device: str = 'cpu',
-              checkpoint_every: Optional[float] = None
-              ) -> List[Dict[str, Any]]:
+              checkpoint_every: Optional[float] = None,
+              save_models: bool = False) -> List[Dict[str, Any]]:
     """Runs every config whose key is not yet in ``out/results.jsonl``;
     with several ranks, rank ``r`` takes configs ``r, r + W, ...``. Each
     run is claimed first (:mod:`.claims`): a run another process is
@@ -228,7 +265,8 @@ def run_sweep(configs: Sequence[RunConfig], out: str, progress: bool = True,
     sweep loses only the run in flight, and with ``checkpoint_every``
     (seconds, see :func:`~.runner.run`) only the epochs since that run's
     last checkpoint, and such cut-off runs are taken first; a rerun never
-    duplicates a run."""
+    duplicates a run. ``save_models`` keeps each trained model in
+    ``out/models`` (see :func:`~.runner.run`)."""
     from .runner import run
     store = ResultStore(out)
     done = store.keys()
@@ -252,7 +290,8 @@ def run_sweep(configs: Sequence[RunConfig], out: str, progress: bool = True,
             if cfg.key() in store.keys():
                 continue
             record = run(cfg, out=out, progress=progress, device=device,
-                         checkpoint_every=checkpoint_every)
+                         checkpoint_every=checkpoint_every,
+                         save=save_models)
             if store.append(record):
                 written.append(record)
         finally:

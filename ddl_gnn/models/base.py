@@ -28,6 +28,7 @@ from torch_geometric.typing import Adj, OptTensor
 
 from .._validate import values_checked
 from ..nn._checks import check_features, check_graph, check_readout_batch
+from ..nn._hetero import reject_hetero
 from ..nn.adjacency import normalize_adjacency
 from ..nn.norms import make_norm
 
@@ -164,6 +165,7 @@ class DeepGNN(nn.Module):
         """Returns node-level outputs :math:`(|\\mathcal{V}|, C)`, or
         graph-level outputs :math:`(B, C)` when ``readout`` is set."""
         name = type(self).__name__
+        reject_hetero(x, name)
         if isinstance(self.encoder, nn.Linear):
             check_features(x, self.in_channels, 'x', name,
                            dtype=self.encoder.weight.dtype)

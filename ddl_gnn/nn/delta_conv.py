@@ -15,6 +15,7 @@ from torch_geometric.utils import spmm
 from ..ops import (delta_update, delta_update_read, delta_write,
                    head_components)
 from ._checks import check_features, check_graph
+from ._hetero import reject_hetero
 from .adjacency import normalize_adjacency
 from .compress import StateCompressor, compress_state
 from .context import context_linear
@@ -212,6 +213,7 @@ class DeltaConv(MessagePassing):
                 edge_weight: OptTensor = None,
                 edge_attr: OptTensor = None, read: OptTensor = None,
                 next_weight: OptTensor = None, x0: OptTensor = None):
+        reject_hetero(x, 'DeltaConv')
         if self.check_inputs:
             check_features(x, self.channels, 'x', 'DeltaConv', self.d_v)
             check_graph(edge_index, x.size(0), 'DeltaConv', edge_weight)

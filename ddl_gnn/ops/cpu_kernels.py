@@ -1,10 +1,13 @@
 r"""Fused C++ kernels for the delta shortcut on CPU (``csrc/delta_cpu.cpp``).
 
 Built on first use with :func:`torch.utils.cpp_extension.load` (a C++
-compiler and ``ninja`` are needed; the build is cached under
-``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``). Where
-the build fails, or ``DDL_GNN_CPU_KERNELS=0`` is set, :func:`kernels`
-returns ``None`` and the callers keep their torch-op path, which computes
+compiler and ``ninja`` are needed; about 50 s on 2 cores, announced on
+stderr) into a folder keyed by the environment, torch version and sources
+under ``$DDL_GNN_KERNELS_DIR`` (default ``~/.cache/ddl_gnn/kernels``; see
+:mod:`._build` for the lock that a killed build cannot leave stuck). Build
+them up front with ``ddl-gnn build-kernels``. Where the build fails, or
+``DDL_GNN_CPU_KERNELS=0`` is set, :func:`kernels` returns ``None`` (with one
+warning saying why) and the callers keep their torch-op path, which computes
 the same values (tests compare both with the dense reference).
 
 Not used while ``torch.compile`` traces (it fuses the torch-op path
@@ -15,6 +18,7 @@ torch ops, which autograd can trace.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -22,6 +26,8 @@ from typing import Optional
 
 import torch
 from torch import Tensor
+
+from . import _build
 
 _SOURCE = Path(__file__).with_name('csrc') / 'delta_cpu.cpp'
 _state: dict = {}
@@ -45,6 +51,32 @@ def _isa_flags() -> list:
     return ['-mavx2', '-mfma'] if {'avx2', 'fma'} <= set(flags) else []
 
 
+def _spec():
+    """``(name, sources, cflags, ldflags)`` of this CPU's build."""
+    isa = _isa_flags()
+    # the ISA is part of the name: a cached build never runs on a CPU that
+    # lacks its instructions
+    name = 'ddl_gnn_delta_cpu' + ''.join('_' + f.lstrip('-m') for f in isa)
+    return name, [_SOURCE], ['-O3', '-fopenmp', *isa], ['-fopenmp']
+
+
+def build() -> ModuleType:
+    """Builds (if needed) and imports the kernels; raises on failure."""
+    name, sources, cflags, ldflags = _spec()
+    folder = _build.build_folder(name, sources, cflags + ldflags)
+    return _build.load(name, sources, folder, cflags, ldflags,
+                       what='the fused CPU delta kernels', seconds=50)
+
+
+def _why(err: Exception) -> str:
+    """The first and last lines of a build error (a failed compile's
+    output runs to hundreds of lines)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    text = ' ... '.join(lines[:1] + lines[-2:]) if len(lines) > 3 else \
+        ' '.join(lines)
+    return f'{type(err).__name__}: {text[:400]}'
+
+
 def kernels() -> Optional[ModuleType]:
     """The compiled kernel module, or ``None`` (disabled or not buildable;
     the reason is warned once)."""
@@ -52,22 +84,14 @@ def kernels() -> Optional[ModuleType]:
         return None
     if 'module' not in _state:
         try:
-            from torch.utils.cpp_extension import load
-            isa = _isa_flags()
-            # the ISA is part of the name: a cached build never runs on a
-            # CPU that lacks its instructions
-            name = 'ddl_gnn_delta_cpu' + ''.join(
-                '_' + f.lstrip('-m') for f in isa)
-            _state['module'] = load(
-                name=name, sources=[str(_SOURCE)],
-                extra_cflags=['-O3', '-fopenmp', *isa],
-                extra_ldflags=['-fopenmp'], verbose=False)
+            _state['module'] = build()
         except Exception as err:  # no compiler / ninja / headers
             _state['module'] = None
             warnings.warn(f"ddl_gnn: the fused CPU delta kernels could not "
-                          f"be built ({type(err).__name__}: {err}); using "
-                          f"the torch-op path (same values, slower for "
-                          f"d_v > 1)", RuntimeWarning, stacklevel=2)
+                          f"be built ({_why(err)}); using the torch-op path "
+                          f"(same values, slower for d_v > 1). Install a C++ "
+                          f"compiler, or set DDL_GNN_CPU_KERNELS=0 to skip "
+                          f"this build", RuntimeWarning, stacklevel=2)
     return _state['module']
 
 
@@ -87,3 +111,16 @@ def usable(*tensors: Tensor) -> bool:
     if any(t.device.type != 'cpu' or t.dtype != t0.dtype for t in tensors):
         return False
     return kernels() is not None
+
+
+def main() -> int:
+    """``ddl-gnn build-kernels``: build now (e.g. at install time) and
+    print where the module lives; exit status 1 if it fails."""
+    try:
+        module = build()
+    except Exception as err:
+        print(f'ddl_gnn: the fused CPU kernels could not be built '
+              f'({_why(err)})', file=sys.stderr)
+        return 1
+    print(f'fused CPU kernels ready: {module.__file__}')
+    return 0
