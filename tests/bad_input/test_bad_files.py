@@ -40,7 +40,8 @@ def _plant_pickle(path, obj):
 @pytest.mark.parametrize('name', ['pre_transform.pt', 'pre_filter.pt',
                                   'data.pt'])
 def test_pyg_processed_payload(dataset_copy, payload, name):
-    root = dataset_copy(CORA)
+    root = dataset_copy(CORA, processed=False)
+    load_dataset('cora', root=root)            # writes processed/
     obj, marker = payload
     target = root / CORA / 'processed' / name
     torch.save(obj, target)
@@ -201,7 +202,7 @@ def test_truncated_feature_file_without_manifest(dataset_copy):
     assert 'out1_node_feature_label.txt' in str(info.value)
 
 
-# (dataset, its folder, the file to cut, keep processed/, the path the
+# (dataset, its folder, the file to cut, build processed/ first, the path the
 # error must name: the file itself, or the folder when the reader cannot
 # say which file failed)
 TRUNCATED = [
@@ -220,7 +221,9 @@ TRUNCATED = [
 def test_truncated_file_is_named(dataset_copy, name, rel, cut, processed,
                                  named):
     """Without SHA256SUMS in the root: the reader's own failure."""
-    root = dataset_copy(rel, processed=processed)
+    root = dataset_copy(rel, processed=False)
+    if processed:
+        load_dataset(name, root=root)          # writes processed/
     target = root / rel / cut
     _truncate(target)
     with pytest.raises(DatasetFileError) as info:
