@@ -70,7 +70,8 @@ class RunConfig:
     :func:`ddl_gnn.models.build_model` (``d_v``, ``beta_init``, ``alpha``,
     ``norm``, ``conv``, ...), ``dataset_kwargs`` to
     :func:`ddl_gnn.data.load_dataset` (csbm sizes). ``weight_decay_conv``
-    (GCNII) decays the convs separately from the linears. ``adj='csr'``
+    decays the message-passing layers separately from the encoder, decoder
+    and norms (GCNII's paper does so for its convs and linears). ``adj='csr'``
     trains full-graph node tasks on the transposed sparse adjacency
     (:func:`ddl_gnn.nn.adjacency.to_adj_t`: one sparse-dense product per
     layer instead of ``E`` gathered messages; the same operator).

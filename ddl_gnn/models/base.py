@@ -139,6 +139,17 @@ class DeepGNN(nn.Module):
         return layer(x, edge_index, edge_weight, edge_attr)
 
     # -- shared machinery ---------------------------------------------------
+    def param_groups(self, weight_decay_conv: float = 0.01,
+                     weight_decay_lin: float = 5e-4) -> list:
+        """Optimizer parameter groups: the message-passing layers and the
+        rest (encoder, decoder, norms) decayed separately, as GCNII's paper
+        and PyG example do for its convs and linears."""
+        convs = [p for layer in self.layers for p in layer.parameters()]
+        ids = {id(p) for p in convs}
+        rest = [p for p in self.parameters() if id(p) not in ids]
+        return [dict(params=convs, weight_decay=weight_decay_conv),
+                dict(params=rest, weight_decay=weight_decay_lin)]
+
     def reset_parameters(self):
         for m in [self.encoder, self.edge_encoder, *self.layers,
                   self.out_norm, self.decoder]:

@@ -33,8 +33,8 @@ class GCNII(DeepGNN):
 
     Extra args: ``alpha`` (default 0.1), ``theta`` (default 0.5),
     ``shared_weights`` (default :obj:`True`). Only ``conv='gcn'``.
-    Use :meth:`param_groups` for the paper's separate weight decay of convs
-    and linears.
+    The paper decays the convs and the linears separately:
+    :meth:`~ddl_gnn.models.base.DeepGNN.param_groups`.
     """
     family = 'gcnii'
 
@@ -56,13 +56,3 @@ class GCNII(DeepGNN):
 
     def layer_forward(self, layer, x, x0, edge_index, edge_weight, edge_attr):
         return layer(x, x0, edge_index, edge_weight)
-
-    def param_groups(self, weight_decay_conv: float = 0.01,
-                     weight_decay_lin: float = 5e-4) -> list:
-        """Optimizer parameter groups: convs and linears decayed separately
-        (GCNII paper / PyG example)."""
-        convs = [p for layer in self.layers for p in layer.parameters()]
-        ids = {id(p) for p in convs}
-        rest = [p for p in self.parameters() if id(p) not in ids]
-        return [dict(params=convs, weight_decay=weight_decay_conv),
-                dict(params=rest, weight_decay=weight_decay_lin)]

@@ -123,11 +123,15 @@ def test_reset_parameters_reproduces_fresh_init(graph):
         torch.testing.assert_close(model(x, edge_index), a)
 
 
-def test_gcnii_param_groups_cover_all_parameters():
-    model = build_model('gcnii', 7, 16, 4, 3)
-    groups = model.param_groups()
-    n = sum(p.numel() for g in groups for p in g['params'])
-    assert n == sum(p.numel() for p in model.parameters())
+@pytest.mark.parametrize('name', ['gcnii', 'delta', 'res+'])
+def test_param_groups_split_layers_from_the_rest(name):
+    model = build_model(name, 7, 16, 4, 3)
+    convs, rest = model.param_groups(0.01, 5e-4)
+    assert (convs['weight_decay'], rest['weight_decay']) == (0.01, 5e-4)
+    ids = [id(p) for g in (convs, rest) for p in g['params']]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
+    assert {id(p) for p in model.layers.parameters()} == {
+        id(p) for p in convs['params']}
 
 
 @pytest.mark.parametrize('call,match', [
