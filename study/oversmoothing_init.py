@@ -3,9 +3,9 @@ Cora: per-layer Dirichlet energy, relative energy, numerical rank, norm and
 gradient norm of a cross-entropy loss, for every family, plus the fitted
 exponential decay rate of each curve (positive = decay per layer).
 
-    python benchmarks/oversmoothing_init.py --depths 128 256 --seeds 0 1 2
+    python study/oversmoothing_init.py --depths 128 256 --seeds 0 1 2
 
-Writes ``benchmarks/results/oversmoothing_init/{curves.json,report.md,*.png}``.
+Writes ``study/results/oversmoothing_init/{curves.json,report.md,*.png}``.
 Trained curves come from the ``cora_deep`` sweep (records carry both).
 """
 from __future__ import annotations
@@ -67,7 +67,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument('--depths', type=int, nargs='+', default=[128, 256])
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    p.add_argument('--out', default=str(ROOT / 'benchmarks' / 'results' /
+    p.add_argument('--out', default=str(ROOT / 'study' / 'results' /
                                         'oversmoothing_init'))
     p.add_argument('--report-only', action='store_true',
                    help='rewrite report.md and plots from curves.json')
@@ -115,7 +115,7 @@ def write_report(results, out: Path, args):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     lines = ['# Signal propagation at initialisation (Cora, width 64)', '',
-             f'`python benchmarks/oversmoothing_init.py --depths '
+             f'`python study/oversmoothing_init.py --depths '
              f'{" ".join(map(str, args.depths))} --seeds '
              f'{" ".join(map(str, args.seeds))}`', '',
              'Untrained models (eval mode), one forward and one backward of '

@@ -1,9 +1,9 @@
 """Moves finished result records into their gzip archive
 (``results.jsonl`` -> ``results.jsonl.gz``, :meth:`ResultStore.compact`).
 
-    python benchmarks/compact_records.py [FOLDER ...]
+    python study/tools/compact_records.py [FOLDER ...]
 
-Without arguments: every folder under ``benchmarks/results``. Readers
+Without arguments: every folder under ``study/results``. Readers
 (sweeps' resume, reports, merges) see archived and live records alike, so
 this may run at any time; a sweep still running keeps appending to the live
 file (a process started before the archive existed would not see archived
@@ -14,13 +14,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ddl_gnn.experiment.records import (  # noqa: E402
-    ResultStore, record_folders)
+from folders import RESULTS, record_folders
+
+from ddl_gnn.experiment.records import ResultStore
 
 if __name__ == '__main__':
-    folders = [Path(f) for f in sys.argv[1:]] or record_folders(
-        Path(__file__).resolve().parent / 'results')
+    folders = [Path(f) for f in sys.argv[1:]] or record_folders(RESULTS)
     for folder in folders:
         store = ResultStore(folder)
         moved = store.compact()

@@ -1,55 +1,95 @@
-"""Regenerates the campaign's reports and the README's results section.
+"""Regenerates the study's reports and every table the documents quote.
 
-    python benchmarks/make_report.py
+    python study/tools/make_report.py
 
-For every ``benchmarks/results/<name>/results.jsonl[.gz]`` it writes that folder's
-``report.md`` and plots (``ddl-gnn report``), then replaces the block between
-the ``<!-- results:begin -->`` / ``<!-- results:end -->`` markers of the
-top-level README with the accuracy tables, so the README never states a
-number that is not in a committed record.
+For every ``study/results/<name>/results.jsonl[.gz]`` it writes that folder's
+``report.md`` and plots (``ddl-gnn report``); then ``study/results/summary.md``
+(the cross-dataset tables and every sweep's accuracy table), and the
+generated blocks of ``README.md`` (the headline table) and
+``docs/findings.md`` (one table per question), between
+``<!-- NAME:begin -->`` / ``<!-- NAME:end -->`` markers: no document states
+a number of a table that is not computed here from a committed record.
+Only records whose run key matches the config file *as it stands* enter
+the tables (``folders.current_records``).
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
-import sys
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Sequence, Tuple
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from folders import RESULTS, current_records, record_folders
+from select_hparams import main as select
 
-from ddl_gnn.experiment.records import (  # noqa: E402
-    ResultStore, record_folders)
-from ddl_gnn.experiment.report import tables, write_report  # noqa: E402
-from ddl_gnn.experiment.sweep import split_current  # noqa: E402
+from ddl_gnn.experiment.records import ResultStore
+from ddl_gnn.experiment.report import mean_std, tables, write_report
 
-BEGIN, END = '<!-- results:begin -->', '<!-- results:end -->'
+ROOT = RESULTS.parents[1]
 # Sweeps of one model with another setting than the main sweep's: their
 # selection.md ranks both settings per depth by validation.
 POOLED = {'cora_delta_beta01': ('cora', 'delta'),
           'citeseer_delta_beta01': ('citeseer', 'delta'),
           'cora_deep_beta01': ('cora_deep', 'delta')}
+SHORTCUTS = ('res+', 'gcnii', 'delta')
+FAMILIES = ('plain', 'res', 'res+', 'gcnii', 'g2', 'delta',
+            'delta-write-only')
+HETERO = [('hetero_texas', 'Texas'), ('hetero_cornell', 'Cornell'),
+          ('hetero_wisconsin', 'Wisconsin'), ('hetero_actor', 'Actor'),
+          ('hetero_chameleon', 'Chameleon (leaky)'),
+          ('hetero_chameleon_filtered', 'chameleon-filtered'),
+          ('hetero_squirrel', 'Squirrel (leaky)'),
+          ('hetero_squirrel_filtered', 'squirrel-filtered'),
+          ('hetero_minesweeper', 'Minesweeper'),
+          ('hetero_tolokers', 'Tolokers')]
+GRAPH = [('ogbg_molbace', 'ogbg-molbace'), ('ogbg_molbbbp', 'ogbg-molbbbp'),
+         ('ogbg_molhiv', 'ogbg-molhiv'), ('peptides_func', 'Peptides-func')]
+#: The cross-dataset tables: (block name, title, [(folder, label)],
+#: depths, models). One row per (dataset, model); the best mean per dataset
+#: and depth in bold.
+SUMMARIES = [
+    ('depth', 'Cora and CiteSeer (public split, accuracy), every family',
+     [('cora', 'Cora'), ('citeseer', 'CiteSeer')], (2, 4, 8, 16, 32, 64),
+     FAMILIES),
+    ('deep', 'Cora to 256 layers (accuracy)',
+     [('cora_deep', 'Cora'), ('cora_deep_beta01', 'Cora, delta β₀ = 0.1')],
+     (128, 256), FAMILIES),
+    ('beta01', 'delta with β₀ = 0.1 at every depth (accuracy)',
+     [('cora_delta_beta01', 'Cora'), ('citeseer_delta_beta01', 'CiteSeer')],
+     (2, 4, 8, 16, 32, 64), ('delta',)),
+    ('heterophilous', 'Heterophilous node classification (geom-gcn splits: '
+     'seed s = split s; Minesweeper/Tolokers: Platonov et al. splits, '
+     'ROC-AUC)', HETERO, (2, 8, 32), SHORTCUTS),
+    ('graph', 'OGB / LRGB graph property prediction (OGB Evaluator: '
+     'ROC-AUC, Peptides-func AP)', GRAPH, (4, 16, 32), SHORTCUTS),
+]
+#: README's headline: one depth, the datasets every shortcut ran there.
+HEADLINE = (32, [('cora', 'Cora (acc)'), ('citeseer', 'CiteSeer (acc)'),
+                 ('hetero_texas', 'Texas (acc)'),
+                 ('hetero_wisconsin', 'Wisconsin (acc)'),
+                 ('hetero_actor', 'Actor (acc)'),
+                 ('hetero_chameleon_filtered', 'chameleon-filtered (acc)'),
+                 ('hetero_minesweeper', 'Minesweeper (ROC-AUC)'),
+                 ('hetero_tolokers', 'Tolokers (ROC-AUC)'),
+                 ('ogbg_molbace', 'ogbg-molbace (ROC-AUC)'),
+                 ('ogbg_molbbbp', 'ogbg-molbbbp (ROC-AUC)')])
+REGENERATE = '`python study/tools/make_report.py`'
 
 
 def main() -> None:
-    results = ROOT / 'benchmarks' / 'results'
     sections = []
-    for folder in record_folders(results):
+    for folder in record_folders(RESULTS):
         if folder.name.startswith('tune_'):
             # A tuning grid is not a table of seeds: write its selection.
             _write_selection(folder)
             continue
-        records = ResultStore(folder).load()
-        config = ROOT / 'benchmarks' / 'configs' / f'{folder.name}.toml'
-        if config.exists():
-            # Only records of the config as it stands now (a changed
-            # hyper-parameter gives new run keys; old records stay in the
-            # JSONL but leave the tables).
-            records, stale = split_current(records, str(config))
-            if stale:
-                print(f'{folder.name}: {len(stale)} records of an older '
-                      f'config left out')
+        records = current_records(folder)
+        left_out = len(ResultStore(str(folder)).load()) - len(records)
+        if left_out:
+            print(f'{folder.name}: {left_out} records of an older config '
+                  f'left out')
         if not records:
             continue
         report = write_report(str(folder), records)
@@ -59,96 +99,109 @@ def main() -> None:
         # otherwise linger beside the report: drop PNGs it does not show.
         shown = report.read_text()
         for png in folder.glob('*.png'):
-            if f'({png.name})' not in shown:
+            if png.name not in shown:
                 png.unlink()
-        rel = folder.relative_to(ROOT)
-        sections.append(f'#### `{rel}` ({len(records)} runs, '
-                        f'[full report]({rel}/report.md))\n\n'
+        sections.append(f'### `{folder.name}` ({len(records)} runs, '
+                        f'[full report]({folder.name}/report.md))\n\n'
                         + _accuracy_only(tables(records)))
-    _write_summary(results)
-    block = '\n'.join([BEGIN, '', *sections, END])
-    readme = ROOT / 'README.md'
-    text = readme.read_text()
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + '.*?' + re.escape(END), block, text,
-                      flags=re.S)
-    else:
-        text += '\n## Results\n\n' + block + '\n'
-    tmp = readme.with_suffix('.md.tmp')
+    blocks = {name: '\n'.join(_summary_table(RESULTS, sets, depths, models))
+              for name, _, sets, depths, models in SUMMARIES}
+    blocks['headline'] = '\n'.join(_headline_table(RESULTS, *HEADLINE))
+    _write_summary(RESULTS, blocks, sections)
+    fill_blocks(ROOT / 'README.md', {'headline': blocks['headline']})
+    fill_blocks(ROOT / 'docs' / 'findings.md', blocks)
+    print(f'updated {RESULTS / "summary.md"} ({len(sections)} result sets), '
+          f'README.md and docs/findings.md')
+
+
+def fill_blocks(path: Path, blocks: Dict[str, str]) -> None:
+    """Replaces the text between ``<!-- NAME:begin -->`` and
+    ``<!-- NAME:end -->`` in ``path`` by ``blocks[NAME]`` for every marker
+    pair found (the file is rewritten atomically)."""
+    text = path.read_text()
+    for name, body in blocks.items():
+        begin, end = f'<!-- {name}:begin -->', f'<!-- {name}:end -->'
+        text = re.sub(re.escape(begin) + '.*?' + re.escape(end),
+                      lambda _: f'{begin}\n{body}\n{end}', text, flags=re.S)
+    tmp = path.with_suffix('.md.tmp')
     tmp.write_text(text)
-    os.replace(tmp, readme)
-    print(f'updated {readme} ({len(sections)} result sets)')
+    os.replace(tmp, path)
 
 
-# The issue's cross-dataset tables: (title, [(folder, dataset label)],
-# depths, models). One row per (dataset, model); the best mean per dataset
-# and depth in bold.
-SUMMARIES = [
-    ('Heterophilous node classification (geom-gcn splits: seed s = split s; '
-     'Minesweeper/Tolokers: Platonov et al. splits, ROC-AUC)',
-     [('hetero_texas', 'Texas'), ('hetero_cornell', 'Cornell'),
-      ('hetero_wisconsin', 'Wisconsin'), ('hetero_actor', 'Actor'),
-      ('hetero_chameleon', 'Chameleon (leaky)'),
-      ('hetero_chameleon_filtered', 'chameleon-filtered'),
-      ('hetero_squirrel', 'Squirrel (leaky)'),
-      ('hetero_squirrel_filtered', 'squirrel-filtered'),
-      ('hetero_minesweeper', 'Minesweeper'),
-      ('hetero_tolokers', 'Tolokers')],
-     (2, 8, 32), ('res+', 'gcnii', 'delta')),
-    ('OGB / LRGB graph property prediction (OGB Evaluator: ROC-AUC, '
-     'Peptides-func AP)',
-     [('ogbg_molbace', 'ogbg-molbace'), ('ogbg_molbbbp', 'ogbg-molbbbp'),
-      ('ogbg_molhiv', 'ogbg-molhiv'), ('peptides_func', 'Peptides-func')],
-     (4, 16, 32), ('res+', 'gcnii', 'delta')),
-]
+Cells = Dict[Tuple[str, int], List[float]]
+
+
+def _cells(results: Path, name: str, models: Sequence[str],
+           depths: Sequence[int]) -> Cells:
+    """Test scores per (model, depth) of the current records of
+    ``results/name`` (empty lists where nothing ran)."""
+    records = current_records(results / name)
+    return {(m, d): [r['test'] for r in records
+                     if r['model'] == m and r['depth'] == d]
+            for m in models for d in depths}
+
+
+def _best(cells: Cells, models: Sequence[str], depth: int) -> str:
+    """The model with the best mean at ``depth`` ('' when none ran)."""
+    ran = [(mean_std(cells[(m, depth)])[0], m) for m in models
+           if cells[(m, depth)]]
+    return max(ran)[1] if ran else ''
+
+
+def _cell(values: List[float], bold: bool) -> str:
+    """``mean ± std (seeds)`` × 100, ``–`` when nothing ran."""
+    if not values:
+        return '–'
+    mu, sd = mean_std(values)
+    txt = (f'{100 * mu:.1f} ± {100 * sd:.1f} ({len(values)})'
+           if len(values) > 1 else f'{100 * mu:.1f} (1)')
+    return f'**{txt}**' if bold else txt
 
 
 def _summary_table(results: Path, sets, depths, models) -> List[str]:
-    from ddl_gnn.experiment.report import mean_std
+    """Rows (dataset, model), columns depths; the best mean per dataset
+    and depth in bold."""
     out = ['| dataset | model | ' + ' | '.join(f'L={d}' for d in depths)
            + ' |', '|---|---|' + '---|' * len(depths)]
     for name, title in sets:
-        folder = results / name
-        config = ROOT / 'benchmarks' / 'configs' / f'{name}.toml'
-        records = (ResultStore(folder).load()
-                   if (folder / 'results.jsonl').exists()
-                   or (folder / 'results.jsonl.gz').exists() else [])
-        if records and config.exists():
-            records = split_current(records, str(config))[0]
-        cells = {(m, d): [r['test'] for r in records
-                          if r['model'] == m and r['depth'] == d]
-                 for m in models for d in depths}
-        best = {d: max((mean_std(cells[(m, d)])[0], m) for m in models
-                       if cells[(m, d)])[1]
-                for d in depths if any(cells[(m, d)] for m in models)}
+        cells = _cells(results, name, models, depths)
+        if not any(cells.values()):
+            continue
+        best = {d: _best(cells, models, d) for d in depths}
         for m in models:
-            row = []
-            for d in depths:
-                vals = cells[(m, d)]
-                if not vals:
-                    row.append('–')
-                    continue
-                mu, sd = mean_std(vals)
-                txt = (f'{100 * mu:.1f} ± {100 * sd:.1f} ({len(vals)})'
-                       if len(vals) > 1 else f'{100 * mu:.1f} (1)')
-                row.append(f'**{txt}**' if best.get(d) == m else txt)
-            out.append(f'| {title} | {m} | ' + ' | '.join(row) + ' |')
+            if any(cells[(m, d)] for d in depths):
+                row = [_cell(cells[(m, d)], best[d] == m and len(models) > 1)
+                       for d in depths]
+                out.append(f'| {title} | {m} | ' + ' | '.join(row) + ' |')
     return out
 
 
-def _write_summary(results: Path) -> None:
-    """``results/summary.md``: the cross-dataset tables of the campaign,
-    from the current records of each folder (mean ± std over seeds, seed
-    count in brackets, – where nothing ran)."""
-    lines = ['# Campaign summary', '',
-             'Generated by `python benchmarks/make_report.py` from the '
-             'records of each folder (records of an older config left out). '
-             'Test metric × 100 at the epoch of best validation, mean ± std '
-             '(seeds); bold: the best mean per dataset and depth (ties and '
-             'overlapping stds are common: read the spreads).', '']
-    for title, sets, depths, models in SUMMARIES:
-        lines += [f'## {title}', '',
-                  *_summary_table(results, sets, depths, models), '']
+def _headline_table(results: Path, depth: int, sets,
+                    models: Sequence[str] = SHORTCUTS) -> List[str]:
+    """Rows datasets, columns models, at one depth; the best in bold."""
+    out = [f'| L = {depth} | ' + ' | '.join(models) + ' |',
+           '|---|' + '---|' * len(models)]
+    for name, title in sets:
+        cells = _cells(results, name, models, (depth,))
+        best = _best(cells, models, depth)
+        out.append(f'| {title} | ' + ' | '.join(
+            _cell(cells[(m, depth)], m == best) for m in models) + ' |')
+    return out
+
+
+def _write_summary(results: Path, blocks: Dict[str, str],
+                   sections: List[str]) -> None:
+    """``results/summary.md``: the cross-dataset tables, then every
+    sweep's accuracy table."""
+    lines = ['# Study summary', '',
+             f'Generated by {REGENERATE} from the records of each folder '
+             '(records of an older config left out). Test metric × 100 at '
+             'the epoch of best validation, mean ± std (seeds); bold: the '
+             'best mean per dataset and depth (ties and overlapping stds are '
+             'common: read the spreads).', '']
+    for name, title, *_ in SUMMARIES:
+        lines += [f'## {title}', '', blocks[name], '']
+    lines += ['## Every sweep', '', *sections]
     (results / 'summary.md').write_text('\n'.join(lines))
 
 
@@ -156,10 +209,6 @@ def _write_selection(folder: Path, pooled: tuple = ()) -> None:
     """``selection.md``: the configurations of ``folder`` (with
     ``pooled = (other folder name, model)``: and that model's runs in the
     other folder) ranked by validation per (model, depth)."""
-    import contextlib
-    import io
-
-    from select_hparams import main as select
     folders = [folder] if not pooled else [folder.parent / pooled[0], folder]
     model = pooled[1] if pooled else None
     cmd = ' '.join(str(f.relative_to(ROOT)) for f in folders) + (
@@ -168,7 +217,7 @@ def _write_selection(folder: Path, pooled: tuple = ()) -> None:
     with contextlib.redirect_stdout(buf):
         select(*map(str, folders), model=model)
     text = ('# Hyper-parameter selection (by validation)\n\n'
-            f'`python benchmarks/select_hparams.py {cmd}`'
+            f'`python study/tools/select_hparams.py {cmd}`'
             '\n\n```\n' + buf.getvalue() + '```\n')
     (folder / 'selection.md').write_text(text)
 

@@ -1,12 +1,12 @@
-"""Merge result records written elsewhere (a lent GPU, another machine)
-into ``benchmarks/results/<name>/results.jsonl``, by run key, and the
-checkpoints of runs cut off there (``<name>/checkpoints/<key>.pt``, see
-``benchmarks/pack_checkpoints.py``) so that the next sweep resumes them.
+"""Merge result records written on another machine into
+``study/results/<name>/results.jsonl``, by run key, and the checkpoints of
+runs cut off there (``<name>/checkpoints/<key>.pt``, see
+``pack_checkpoints.py``) so that the next sweep resumes them.
 
-    python benchmarks/merge_records.py SRC_ROOT [DST_ROOT]
+    python study/tools/merge_records.py SRC_ROOT [DST_ROOT]
 
 ``SRC_ROOT`` holds ``<name>/results.jsonl[.gz]`` folders (e.g. the unpacked
-``campaign.tgz`` of ``benchmarks/gpu_campaign.sh``: ``.../benchmarks/results``).
+``records.tgz`` of ``gpu_sweeps.sh``: ``.../study/results``).
 A key already in the destination is kept as it is (the first finished run
 of a configuration wins, as in a sweep); appends go through
 :class:`~ddl_gnn.experiment.records.ResultStore` (file lock, atomic). A
@@ -17,8 +17,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ddl_gnn.experiment.checkpoint import adopt_checkpoint
-from ddl_gnn.experiment.records import ResultStore, record_folders
+from folders import RESULTS, adopt_checkpoint, record_folders
+
+from ddl_gnn.experiment.records import ResultStore
 
 
 def merge(src_root: Path, dst_root: Path) -> dict:
@@ -41,8 +42,7 @@ def merge_checkpoints(src_root: Path, dst_root: Path) -> dict:
 
 if __name__ == '__main__':
     src = Path(sys.argv[1])
-    dst = Path(sys.argv[2]) if len(sys.argv) > 2 else \
-        Path(__file__).resolve().parent / 'results'
+    dst = Path(sys.argv[2]) if len(sys.argv) > 2 else RESULTS
     for name, n in merge(src, dst).items():
         print(f'{name}: {n} records added')
     for name, n in merge_checkpoints(src, dst).items():

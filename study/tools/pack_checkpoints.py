@@ -1,18 +1,18 @@
-"""Packs the checkpoints of unfinished runs (``benchmarks/results/<sweep>/
+"""Packs the checkpoints of unfinished runs (``study/results/<sweep>/
 checkpoints/<key>.pt`` without a record) into one tarball, so that a run cut
-off on one machine continues on another (a lent GPU's budget is minutes; the
-files it returns are size-capped).
+off on one machine continues on another (for machines that run for a fixed
+time and return files of a capped size).
 
-    python benchmarks/pack_checkpoints.py OUT.tgz [--limit-mib 15] [--parts N]
-                                          [--root DIR]
+    python study/tools/pack_checkpoints.py OUT.tgz [--limit-mib 15]
+                                           [--parts N] [--root DIR]
 
-Members are stored as ``benchmarks/results/<sweep>/checkpoints/<key>.pt``
+Members are stored as ``study/results/<sweep>/checkpoints/<key>.pt``
 (untar at the repository root, or untar elsewhere and merge with
-``benchmarks/merge_records.py DIR/benchmarks/results``). The runs with the
+``study/tools/merge_records.py DIR/study/results``). The runs with the
 most training seconds go first; what does not fit under the limit is listed
 and left out. With ``--parts N`` up to N tarballs of at most the limit each
-are filled in that order (``OUT.tgz``, ``OUT.2.tgz``, ...: a lent machine
-returns files of a capped size, but several of them); part files from an
+are filled in that order (``OUT.tgz``, ``OUT.2.tgz``, ...: several files
+under the size cap); part files from an
 earlier call that are not needed any more are removed. Each tarball is
 written atomically; with nothing to pack none is written."""
 from __future__ import annotations
@@ -22,9 +22,7 @@ import os
 import tarfile
 from pathlib import Path
 
-from ddl_gnn.experiment.checkpoint import pending_checkpoints
-
-RESULTS = Path(__file__).resolve().parent / 'results'
+from folders import RESULTS, pending_checkpoints
 
 
 def part_path(out: str, i: int) -> str:
@@ -59,7 +57,7 @@ def pack(out: str, root: Path = RESULTS, limit_mib: float = 15.0,
         tmp = f'{path}.tmp'
         with tarfile.open(tmp, 'w:gz') as tar:
             for c in members:
-                tar.add(c['path'], arcname=f"benchmarks/results/{c['sweep']}/"
+                tar.add(c['path'], arcname=f"study/results/{c['sweep']}/"
                         f"checkpoints/{c['key']}.pt")
         os.replace(tmp, path)
     return chosen

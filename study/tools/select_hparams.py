@@ -1,42 +1,31 @@
 """Hyper-parameter selection from a tuning sweep, by validation score.
 
-    python benchmarks/select_hparams.py benchmarks/results/tune_cora
-    python benchmarks/select_hparams.py benchmarks/results/cora \
-        benchmarks/results/cora_delta_beta01 --model delta
+    python study/tools/select_hparams.py study/results/tune_cora
+    python study/tools/select_hparams.py study/results/cora \
+        study/results/cora_delta_beta01 --model delta
 
 Prints, per (model, depth), every configuration's mean validation and test
 score over its seeds, best validation first; the chosen one is marked.
 Several folders are pooled (e.g. a sweep and a second sweep of one model
 with another setting); ``--model`` keeps one model. A folder named like a
-config in ``benchmarks/configs/`` contributes only the records of that
+config in ``study/configs/`` contributes only the records of that
 config as it stands (as in the reports).
 """
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ddl_gnn.experiment.config import RunConfig  # noqa: E402
-from ddl_gnn.experiment.records import ResultStore  # noqa: E402
-from ddl_gnn.experiment.report import mean_std  # noqa: E402
-from ddl_gnn.experiment.sweep import split_current  # noqa: E402
+from folders import current_records
 
-CONFIGS = Path(__file__).resolve().parent / 'configs'
-
-
-def _records(folder: str) -> list:
-    records = ResultStore(folder).load()
-    config = CONFIGS / f'{Path(folder).name}.toml'
-    return split_current(records, str(config))[0] if config.exists() \
-        else records
+from ddl_gnn.experiment.config import RunConfig
+from ddl_gnn.experiment.report import mean_std
 
 
 def main(*folders: str, model: str | None = None) -> None:
     groups = defaultdict(list)
-    records = [r for f in folders for r in _records(f)
+    records = [r for f in folders for r in current_records(Path(f))
                if model is None or r['model'] == model]
     for r in records:
         changed = RunConfig(**r['config']).changed()
