@@ -1,39 +1,29 @@
-r"""Training-step time on ``edge_index`` versus the sparse ``adj_t``
-(``--adj csr``) on real graphs, side by side.
+r"""Training-step time on edge_index versus the sparse adj_t, real graphs.
+
+``--adj csr`` trains on the transposed sparse adjacency.
 
 For each (dataset, model) the same model runs ``--steps`` forward + backward
 passes on each graph input, alternating, after one warm-up each; the median
 times and their ratio go to ``--out`` (JSON, written atomically). The
 outputs of the two inputs are compared too (the same operator).
 
-    DDL_GNN_DATA=... OMP_NUM_THREADS=1 PYTHONPATH=. python \
-        benchmarks/adj_speed.py --datasets actor squirrel minesweeper \
+    python benchmarks/run.py adj --datasets actor squirrel minesweeper \
         --depth 32 --out benchmarks/results/perf_adj.json
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import tempfile
-import time
 
 import torch
-import torch.nn.functional as F
+from common import save_json, train_step
 
-
-def step_time(model, x, graph, y) -> float:
-    start = time.perf_counter()
-    model.zero_grad(set_to_none=True)
-    F.cross_entropy(model(x, graph), y).backward()
-    return time.perf_counter() - start
+from ddl_gnn.data import load_dataset
+from ddl_gnn.models import build_model
+from ddl_gnn.nn.adjacency import to_adj_t
 
 
 def measure(name: str, model_name: str, depth: int, steps: int) -> dict:
-    from ddl_gnn.data import load_dataset
-    from ddl_gnn.models import build_model
-    from ddl_gnn.nn.adjacency import to_adj_t
     data = load_dataset(name).data
     inputs = {'edge_index': data.edge_index,
               'csr': to_adj_t(data.edge_index, None, data.num_nodes)}
@@ -47,10 +37,10 @@ def measure(name: str, model_name: str, depth: int, steps: int) -> dict:
     model.train()
     times = {k: [] for k in inputs}
     for k, g in inputs.items():      # warm-up
-        step_time(model, data.x, g, data.y)
+        train_step(model, None, data.x, g, data.y)
     for _ in range(steps):
         for k, g in inputs.items():
-            times[k].append(step_time(model, data.x, g, data.y))
+            times[k].append(train_step(model, None, data.x, g, data.y)[0])
     med = {k: statistics.median(v) for k, v in times.items()}
     return dict(dataset=name, model=model_name, depth=depth,
                 edges=data.edge_index.size(1), steps=steps,
@@ -59,14 +49,15 @@ def measure(name: str, model_name: str, depth: int, steps: int) -> dict:
                 max_abs_output_diff=diff)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--datasets', nargs='+', required=True)
     p.add_argument('--models', nargs='+', default=['res+', 'gcnii', 'delta'])
     p.add_argument('--depth', type=int, default=32)
     p.add_argument('--steps', type=int, default=3)
     p.add_argument('--out', required=True)
-    args = p.parse_args()
+
+
+def run(args: argparse.Namespace) -> None:
     torch.set_flush_denormal(True)
     rows = []
     for name in args.datasets:
@@ -77,13 +68,5 @@ def main() -> None:
                   f"{row['edge_index_s']:.3f} s, csr {row['csr_s']:.3f} s, "
                   f"x{row['speedup']:.2f} (max |diff| "
                   f"{row['max_abs_output_diff']:.1e})", flush=True)
-    doc = dict(threads=torch.get_num_threads(), torch=torch.__version__,
-               rows=rows)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(args.out) or '.')
-    with os.fdopen(fd, 'w') as f:
-        json.dump(doc, f, indent=1)
-    os.replace(tmp, args.out)
-
-
-if __name__ == '__main__':
-    main()
+    save_json(args.out, dict(threads=torch.get_num_threads(),
+                             torch=torch.__version__, rows=rows))

@@ -1,5 +1,7 @@
-r"""Epoch time of graph-level training with PyG's ``DataLoader`` versus
-:class:`ddl_gnn.experiment.graph_loader.GatherGraphLoader`, side by side.
+r"""Graph mini-batches: PyG's DataLoader versus GatherGraphLoader, per epoch.
+
+:class:`ddl_gnn.experiment.graph_loader.GatherGraphLoader` and PyG's
+``DataLoader`` side by side.
 
 For each dataset the model of a sweep config (``make_model``: AtomEncoder,
 mean readout) trains ``--epochs`` passes over the training split with each
@@ -9,23 +11,20 @@ batches alone and (b) a full training pass (batches, forward, backward,
 Adam step), and their ratios, go to ``--out`` (JSON, written atomically).
 The two loaders are checked to give the same first batch.
 
-    DDL_GNN_DATA=... OMP_NUM_THREADS=1 PYTHONPATH=. python \
-        benchmarks/graph_loader_speed.py --datasets ogbg-molbbbp \
+    python benchmarks/run.py graph-loader --datasets ogbg-molbbbp \
         peptides-func --model delta --depth 4 \
         --out benchmarks/results/perf_graph_loader.json
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import tempfile
 import time
 
 import torch
+from common import save_json
 
-# The sweep configs' batch sizes (benchmarks/configs/*.toml).
+# The study configs' batch sizes (study/configs/*.toml).
 CONFIG_BATCH = {'peptides-func': 128}
 
 
@@ -98,19 +97,20 @@ def measure(name: str, model_name: str, depth: int, hidden: int,
                 threads=torch.get_num_threads())
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--datasets', nargs='+',
                    default=['ogbg-molbbbp', 'peptides-func'])
     p.add_argument('--model', default='delta')
     p.add_argument('--depth', type=int, default=4)
     p.add_argument('--hidden', type=int, default=128)
     p.add_argument('--batch-size', type=int, default=None,
-                   help="default: the sweep config's (64; Peptides-func 128)")
+                   help="default: the study config's (64; Peptides-func 128)")
     p.add_argument('--epochs', type=int, default=3)
     p.add_argument('--device', default='cpu')
     p.add_argument('--out', default=None)
-    args = p.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> None:
     rows = []
     for name in args.datasets:
         batch_size = args.batch_size or CONFIG_BATCH.get(name, 64)
@@ -124,13 +124,4 @@ def main(argv=None):
               f" s/epoch ({row['train_speedup']:.2f}x); same first batch: "
               f"{row['same_first_batch']}", flush=True)
     if args.out:
-        folder = os.path.dirname(os.path.abspath(args.out))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-        with os.fdopen(fd, 'w') as f:
-            json.dump(rows, f, indent=1)
-        os.replace(tmp, args.out)
-
-
-if __name__ == '__main__':
-    main()
+        save_json(args.out, rows)

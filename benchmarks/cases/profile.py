@@ -1,45 +1,31 @@
-r"""Where a training step's time goes: ``torch.profiler`` tables of res and
-delta stacks (d_v = 1, 2, 4) side by side, on the CPU or a GPU.
+r"""Where a training step's time goes: torch.profiler tables per variant.
 
-The perf table (``perf.py``) says *how much* the shortcut costs; this says
+``torch.profiler`` tables of res and delta stacks (d_v = 1, 2, 4) side by
+side, on the CPU or a GPU. The ``table`` case says *how much* the shortcut costs; this says
 *which kernels* cost it (a d_v > 1 state spends its time in batched
 ``[N, d, d_v]`` products and broadcasts; a GPU step in many small
 elementwise kernels). Step times are the minimum of ``--steps`` steps after
 a warm-up, measured in one process, so the ratios are side by side.
 
-    PYTHONPATH=. python benchmarks/profile_layer.py --nodes 40000 --depth 4
-    PYTHONPATH=. python benchmarks/profile_layer.py --device cuda \
-        --nodes 169343 --depth 8 --out prof.md
+    python benchmarks/run.py profile --nodes 40000 --depth 4 \
+        --out benchmarks/results/profile_cpu_40k_kernels.md
+    python benchmarks/run.py profile --device cuda --nodes 169343 --depth 8
 """
 from __future__ import annotations
 
 import argparse
-import time
-import warnings
 
 import torch
-import torch.nn.functional as F
+from common import CLASSES, graph_input, random_graph, train_step
+
+from ddl_gnn.models import build_model
 
 VARIANTS = {'res': ('res', {}), 'delta': ('delta', {}),
             'delta_dv2': ('delta', dict(d_v=2)),
             'delta_dv4': ('delta', dict(d_v=4))}
 
 
-def graph(nodes: int, degree: float, width: int, device: str):
-    from torch_geometric.utils import to_torch_csr_tensor, to_undirected
-    g = torch.Generator().manual_seed(0)
-    ei = torch.randint(0, nodes, (2, int(nodes * degree / 2)), generator=g)
-    ei = to_undirected(ei, num_nodes=nodes)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        adj = to_torch_csr_tensor(ei, size=(nodes, nodes))
-    x = torch.randn(nodes, width, generator=g)
-    y = torch.randint(0, 40, (nodes, ), generator=g)
-    return x.to(device), adj.to(device), y.to(device)
-
-
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--nodes', type=int, default=40000)
     p.add_argument('--degree', type=float, default=14.0)
     p.add_argument('--width', type=int, default=128)
@@ -50,38 +36,30 @@ def main(argv=None) -> None:
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--variants', nargs='+', default=list(VARIANTS))
     p.add_argument('--out', help='also write the tables to this file')
-    args = p.parse_args(argv)
-    from torch.profiler import ProfilerActivity, profile
 
-    from ddl_gnn.models import build_model
+
+def run(args: argparse.Namespace) -> None:
+    from torch.profiler import ProfilerActivity, profile
     torch.set_num_threads(args.threads)
     cuda = args.device != 'cpu'
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    x, adj, y = graph(args.nodes, args.degree, args.width, args.device)
+    x, ei, y = random_graph(args.nodes, int(args.nodes * args.degree / 2),
+                            args.width, self_loops=True)
+    x, y = x.to(args.device), y.to(args.device)
+    adj = graph_input(ei, args.nodes, 'csr').to(args.device)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     sort = 'self_cuda_time_total' if cuda else 'self_cpu_time_total'
     lines, times = [], {}
     for label in args.variants:
         name, kw = VARIANTS[label]
         torch.manual_seed(0)
-        model = build_model(name, args.width, args.width, args.depth, 40,
-                            **kw).to(args.device)
+        model = build_model(name, args.width, args.width, args.depth,
+                            CLASSES, **kw).to(args.device)
         opt = torch.optim.Adam(model.parameters())
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x, adj), y).backward()
-            opt.step()
-            sync()
-        step()
-        ts = []
-        for _ in range(args.steps):
-            t = time.perf_counter()
-            step()
-            ts.append(time.perf_counter() - t)
-        times[label] = min(ts)
+        train_step(model, opt, x, adj, y)             # warm-up
+        times[label] = min(train_step(model, opt, x, adj, y)[0]
+                           for _ in range(args.steps))
         with profile(activities=acts) as prof:
-            step()
+            train_step(model, opt, x, adj, y)
         lines += [f'## {label} (step {times[label]:.3f} s)', '', '```',
                   prof.key_averages().table(sort_by=sort,
                                             row_limit=args.rows), '```', '']
@@ -97,7 +75,3 @@ def main(argv=None) -> None:
     if args.out:
         with open(args.out, 'w') as f:
             f.write(text)
-
-
-if __name__ == '__main__':
-    main()

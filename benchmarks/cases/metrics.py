@@ -1,15 +1,17 @@
-"""Time and extra memory of each ddl_gnn.metrics function on an arxiv-size
-synthetic graph (169,343 nodes, ~2.33M directed edges, 128 features).
+"""Time and extra memory of each ddl_gnn.metrics function, arxiv size.
+
+An arxiv-size synthetic graph: 169,343 nodes, ~2.33M directed edges, 128
+features.
 
 Each metric runs in a fresh subprocess. Extra memory = peak RSS during the
 metric minus RSS just before it: the peak is reset right before the call by
 writing 5 to /proc/self/clear_refs (Linux), so the graph's construction
 does not hide the metric's own peak. Time = median of --repeats calls, wall
 clock and process CPU time (2 threads: CPU time up to 2x wall); the memory
-figure is the peak over all calls. The host is shared, so the load average
-is printed with the table.
+figure is the peak over all calls. The load average is printed with the
+table (a loaded host swings wall times).
 
-Usage: PYTHONPATH=. python benchmarks/metrics_bench.py [--threads 2]
+    python benchmarks/run.py metrics [--threads 2] [--out benchmarks/results/metrics.md]
 """
 import argparse
 import json
@@ -18,6 +20,9 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+RUNNER = str(Path(__file__).resolve().parents[1] / 'run.py')
 
 NUM_NODES, NUM_EDGES, DIM = 169_343, 1_166_243, 128
 METRICS = ['dirichlet_energy', 'relative_dirichlet_energy',
@@ -35,17 +40,12 @@ def _status_kb(key):
 
 def run_one(name, repeats, threads):
     import torch
-
-    from torch_geometric.utils import to_undirected
+    from common import random_graph
 
     import ddl_gnn.metrics as M
     torch.set_num_threads(threads)
-    gen = torch.Generator().manual_seed(0)
-    ei = torch.randint(0, NUM_NODES, (2, NUM_EDGES), generator=gen)
-    # Symmetrised the PyG way (as T.ToUndirected does for ogbn-arxiv): both
-    # directions, duplicates merged, edges sorted by source (coalesced).
-    ei = to_undirected(ei, num_nodes=NUM_NODES)
-    x = torch.randn(NUM_NODES, DIM, generator=gen)
+    # symmetrised the PyG way, as T.ToUndirected does for ogbn-arxiv
+    x, ei, _ = random_graph(NUM_NODES, NUM_EDGES, DIM, self_loops=True)
     batch = None
     if name.endswith('_batched'):  # 64 "graphs": a node's graph = id % 64
         batch = torch.arange(NUM_NODES) % 64
@@ -73,32 +73,38 @@ def run_one(name, repeats, threads):
                       'extra_mib': (peak - before) / 1024}))
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--one', default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--repeats', type=int, default=3)
+    p.add_argument('--out', help='also write the table to this file')
+    p.add_argument('--one', default=None, help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> None:
     if args.one:
         return run_one(args.one, args.repeats, args.threads)
     import torch
-    print(f'torch {torch.__version__}, {args.threads} threads, N={NUM_NODES}'
-          f', {NUM_EDGES} random pairs symmetrised, d={DIM}\n')
-    print(f'load average before: {os.getloadavg()}\n')
-    print('| metric | directed edges | wall time (s, median of %d) | CPU time (s) | '
-          'extra memory (MiB) | ok (wall < 2 s, < 1 GiB) |' % args.repeats)
-    print('|---|---|---|---|---|---|')
+    lines = [f'torch {torch.__version__}, {args.threads} threads, '
+             f'N={NUM_NODES}, {NUM_EDGES} random pairs symmetrised, d={DIM}',
+             '', f'load average before: {os.getloadavg()}', '',
+             f'| metric | directed edges | wall time (s, median of '
+             f'{args.repeats}) | CPU time (s) | extra memory (MiB) | '
+             f'ok (wall < 2 s, < 1 GiB) |', '|---|---|---|---|---|---|']
+    print('\n'.join(lines), flush=True)
     for name in METRICS:
         out = subprocess.run(
-            [sys.executable, __file__, '--one', name, '--repeats',
+            [sys.executable, RUNNER, 'metrics', '--one', name, '--repeats',
              str(args.repeats), '--threads', str(args.threads)],
             capture_output=True, text=True, check=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         ok = r['time_s'] < 2.0 and r['extra_mib'] < 1024
-        print(f"| {r['metric']} | {r['edges']} | {r['time_s']:.3f} | {r['cpu_s']:.3f} | "
-              f"{r['extra_mib']:.0f} | {'yes' if ok else 'NO'} |", flush=True)
-    print(f'\nload average after: {os.getloadavg()}')
-
-
-if __name__ == '__main__':
-    main()
+        lines.append(f"| {r['metric']} | {r['edges']} | {r['time_s']:.3f} | "
+                     f"{r['cpu_s']:.3f} | {r['extra_mib']:.0f} | "
+                     f"{'yes' if ok else 'NO'} |")
+        print(lines[-1], flush=True)
+    lines += ['', f'load average after: {os.getloadavg()}']
+    print(lines[-1])
+    if args.out:
+        Path(args.out).write_text('# ddl_gnn.metrics: time and memory\n\n'
+                                  '`python benchmarks/run.py metrics`\n\n'
+                                  + '\n'.join(lines) + '\n')
