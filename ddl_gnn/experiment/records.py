@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterator, List, Optional, Set
 
 def git_sha() -> Optional[str]:
     """HEAD of the package's checkout; ``$DDL_GNN_GIT_SHA`` names it where
-    the code runs from a copy without ``.git`` (a lent GPU machine)."""
+    the code runs from a copy without ``.git``."""
     if os.environ.get('DDL_GNN_GIT_SHA'):
         return os.environ['DDL_GNN_GIT_SHA']
     try:

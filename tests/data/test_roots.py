@@ -52,7 +52,7 @@ def _check_message(err, name, path):
     assert name in msg and str(path) in msg
     assert 'download=True' in msg and 'DDL_GNN_DATA=' in msg
     assert 'ddl_gnn/data/README.md' in msg
-    assert 'shared/data' not in msg      # a path users do not have
+    assert 'verify_data' not in msg      # a script users do not have
     assert isinstance(err.value, FileNotFoundError)
 
 
