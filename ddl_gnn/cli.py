@@ -69,7 +69,7 @@ EXAMPLES = """examples:
   ddl-gnn train --dataset cora --model delta --depth 16 --runs 3 --out runs/cora
   ddl-gnn train --dataset ogbg-molbace --model delta --depth 16 --runs 10 \\
       --save-model --out runs/bace
-  ddl-gnn sweep --config benchmarks/configs/cora.toml --out runs/cora
+  ddl-gnn sweep --config study/configs/cora.toml --out runs/cora
   ddl-gnn sweep --dataset csbm --models res+,delta --depths 2,16 --seeds 3 \\
       --epochs 100 --out runs/x
   ddl-gnn report runs/cora
@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
                    'file and/or flags that OUT/results.jsonl does not hold '
                    'yet, then write the report.')
     s.add_argument('--config', help='TOML sweep spec: a file (e.g. '
-                   'benchmarks/configs/cora.toml) or a packaged name (demo)')
+                   'study/configs/cora.toml) or a packaged name (demo)')
     s.add_argument('--dataset', metavar='NAME',
                    help='overrides the config: one of ' +
                    ', '.join(DATASET_NAMES))

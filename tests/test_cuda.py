@@ -1,7 +1,7 @@
 """The same numbers on a GPU as on the CPU (skipped without CUDA).
 
-CI has no GPU; these run on a lent device (benchmarks/gpu_campaign.sh runs
-them first). The CPU float64 results are the oracle: the fast op, the
+CI has no GPU; these run on a GPU machine (study/tools/gpu_sweeps.sh runs
+them beside its sweeps). The CPU float64 results are the oracle: the fast op, the
 fused GCN path, checkpointing and a whole training run must agree."""
 import json
 

@@ -54,8 +54,8 @@ def test_configs_resolve_from_any_folder(tmp_path, monkeypatch):
     assert Path(_find_config('demo')) == demo
     assert Path(_find_config('demo.toml')) == demo
     # checkout paths still work from elsewhere when running from it
-    cora = Path(_find_config('benchmarks/configs/cora.toml'))
-    assert cora == REPO / 'benchmarks' / 'configs' / 'cora.toml'
+    cora = Path(_find_config('study/configs/cora.toml'))
+    assert cora == REPO / 'study' / 'configs' / 'cora.toml'
     (tmp_path / 'demo.toml').write_text('dataset = "karate"\n')
     assert Path(_find_config('demo.toml')) == Path('demo.toml')  # a file wins
     with pytest.raises(FileNotFoundError, match='nope.toml'):

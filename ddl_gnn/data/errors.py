@@ -23,11 +23,11 @@ class DatasetNotFoundError(FileNotFoundError):
             lines.append(f'  missing: {shown}' + (f' (+{more} more)' if more > 0
                                                    else ''))
         lines.append('  to obtain it: on a connected machine, load_dataset('
-                     f"'{name}', download=True) lets the real loader download "
-                     'it into the root;')
-        lines.append('  or, where the project\'s offline copy exists, run '
-                     '`python shared/data/verify_data.py --prepare DEST` and '
-                     'set DDL_GNN_DATA=DEST')
+                     f"'{name}', download=True) (or any load with "
+                     'DDL_GNN_OFFLINE unset) downloads it into the root;')
+        lines.append('  offline: copy the files into the layout of '
+                     'ddl_gnn/data/README.md (the "path under ROOT" column) '
+                     'under a folder ROOT and set DDL_GNN_DATA=ROOT')
         if how:
             lines.append(f'  note: {how}')
         super().__init__('\n'.join(lines))

@@ -27,7 +27,7 @@ def load_dataset(name, root=None, split=0, *, download=None, undirected=None,
     Args:
         name: a key of :data:`ddl_gnn.data.DATASETS` (case-insensitive).
         root: data root; default ``$DDL_GNN_DATA``, else
-            ``~/.cache/ddl_gnn/data``.  Layout as in ``shared/data``.
+            ``~/.cache/ddl_gnn/data``.  Layout: ``ddl_gnn/data/README.md``.
         split: which split: a column of the 10 stored splits (geom-gcn and
             heterophilous sets), the seed of a random stratified split (csbm,
             karate, Amazon, Coauthor); ignored for sets with one official

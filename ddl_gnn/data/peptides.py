@@ -1,12 +1,11 @@
-"""Peptides-func raw files from the compact copy in the project's data.
+"""Peptides-func raw files from a compact copy under the data root.
 
 ``LRGBDataset(ROOT/lrgb, 'Peptides-func')`` reads
 ``ROOT/lrgb/peptides-func/raw/{train,val,test}.pt`` (lists of
-``(x, edge_attr, edge_index, y)`` tuples).  They are 358 MB, so the project's
-data ship ``lrgb/peptides_func_graphs_ogb.npz`` (OGB ``smiles2graph`` of every
-SMILES, see shared/data/PROVENANCE.md) plus the official split pickle;
-:func:`write_peptides_raw` writes the raw files from them, exactly as
-``shared/data/verify_data.py`` does.  If a raw file is missing, PyG's
+``(x, edge_attr, edge_index, y)`` tuples).  They are 358 MB, so the offline
+layout may hold ``lrgb/peptides_func_graphs_ogb.npz`` (OGB ``smiles2graph``
+of every SMILES) plus the official split pickle instead;
+:func:`write_peptides_raw` writes the raw files from them.  If a raw file is missing, PyG's
 ``LRGBDataset.download`` deletes ``raw/`` before downloading: so we write them
 first whenever the compact copy is there.
 """

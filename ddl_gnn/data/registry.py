@@ -19,7 +19,7 @@ class DatasetSpec:
     task: str               # node | graph | link
     task_type: str          # multiclass | binary | multilabel | regression
     metric: str             # acc | rocauc | ap | rmse | hits@20
-    offline_here: bool      # shipped in the project's shared/data
+    tested_offline: bool    # loaded from real files by the offline tests
     loader: str             # the real loader call, for docs and errors
     required: Tuple[str, ...] = field(default_factory=tuple)
     note: str = ''

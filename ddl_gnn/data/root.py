@@ -1,9 +1,9 @@
 """Where datasets live: root resolution, offline mode, read-only roots.
 
 Root order: the ``root`` argument, else ``$DDL_GNN_DATA``, else
-``~/.cache/ddl_gnn/data``.  The layout under the root is the one of
-``shared/data`` (``planetoid/``, ``geom_gcn/``, ``heterophilous/``,
-``gnn_benchmark/``, ``lrgb/``, ``ogb/``; see ``ddl_gnn/data/README.md``).
+``~/.cache/ddl_gnn/data``.  The layout under the root (``planetoid/``,
+``geom_gcn/``, ``heterophilous/``, ``gnn_benchmark/``, ``lrgb/``, ``ogb/``)
+is documented in ``ddl_gnn/data/README.md``.
 
 Every real loader writes ``processed/`` next to ``raw/``.  When a dataset's
 folder is not writable (e.g. a read-only CI mount) it is copied once to the

@@ -3,9 +3,9 @@ and ends with the record it would have had uninterrupted.
 
 A sweep already resumes at run granularity (finished runs are skipped), which
 loses the run in flight. Runs that take hours on a CPU (Peptides-func,
-ogbg-molhiv, deep stacks on dense graphs) outlive a session, so the training
-loop also saves, at an epoch boundary every ``every_s`` seconds, everything
-the rest of the run depends on:
+ogbg-molhiv, deep stacks on dense graphs) may be stopped before they end,
+so the training loop also saves, at an epoch boundary every ``every_s``
+seconds, everything the rest of the run depends on:
 
 - the model and optimizer states, the best-validation state and its scores,
   the per-epoch history (the record's curves) and the epoch count;
@@ -21,12 +21,10 @@ then ``os.replace``) and removed once the run's record is made. Loading uses
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, Optional, Sequence
 
 import torch
 
@@ -112,48 +110,6 @@ def set_random_state(state: Dict[str, Any], device: torch.device,
         gen.set_state(saved)
     if device.type == 'cuda' and 'cuda' in state:
         torch.cuda.set_rng_state(state['cuda'], device)
-
-
-def pending_checkpoints(root: str) -> List[Dict[str, Any]]:
-    """The checkpoints under ``root/<sweep>/checkpoints/`` whose run has no
-    record in ``root/<sweep>`` yet (runs in flight or cut off), most
-    training seconds first: ``dict(sweep, key, path, epoch, train_s,
-    bytes, run)`` (``run``: model, depth, seed, epochs). Used to move
-    unfinished runs between machines."""
-    from .records import ResultStore
-    found = []
-    for folder in sorted(Path(root).glob('*/checkpoints')):
-        done = ResultStore(str(folder.parent)).keys()
-        for path in sorted(folder.glob('*.pt')):
-            if path.stem in done:
-                continue
-            state = RunCheckpoint(str(folder), path.stem).load()
-            found.append(dict(sweep=folder.parent.name, key=path.stem,
-                              path=str(path), epoch=state['epoch'],
-                              train_s=state['train_s'],
-                              bytes=path.stat().st_size,
-                              run=state.get('run', {})))
-    return sorted(found, key=lambda c: -c['train_s'])
-
-
-def adopt_checkpoint(path: str, root: str, sweep: str) -> bool:
-    """Copies the checkpoint file ``path`` (from another machine) into
-    ``root/sweep/checkpoints/`` unless that sweep already has the run's
-    record or a checkpoint of it at the same or a later epoch. Returns
-    whether it was copied."""
-    from .records import ResultStore
-    key = Path(path).stem
-    src = RunCheckpoint(str(Path(path).parent), key).load()
-    dst = RunCheckpoint(os.path.join(root, sweep, 'checkpoints'), key)
-    if src is None or key in ResultStore(os.path.join(root, sweep)).keys():
-        return False
-    have = dst.load()
-    if have is not None and have['epoch'] >= src['epoch']:
-        return False
-    with _temporary(dst.folder, key) as tmp:
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, dst.path)
-    return True
 
 
 @contextmanager

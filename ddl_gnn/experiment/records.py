@@ -203,9 +203,3 @@ class ResultStore:
             self.path.unlink()
         return moved
 
-
-def record_folders(root: Path, name: str = 'results.jsonl') -> List[Path]:
-    """The folders under ``root`` (one level) holding records, live
-    (``name``) or archived (``name.gz``), sorted."""
-    return sorted({p.parent for pattern in (name, f'{name}.gz')
-                   for p in Path(root).glob(f'*/{pattern}')})

@@ -164,7 +164,7 @@ def make_record(cfg: RunConfig, ds, model: nn.Module, best: Dict[str, Any],
         num_params=sum(p.numel() for p in model.parameters()),
         per_layer=trained.get('per_layer', []),
         per_layer_init=init.get('per_layer', []),
-        beta=trained.get('beta', []), beta_init=init.get('beta', []),
+        beta=trained.get('beta', []), beta_audit_init=init.get('beta', []),
         loss_curve=[round(h['loss'], 5) for h in history],
         valid_curve=[round(h['valid'], 5) for h in history],
         # node tasks score train every epoch, graph tasks at new bests

@@ -1,6 +1,6 @@
 """Sweeps: a grid of runs from a config file and/or flags, resumable.
 
-Config files (TOML, under ``benchmarks/configs/``) hold the hyper-parameters
+Config files (TOML; the study's are in ``study/configs/``) hold the hyper-parameters
 so that no number is chosen in code::
 
     dataset = "cora"
@@ -42,7 +42,7 @@ import os
 import tomllib
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from tqdm.auto import tqdm
 
@@ -78,7 +78,7 @@ def _seeds(s) -> List[int]:
 def find_config(path: str) -> str:
     """A sweep config: a file, else one shipped with the package
     (``ddl_gnn/configs``, by name: ``demo`` or ``demo.toml``), else a path
-    in ddl_gnn's own checkout (``benchmarks/configs/cora.toml`` from
+    in ddl_gnn's own checkout (``study/configs/cora.toml`` from
     anywhere)."""
     from importlib import resources
 
@@ -315,13 +315,3 @@ def completed(configs: Iterable[RunConfig], out: str) -> int:
     keys = ResultStore(out).keys()
     return sum(c.key() in keys for c in configs)
 
-
-def split_current(records: Sequence[Dict[str, Any]], config_path: str
-                  ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
-    """``(current, stale)``: the records whose run key the config file at
-    ``config_path`` still expands to, and the others (written under an
-    older version of the config: a changed hyper-parameter gives new keys,
-    while the old records stay in the JSONL)."""
-    keys = {c.key() for c in expand(load_config(config_path))}
-    current = [r for r in records if r.get('key') in keys]
-    return current, [r for r in records if r.get('key') not in keys]

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from ..nn.compress import StateCompressor
 from ..nn.delta_conv import DeltaConv
+from ..nn.gates import BETA_INIT
 from ..ops import cpu_kernels
 from .base import DeepGNN
 
@@ -51,7 +52,7 @@ class DeltaGNN(DeepGNN):
 
     def __init__(self, in_channels: int, hidden_channels: int,
                  num_layers: int, out_channels: int, conv: str = 'gcn',
-                 d_v: int = 1, beta_init: float = 0.1,
+                 d_v: int = 1, beta_init: float = BETA_INIT,
                  beta_mode: str = 'learned', k_source: str = 'conv',
                  beta_source: str = 'context', v_source: str = 'context',
                  erase: bool = True, heads: int = 1, alpha: float = 0.1,

@@ -20,7 +20,7 @@ from .adjacency import normalize_adjacency
 from .compress import StateCompressor, compress_state
 from .context import context_linear
 from .conv_resolver import call_conv, make_conv
-from .gates import BetaGate
+from .gates import BETA_INIT, BetaGate
 from .norms import make_norm
 
 K_SOURCES = ('conv', 'proj', 'anchor')
@@ -144,7 +144,7 @@ class DeltaConv(MessagePassing):
     check_inputs: bool = True
 
     def __init__(self, channels: int, conv: Union[str, MessagePassing] = 'gcn',
-                 d_v: int = 1, beta_init: float = 0.1,
+                 d_v: int = 1, beta_init: float = BETA_INIT,
                  beta_mode: str = 'learned',
                  norm: Optional[str] = 'layer_norm', dropout: float = 0.0,
                  k_source: str = 'conv', beta_source: str = 'context',
@@ -386,10 +386,9 @@ class DeltaConv(MessagePassing):
         if conv.bias is not None:
             h = h + conv.bias
         if gate.weight is not None:
-            beta = gate.scale * torch.sigmoid(heads[:, 0])
-            v = heads[:, 1:]
+            beta, v = gate.from_logit(heads[:, 0], x), heads[:, 1:]
         else:
-            beta, v = x.new_full((x.size(0), ), gate.beta_init), heads
+            beta, v = gate.from_logit(None, x), heads
         if self.d_v == 1:
             v = v.squeeze(-1)
         self.last_beta = beta.detach()

@@ -15,12 +15,16 @@ and the weight at zero, so at initialisation every node's gate equals
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch import Tensor
 from torch.nn import Module, Parameter
 
 BETA_MODES = ('learned', 'learned01', 'fixed')
+#: The default gate at initialisation, :math:`\beta_0`, of every layer and
+#: model that builds a :class:`BetaGate` (written once, here).
+BETA_INIT = 0.1
 
 
 def _logit(p: float) -> float:
@@ -47,7 +51,7 @@ class BetaGate(Module):
           :math:`(|\mathcal{V}|, H)` for ``heads = H > 1``
     """
 
-    def __init__(self, in_channels: int, beta_init: float = 0.1,
+    def __init__(self, in_channels: int, beta_init: float = BETA_INIT,
                  beta_mode: str = 'learned', heads: int = 1):
         super().__init__()
         if beta_mode not in BETA_MODES:
@@ -81,13 +85,23 @@ class BetaGate(Module):
                                     _logit(self.beta_init / self.scale))
 
     def forward(self, c: Tensor) -> Tensor:
-        shape = (c.size(0), ) if self.heads == 1 else (c.size(0), self.heads)
         if self.weight is None:
-            return c.new_full(shape, self.beta_init)
+            return self.from_logit(None, c)
         # Logits in float32 at least, as the official code does.
         dt = c.dtype if c.dtype == torch.float64 else torch.float32
         logit = c.to(dt) @ self.weight.to(dt).t() + self.bias.to(dt)
-        return (self.scale * torch.sigmoid(logit)).to(c.dtype)
+        return self.from_logit(logit, c)
+
+    def from_logit(self, logit: Optional[Tensor], like: Tensor) -> Tensor:
+        r"""The gate :math:`\beta` from its logit ``w·c + b`` (``[N]``, or
+        ``[N, heads]``; ``None`` for a fixed gate), in ``like``'s dtype and
+        with one row per row of ``like``: the map :meth:`forward` applies,
+        for callers that compute the logit inside a fused product."""
+        if self.weight is None:
+            n = like.size(0)
+            return like.new_full((n, ) if self.heads == 1 else
+                                 (n, self.heads), self.beta_init)
+        return (self.scale * torch.sigmoid(logit)).to(like.dtype)
 
     def __repr__(self) -> str:
         heads = '' if self.heads == 1 else f', heads={self.heads}'

@@ -1,5 +1,5 @@
-"""Each offline dataset family loads from $DDL_GNN_DATA with the sizes that
-shared/data/PROVENANCE.md documents (skipped when DDL_GNN_DATA is unset)."""
+"""Each offline dataset family loads from $DDL_GNN_DATA with the sizes of
+its published release (skipped when DDL_GNN_DATA is unset)."""
 import pytest
 import torch
 from torch_geometric.utils import is_undirected

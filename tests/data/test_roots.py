@@ -50,7 +50,9 @@ def test_read_only_root_is_copied_to_cache(data_root, tmp_path, monkeypatch):
 def _check_message(err, name, path):
     msg = str(err.value)
     assert name in msg and str(path) in msg
-    assert 'verify_data.py --prepare' in msg and 'download' in msg
+    assert 'download=True' in msg and 'DDL_GNN_DATA=' in msg
+    assert 'ddl_gnn/data/README.md' in msg
+    assert 'verify_data' not in msg      # a script users do not have
     assert isinstance(err.value, FileNotFoundError)
 
 

@@ -186,22 +186,14 @@ def test_no_file_without_checkpointing_and_interval_respected(tmp_path):
     assert ck.load() is None
 
 
-def _bench_module(name):
-    import importlib.util
-    path = Path(__file__).resolve().parents[2] / 'benchmarks' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_cut_run_moves_to_another_machine_and_finishes_there(tmp_path,
-                                                             monkeypatch):
-    """pack_checkpoints.py on machine A, merge_records.py on machine B, the
-    sweep on B resumes: the record equals an uninterrupted run's."""
+def test_cut_run_moves_to_another_machine_and_finishes_there(
+        tmp_path, monkeypatch, study_tool):
+    """study/tools: pack_checkpoints.py on machine A, merge_records.py on
+    machine B, the sweep on B resumes: the record equals an uninterrupted
+    run's."""
     import tarfile
-    from ddl_gnn.experiment.checkpoint import pending_checkpoints
     from ddl_gnn.experiment.records import ResultStore
+    pending_checkpoints = study_tool('folders').pending_checkpoints
     cfg = RunConfig('csbm', 'delta', 3, hidden=8, epochs=10, patience=None,
                     dataset_kwargs=CSBM)
     whole = run(cfg, out=str(tmp_path / 'whole'), progress=False)
@@ -218,16 +210,16 @@ def test_cut_run_moves_to_another_machine_and_finishes_there(tmp_path,
     assert (pending['sweep'], pending['key'], pending['epoch']) == \
         ('sweep', cfg.key(), 4)
 
-    pack = _bench_module('pack_checkpoints')
+    pack = study_tool('pack_checkpoints')
     assert pack.pack(str(tmp_path / 'c.tgz'), a, limit_mib=0) == []
     assert not (tmp_path / 'c.tgz').exists()       # nothing fits: no file
     assert len(pack.pack(str(tmp_path / 'c.tgz'), a)) == 1
     with tarfile.open(tmp_path / 'c.tgz') as tar:
         assert tar.getnames() == [
-            f'benchmarks/results/sweep/checkpoints/{cfg.key()}.pt']
+            f'study/results/sweep/checkpoints/{cfg.key()}.pt']
         tar.extractall(tmp_path / 'unpacked', filter='data')
-    merge = _bench_module('merge_records')
-    src = tmp_path / 'unpacked' / 'benchmarks' / 'results'
+    merge = study_tool('merge_records')
+    src = tmp_path / 'unpacked' / 'study' / 'results'
     assert merge.merge_checkpoints(src, b) == {'sweep': 1}
     assert merge.merge_checkpoints(src, b) == {'sweep': 0}  # not newer
     moved = run(cfg, out=str(b / 'sweep'), progress=False, checkpoint_every=0)
@@ -259,8 +251,8 @@ def test_sweep_takes_cut_off_runs_first_most_trained_first(tmp_path,
 
 
 def test_checkpoint_without_devices_reads_as_unknown(tmp_path, monkeypatch):
-    """Checkpoints written before ``devices`` existed (session 6) still
-    resume; the record says where the earlier epochs ran is unknown."""
+    """Checkpoints written before ``devices`` existed still resume; the
+    record says where the earlier epochs ran is unknown."""
     cfg = RunConfig('csbm', 'res', 2, hidden=8, epochs=6, patience=None,
                     dataset_kwargs=CSBM)
     out = str(tmp_path / 'old')
@@ -276,36 +268,3 @@ def test_checkpoint_without_devices_reads_as_unknown(tmp_path, monkeypatch):
     rec = run(cfg, out=out, progress=False, checkpoint_every=0)
     assert rec['resumed'] == [3]
     assert rec['segment_devices'] == ['unknown', 'cpu']
-
-
-def test_pack_fills_parts_most_trained_first_and_drops_stale_parts(
-        tmp_path):
-    """Three pending checkpoints, room for one per part: with two parts the
-    two most-trained runs travel (one per file), the third is left out; a
-    later call needing one part removes the stale second file."""
-    import tarfile
-    from ddl_gnn.experiment.records import ResultStore
-    pack = _bench_module('pack_checkpoints')
-    root = tmp_path / 'results'
-    for key, train_s in (('a', 30.0), ('b', 20.0), ('c', 10.0)):
-        RunCheckpoint(str(root / 'sw' / 'checkpoints'), key).save(
-            dict(epoch=int(train_s), train_s=train_s,
-                 pad=torch.zeros(20000)))    # ~80 kB each
-    out = str(tmp_path / 'ck.tgz')
-    assert pack.part_path(out, 1) == str(tmp_path / 'ck.2.tgz')
-    chosen = pack.pack(out, root, limit_mib=0.1, parts=2)
-    assert [c['key'] for c in chosen] == ['a', 'b']
-
-    def members(path):
-        with tarfile.open(path) as tar:
-            return tar.getnames()
-    assert members(out) == ['benchmarks/results/sw/checkpoints/a.pt']
-    assert members(pack.part_path(out, 1)) == [
-        'benchmarks/results/sw/checkpoints/b.pt']
-    ResultStore(str(root / 'sw')).append({'key': 'a'})   # a finished
-    ResultStore(str(root / 'sw')).append({'key': 'b'})   # b finished
-    assert [c['key'] for c in pack.pack(out, root, 0.1, parts=2)] == ['c']
-    assert members(out) == ['benchmarks/results/sw/checkpoints/c.pt']
-    assert not Path(pack.part_path(out, 1)).exists()
-    with pytest.raises(ValueError, match='parts must be >= 1'):
-        pack.pack(out, root, parts=0)

@@ -2,11 +2,10 @@
 the live JSONL file; resume keys, order and duplicates survive it."""
 import gzip
 import json
-import shutil
 
 import pytest
 
-from ddl_gnn.experiment.records import ResultStore, record_folders
+from ddl_gnn.experiment.records import ResultStore
 
 
 def _records(n, start=0):
@@ -54,43 +53,6 @@ def test_archive_bytes_do_not_depend_on_time(tmp_path):
             store.append(r)
         store.compact()
     assert a.archive.read_bytes() == b.archive.read_bytes()
-
-
-def test_record_folders_sees_live_and_archived(tmp_path):
-    for name in ('live', 'archived', 'both'):
-        ResultStore(tmp_path / name).append(_records(1)[0])
-    ResultStore(tmp_path / 'archived').compact()
-    both = ResultStore(tmp_path / 'both')
-    both.compact()
-    both.append(_records(1, start=1)[0])
-    (tmp_path / 'empty').mkdir()
-    shutil.copy(both.archive, tmp_path / 'empty' / 'other.gz')
-    assert [p.name for p in record_folders(tmp_path)] == [
-        'archived', 'both', 'live']
-
-
-def test_merge_records_adds_new_keys_only(tmp_path):
-    """benchmarks/merge_records.py (records from a lent GPU) reads archived
-    and live sources and never writes a key twice."""
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[2] / 'benchmarks' / \
-        'merge_records.py'
-    spec = importlib.util.spec_from_file_location('merge_records', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    src, dst = ResultStore(tmp_path / 'src' / 'x'), ResultStore(
-        tmp_path / 'dst' / 'x')
-    for r in _records(3):
-        src.append(r)
-    src.compact()
-    for r in _records(2, start=3):
-        src.append(r)
-    dst.append(_records(1)[0])
-    dst.compact()
-    assert mod.merge(tmp_path / 'src', tmp_path / 'dst') == {'x': 4}
-    assert [r['key'] for r in dst.load()] == ['k0', 'k1', 'k2', 'k3', 'k4']
-    assert mod.merge(tmp_path / 'src', tmp_path / 'dst') == {'x': 0}
 
 
 def test_damaged_files_are_errors_naming_the_file(tmp_path):

@@ -43,6 +43,8 @@ def test_sweep_writes_complete_records_and_resume_skips(tmp_path):
     assert [p['layer'] for p in r['per_layer']] == [0, 1, 2, 3]
     assert all('dirichlet_energy' in p for p in r['per_layer'])
     assert len(r['beta']) == 3 and 0 <= r['beta'][0]['mean'] <= 2
+    # the beta audit at init, not the beta_init hyper-parameter
+    assert len(r['beta_audit_init']) == 3 and 'beta_init' not in r
     assert r['command'].startswith('ddl-gnn train --dataset csbm --model '
                                    'delta --depth 3')
     _sweep(tmp_path)                    # rerun: nothing new

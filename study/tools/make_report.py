@@ -1,0 +1,237 @@
+"""Regenerates the study's reports and every table the documents quote.
+
+    python study/tools/make_report.py
+
+For every ``study/results/<name>/results.jsonl[.gz]`` it writes that folder's
+``report.md`` and plots (``ddl-gnn report``); then ``study/results/summary.md``
+(the cross-dataset tables and every sweep's accuracy table), and the
+generated blocks of ``README.md`` (the headline table) and
+``docs/findings.md`` (one table per question), between
+``<!-- NAME:begin -->`` / ``<!-- NAME:end -->`` markers: no document states
+a number of a table that is not computed here from a committed record.
+Only records whose run key matches the config file *as it stands* enter
+the tables (``folders.current_records``).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+from folders import RESULTS, current_records, record_folders
+from select_hparams import main as select
+
+from ddl_gnn.experiment.records import ResultStore
+from ddl_gnn.experiment.report import mean_std, tables, write_report
+
+ROOT = RESULTS.parents[1]
+# Sweeps of one model with another setting than the main sweep's: their
+# selection.md ranks both settings per depth by validation.
+POOLED = {'cora_delta_beta01': ('cora', 'delta'),
+          'citeseer_delta_beta01': ('citeseer', 'delta'),
+          'cora_deep_beta01': ('cora_deep', 'delta')}
+SHORTCUTS = ('res+', 'gcnii', 'delta')
+FAMILIES = ('plain', 'res', 'res+', 'gcnii', 'g2', 'delta',
+            'delta-write-only')
+HETERO = [('hetero_texas', 'Texas'), ('hetero_cornell', 'Cornell'),
+          ('hetero_wisconsin', 'Wisconsin'), ('hetero_actor', 'Actor'),
+          ('hetero_chameleon', 'Chameleon (leaky)'),
+          ('hetero_chameleon_filtered', 'chameleon-filtered'),
+          ('hetero_squirrel', 'Squirrel (leaky)'),
+          ('hetero_squirrel_filtered', 'squirrel-filtered'),
+          ('hetero_minesweeper', 'Minesweeper'),
+          ('hetero_tolokers', 'Tolokers')]
+GRAPH = [('ogbg_molbace', 'ogbg-molbace'), ('ogbg_molbbbp', 'ogbg-molbbbp'),
+         ('ogbg_molhiv', 'ogbg-molhiv'), ('peptides_func', 'Peptides-func')]
+#: The cross-dataset tables: (block name, title, [(folder, label)],
+#: depths, models). One row per (dataset, model); the best mean per dataset
+#: and depth in bold.
+SUMMARIES = [
+    ('depth', 'Cora and CiteSeer (public split, accuracy), every family',
+     [('cora', 'Cora'), ('citeseer', 'CiteSeer')], (2, 4, 8, 16, 32, 64),
+     FAMILIES),
+    ('deep', 'Cora to 256 layers (accuracy)',
+     [('cora_deep', 'Cora'), ('cora_deep_beta01', 'Cora, delta β₀ = 0.1')],
+     (128, 256), FAMILIES),
+    ('beta01', 'delta with β₀ = 0.1 at every depth (accuracy)',
+     [('cora_delta_beta01', 'Cora'), ('citeseer_delta_beta01', 'CiteSeer')],
+     (2, 4, 8, 16, 32, 64), ('delta',)),
+    ('heterophilous', 'Heterophilous node classification (geom-gcn splits: '
+     'seed s = split s; Minesweeper/Tolokers: Platonov et al. splits, '
+     'ROC-AUC)', HETERO, (2, 8, 32), SHORTCUTS),
+    ('graph', 'OGB / LRGB graph property prediction (OGB Evaluator: '
+     'ROC-AUC, Peptides-func AP)', GRAPH, (4, 16, 32), SHORTCUTS),
+]
+#: README's headline: one depth, the datasets every shortcut ran there.
+HEADLINE = (32, [('cora', 'Cora (acc)'), ('citeseer', 'CiteSeer (acc)'),
+                 ('hetero_texas', 'Texas (acc)'),
+                 ('hetero_wisconsin', 'Wisconsin (acc)'),
+                 ('hetero_actor', 'Actor (acc)'),
+                 ('hetero_chameleon_filtered', 'chameleon-filtered (acc)'),
+                 ('hetero_minesweeper', 'Minesweeper (ROC-AUC)'),
+                 ('hetero_tolokers', 'Tolokers (ROC-AUC)'),
+                 ('ogbg_molbace', 'ogbg-molbace (ROC-AUC)'),
+                 ('ogbg_molbbbp', 'ogbg-molbbbp (ROC-AUC)')])
+REGENERATE = '`python study/tools/make_report.py`'
+
+
+def main() -> None:
+    sections = []
+    for folder in record_folders(RESULTS):
+        if folder.name.startswith('tune_'):
+            # A tuning grid is not a table of seeds: write its selection.
+            _write_selection(folder)
+            continue
+        records = current_records(folder)
+        left_out = len(ResultStore(str(folder)).load()) - len(records)
+        if left_out:
+            print(f'{folder.name}: {left_out} records of an older config '
+                  f'left out')
+        if not records:
+            continue
+        report = write_report(str(folder), records)
+        if folder.name in POOLED:
+            _write_selection(folder, POOLED[folder.name])
+        # Plots of cells that left the tables (an older config) would
+        # otherwise linger beside the report: drop PNGs it does not show.
+        shown = report.read_text()
+        for png in folder.glob('*.png'):
+            if png.name not in shown:
+                png.unlink()
+        sections.append(f'### `{folder.name}` ({len(records)} runs, '
+                        f'[full report]({folder.name}/report.md))\n\n'
+                        + _accuracy_only(tables(records)))
+    blocks = {name: '\n'.join(_summary_table(RESULTS, sets, depths, models))
+              for name, _, sets, depths, models in SUMMARIES}
+    blocks['headline'] = '\n'.join(_headline_table(RESULTS, *HEADLINE))
+    _write_summary(RESULTS, blocks, sections)
+    fill_blocks(ROOT / 'README.md', {'headline': blocks['headline']})
+    fill_blocks(ROOT / 'docs' / 'findings.md', blocks)
+    print(f'updated {RESULTS / "summary.md"} ({len(sections)} result sets), '
+          f'README.md and docs/findings.md')
+
+
+def fill_blocks(path: Path, blocks: Dict[str, str]) -> None:
+    """Replaces the text between ``<!-- NAME:begin -->`` and
+    ``<!-- NAME:end -->`` in ``path`` by ``blocks[NAME]`` for every marker
+    pair found (the file is rewritten atomically)."""
+    text = path.read_text()
+    for name, body in blocks.items():
+        begin, end = f'<!-- {name}:begin -->', f'<!-- {name}:end -->'
+        text = re.sub(re.escape(begin) + '.*?' + re.escape(end),
+                      lambda _: f'{begin}\n{body}\n{end}', text, flags=re.S)
+    tmp = path.with_suffix('.md.tmp')
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+Cells = Dict[Tuple[str, int], List[float]]
+
+
+def _cells(results: Path, name: str, models: Sequence[str],
+           depths: Sequence[int]) -> Cells:
+    """Test scores per (model, depth) of the current records of
+    ``results/name`` (empty lists where nothing ran)."""
+    records = current_records(results / name)
+    return {(m, d): [r['test'] for r in records
+                     if r['model'] == m and r['depth'] == d]
+            for m in models for d in depths}
+
+
+def _best(cells: Cells, models: Sequence[str], depth: int) -> str:
+    """The model with the best mean at ``depth`` ('' when none ran)."""
+    ran = [(mean_std(cells[(m, depth)])[0], m) for m in models
+           if cells[(m, depth)]]
+    return max(ran)[1] if ran else ''
+
+
+def _cell(values: List[float], bold: bool) -> str:
+    """``mean ± std (seeds)`` × 100, ``–`` when nothing ran."""
+    if not values:
+        return '–'
+    mu, sd = mean_std(values)
+    txt = (f'{100 * mu:.1f} ± {100 * sd:.1f} ({len(values)})'
+           if len(values) > 1 else f'{100 * mu:.1f} (1)')
+    return f'**{txt}**' if bold else txt
+
+
+def _summary_table(results: Path, sets, depths, models) -> List[str]:
+    """Rows (dataset, model), columns depths; the best mean per dataset
+    and depth in bold."""
+    out = ['| dataset | model | ' + ' | '.join(f'L={d}' for d in depths)
+           + ' |', '|---|---|' + '---|' * len(depths)]
+    for name, title in sets:
+        cells = _cells(results, name, models, depths)
+        if not any(cells.values()):
+            continue
+        best = {d: _best(cells, models, d) for d in depths}
+        for m in models:
+            if any(cells[(m, d)] for d in depths):
+                row = [_cell(cells[(m, d)], best[d] == m and len(models) > 1)
+                       for d in depths]
+                out.append(f'| {title} | {m} | ' + ' | '.join(row) + ' |')
+    return out
+
+
+def _headline_table(results: Path, depth: int, sets,
+                    models: Sequence[str] = SHORTCUTS) -> List[str]:
+    """Rows datasets, columns models, at one depth; the best in bold."""
+    out = [f'| L = {depth} | ' + ' | '.join(models) + ' |',
+           '|---|' + '---|' * len(models)]
+    for name, title in sets:
+        cells = _cells(results, name, models, (depth,))
+        best = _best(cells, models, depth)
+        out.append(f'| {title} | ' + ' | '.join(
+            _cell(cells[(m, depth)], m == best) for m in models) + ' |')
+    return out
+
+
+def _write_summary(results: Path, blocks: Dict[str, str],
+                   sections: List[str]) -> None:
+    """``results/summary.md``: the cross-dataset tables, then every
+    sweep's accuracy table."""
+    lines = ['# Study summary', '',
+             f'Generated by {REGENERATE} from the records of each folder '
+             '(records of an older config left out). Test metric × 100 at '
+             'the epoch of best validation, mean ± std (seeds); bold: the '
+             'best mean per dataset and depth (ties and overlapping stds are '
+             'common: read the spreads).', '']
+    for name, title, *_ in SUMMARIES:
+        lines += [f'## {title}', '', blocks[name], '']
+    lines += ['## Every sweep', '', *sections]
+    (results / 'summary.md').write_text('\n'.join(lines))
+
+
+def _write_selection(folder: Path, pooled: tuple = ()) -> None:
+    """``selection.md``: the configurations of ``folder`` (with
+    ``pooled = (other folder name, model)``: and that model's runs in the
+    other folder) ranked by validation per (model, depth)."""
+    folders = [folder] if not pooled else [folder.parent / pooled[0], folder]
+    model = pooled[1] if pooled else None
+    cmd = ' '.join(str(f.relative_to(ROOT)) for f in folders) + (
+        f' --model {model}' if model else '')
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        select(*map(str, folders), model=model)
+    text = ('# Hyper-parameter selection (by validation)\n\n'
+            f'`python study/tools/select_hparams.py {cmd}`'
+            '\n\n```\n' + buf.getvalue() + '```\n')
+    (folder / 'selection.md').write_text(text)
+
+
+def _accuracy_only(md: str) -> str:
+    """Keeps the test-metric tables, drops the per-layer ones."""
+    keep, on = [], False
+    for line in md.splitlines():
+        if line.startswith('### '):
+            on = 'test' in line
+        if on:
+            keep.append(line)
+    return '\n'.join(keep) + '\n'
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,57 @@
+"""study/tools/make_report.py's tables against numpy."""
+import numpy as np
+
+from ddl_gnn.experiment.records import ResultStore
+
+
+def test_summary_cells_are_mean_std_over_seeds_and_bold_the_best(
+        tmp_path, study_tool):
+    make_report = study_tool('make_report')
+    store = ResultStore(str(tmp_path / 'set_a'))
+    tests = {('res+', 2): [0.5, 0.6, 0.7], ('delta', 2): [0.8, 0.9],
+             ('delta', 8): [0.4]}
+    for (model, depth), values in tests.items():
+        for seed, t in enumerate(values):
+            store.append(dict(key=f'{model}{depth}{seed}', model=model,
+                              depth=depth, seed=seed, test=t))
+    lines = make_report._summary_table(
+        tmp_path, [('set_a', 'A'), ('missing', 'B')], (2, 8),
+        ('res+', 'delta'))
+    rows = {tuple(c.strip() for c in line.split('|')[1:3]): line
+            for line in lines[2:]}
+    v = np.array(tests[('res+', 2)]) * 100
+    assert f'{v.mean():.1f} ± {v.std(ddof=1):.1f} (3)' in rows[('A', 'res+')]
+    w = np.array(tests[('delta', 2)]) * 100
+    assert f'**{w.mean():.1f} ± {w.std(ddof=1):.1f} (2)**' in rows[
+        ('A', 'delta')]
+    assert '**40.0 (1)**' in rows[('A', 'delta')]          # only entry, L=8
+    assert rows[('A', 'res+')].rstrip().endswith('| – |')  # nothing at L=8
+    assert not any(title == 'B' for title, _ in rows)      # no folder
+
+
+def test_headline_rows_are_datasets_and_fill_blocks_replaces_only_them(
+        tmp_path, study_tool):
+    make_report = study_tool('make_report')
+    store = ResultStore(str(tmp_path / 'set_a'))
+    for seed, (model, t) in enumerate([('res+', 0.5), ('delta', 0.7)]):
+        store.append(dict(key=f'{model}{seed}', model=model, depth=32,
+                          seed=seed, test=t))
+    lines = make_report._headline_table(tmp_path, 32, [('set_a', 'A')])
+    assert lines[0] == '| L = 32 | res+ | gcnii | delta |'
+    assert lines[2] == '| A | 50.0 (1) | – | **70.0 (1)** |'
+    doc = tmp_path / 'doc.md'
+    doc.write_text('intro\n<!-- t:begin -->\nold\n<!-- t:end -->\n'
+                   '<!-- u:begin -->\nkept\n<!-- u:end -->\n')
+    make_report.fill_blocks(doc, {'t': 'new', 'absent': 'x'})
+    assert doc.read_text() == ('intro\n<!-- t:begin -->\nnew\n<!-- t:end -->'
+                               '\n<!-- u:begin -->\nkept\n<!-- u:end -->\n')
+
+
+def test_documents_hold_every_generated_block(study_tool):
+    """Each table make_report.py writes has its place in the documents."""
+    make_report = study_tool('make_report')
+    findings = (make_report.ROOT / 'docs' / 'findings.md').read_text()
+    for name, *_ in make_report.SUMMARIES:
+        assert f'<!-- {name}:begin -->' in findings, name
+    readme = (make_report.ROOT / 'README.md').read_text()
+    assert '<!-- headline:begin -->' in readme
