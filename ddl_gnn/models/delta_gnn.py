@@ -1,7 +1,7 @@
 r"""The delta-shortcut model family."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 from torch import Tensor, nn
 
@@ -38,6 +38,11 @@ class DeltaGNN(DeepGNN):
         k_source, beta_source, v_source, erase, heads, alpha: see
             :class:`~ddl_gnn.nn.DeltaConv`; the anchored sources read the
             encoder output :math:`x_0` (every layer gets it).
+        layer_options (list of dict, optional): Per-layer overrides of the
+            :class:`~ddl_gnn.nn.DeltaConv` options, cycled over the layers
+            (layer :math:`l` takes ``layer_options[l % len]``), e.g. layers
+            that alternate a diffusion value and a learned message.
+            (default: :obj:`None`)
         input_norm (bool, optional): LayerNorm on the encoder output, so
             the state starts at the scale of the values written from a
             normalised context. (default: :obj:`False`)
@@ -56,11 +61,19 @@ class DeltaGNN(DeepGNN):
                  beta_mode: str = 'learned', k_source: str = 'conv',
                  beta_source: str = 'context', v_source: str = 'context',
                  erase: bool = True, heads: int = 1, alpha: float = 0.1,
-                 input_norm: bool = False, **kwargs):
+                 input_norm: bool = False,
+                 layer_options: Optional[Sequence[dict]] = None, **kwargs):
         if not isinstance(d_v, int) or d_v < 1:
             raise ValueError(f"DeltaGNN: 'd_v' must be a positive int, got "
                              f"{d_v!r}")
         self.d_v = d_v
+        if layer_options is not None and (
+                not isinstance(layer_options, (list, tuple)) or
+                not layer_options or
+                not all(isinstance(o, dict) for o in layer_options)):
+            raise ValueError(f"DeltaGNN: 'layer_options' must be a non-empty "
+                             f"list of dicts, got {layer_options!r}")
+        self.layer_options = list(layer_options or [{}])
         self.delta_kwargs = dict(beta_init=beta_init, beta_mode=beta_mode,
                                  k_source=k_source, beta_source=beta_source,
                                  v_source=v_source, erase=erase,
@@ -76,9 +89,10 @@ class DeltaGNN(DeepGNN):
             self.family = 'delta-write-only'
 
     def make_layer(self, i: int) -> nn.Module:
+        opts = dict(norm=self.norm_name, **self.delta_kwargs)
+        opts.update(self.layer_options[i % len(self.layer_options)])
         layer = DeltaConv(self.hidden_channels, conv=self.conv_name,
-                          d_v=self.d_v, norm=self.norm_name,
-                          dropout=self.dropout, **self.delta_kwargs,
+                          d_v=self.d_v, dropout=self.dropout, **opts,
                           **dict(self.conv_kwargs))
         layer.check_inputs = False  # the model checks its inputs once
         return layer

@@ -197,3 +197,16 @@ def test_input_norm_normalises_the_stack_input():
         with_kwargs=True)
     model(x, torch.randint(0, 6, (2, 12)))
     torch.testing.assert_close(seen[0], want)
+
+
+def test_layer_options_cycle_over_the_layers():
+    model = build_model('delta', 5, 8, 5, 2, k_source='anchor',
+                        layer_options=[dict(v_source='diffuse', heads=8),
+                                       dict(v_source='message', heads=2)])
+    got = [(lay.v_source, lay.heads, lay.k_source) for lay in model.layers]
+    assert got == [('diffuse', 8, 'anchor'), ('message', 2, 'anchor')] * 2 \
+        + [('diffuse', 8, 'anchor')]
+    out = model(torch.randn(6, 5), torch.randint(0, 6, (2, 12)))
+    assert out.shape == (6, 2)
+    with pytest.raises(ValueError, match="'layer_options' must be"):
+        build_model('delta', 5, 8, 2, 2, layer_options=[])
