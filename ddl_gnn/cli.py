@@ -102,6 +102,24 @@ def _field_default(f: dataclasses.Field) -> Any:
         f.default_factory()
 
 
+def _note_explicit(namespace: argparse.Namespace, dest: str) -> None:
+    """Notes an option as given on the command line
+    (``namespace._explicit``): recommended settings fill only the rest."""
+    namespace.__dict__.setdefault('_explicit', set()).add(dest)
+
+
+class _StoreExplicit(argparse._StoreAction):
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        _note_explicit(namespace, self.dest)
+
+
+class _BoolExplicit(argparse.BooleanOptionalAction):
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        _note_explicit(namespace, self.dest)
+
+
 def _add_run_options(p: argparse.ArgumentParser, defaults: bool) -> None:
     """One flag per RunConfig field; with ``defaults=False`` (sweeps) flags
     default to None so config files keep their values."""
@@ -118,17 +136,19 @@ def _add_run_options(p: argparse.ArgumentParser, defaults: bool) -> None:
         if not defaults:
             text += f' (run default: {value})'
         if f.type in ('bool', bool):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction,
+            group.add_argument(flag, action=_BoolExplicit,
                                default=default, help=text)
         elif f.type.startswith('Dict'):
             group.add_argument(flag, type=json_object, default=default,
-                               metavar='JSON', help=text)
+                               metavar='JSON', help=text,
+                               action=_StoreExplicit)
         else:
             kind = int if 'int' in f.type else float if 'float' in f.type \
                 else str
             group.add_argument(flag, type=_opt(kind) if 'Optional' in f.type
                                else kind, default=default, help=text,
-                               choices=_CHOICES.get(f.name))
+                               choices=_CHOICES.get(f.name),
+                               action=_StoreExplicit)
 
 
 def _run_fields(args: argparse.Namespace) -> Dict[str, Any]:
@@ -223,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help='data-parallel over torchrun ranks')
     t.add_argument('--out', default='runs/train',
                    help='folder of results.jsonl (and checkpoints, models)')
+    t.add_argument('--recommended', action=argparse.BooleanOptionalAction,
+                   default=True, help='fill the run options not given here '
+                   'with the recommended settings of this dataset and model '
+                   '(ddl_gnn/configs/recommended.toml), where it has them')
     _add_checkpoint_option(t)
     _add_where_options(t)
     _add_run_options(t, defaults=True)
@@ -312,8 +336,20 @@ def _train(args) -> int:
         raise ValueError('--save-model is not available with train '
                          '--distributed; train on one process to keep the '
                          'model')
+    fields = _run_fields(args)
+    if args.recommended:
+        from .experiment.recommended import with_recommended
+        filled = with_recommended(args.dataset, args.model, fields,
+                                  getattr(args, '_explicit', ()))
+        changed = {k: v for k, v in filled.items() if fields.get(k) != v}
+        if changed:
+            print('ddl-gnn: recommended settings for '
+                  f'{args.dataset}/{args.model} (--no-recommended: off): '
+                  + ', '.join(f'{k}={v}' for k, v in sorted(changed.items())),
+                  file=sys.stderr)
+        fields = filled
     configs = [RunConfig(dataset=args.dataset, model=args.model,
-                         depth=args.depth, seed=seed, **_run_fields(args))
+                         depth=args.depth, seed=seed, **fields)
                for seed in range(args.seed, args.seed + args.runs)]
     check_names(configs)
     store = ResultStore(str(writable_folder(args.out, '--out')))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 from .config import RunConfig
+from .recommended import with_recommended
 
 Records = Union[str, Path, Iterable[Dict[str, Any]]]
 
@@ -38,7 +39,8 @@ COLUMNS = ('key', 'dataset', 'model', 'depth', 'seed', 'metric', 'train',
 def train(dataset: str, model: str, depth: int, *, seed: int = 0,
           out: str = 'runs/train', device: str = 'cpu',
           save_model: bool = False, checkpoint_every: Optional[float] = None,
-          progress: bool = False, **options: Any) -> Dict[str, Any]:
+          progress: bool = False, recommended: bool = True,
+          **options: Any) -> Dict[str, Any]:
     r"""Trains one configuration (``ddl-gnn train``) and appends its record
     to ``out/results.jsonl``.
 
@@ -56,6 +58,9 @@ def train(dataset: str, model: str, depth: int, *, seed: int = 0,
             the training state (``None``: none). (default: :obj:`None`)
         progress (bool, optional): show a progress bar.
             (default: :obj:`False`)
+        recommended (bool, optional): fill the options not given with the
+            recommended settings of this dataset and model
+            (:mod:`ddl_gnn.experiment.recommended`). (default: :obj:`True`)
         **options: :class:`RunConfig` fields (``hidden``, ``lr``,
             ``epochs``, ``model_kwargs``, ``dataset_kwargs``, ...).
 
@@ -64,6 +69,8 @@ def train(dataset: str, model: str, depth: int, *, seed: int = 0,
     """
     from .records import ResultStore
     from .runner import run
+    if recommended:
+        options = with_recommended(dataset, model, options, options)
     cfg = RunConfig(dataset=dataset, model=model, depth=depth, seed=seed,
                     **options)
     record = run(cfg, out=out, progress=progress, device=device,

@@ -1,0 +1,79 @@
+"""Recommended settings fill the run options a caller does not set."""
+import json
+
+import pytest
+
+import ddl_gnn
+from ddl_gnn.cli import main
+from ddl_gnn.experiment import recommended
+
+TABLE = {'CSBM': {'res': dict(dropout=0.3, hidden=16, epochs=2,
+                              model_kwargs={'norm': 'layer_norm'})}}
+
+
+@pytest.fixture
+def table(monkeypatch):
+    monkeypatch.setattr(recommended, '_table', lambda: TABLE)
+
+
+def _config(out):
+    lines = (out / 'results.jsonl').read_text().splitlines()
+    return json.loads(lines[-1])['config']
+
+
+def test_shipped_table_parses_and_names_known_fields():
+    from dataclasses import fields
+
+    from ddl_gnn.experiment.config import RunConfig
+    from ddl_gnn.models import MODELS
+    known = {f.name for f in fields(RunConfig)}
+    for dataset, models in recommended._table().items():
+        for model, opts in models.items():
+            assert model in MODELS, (dataset, model)
+            assert set(opts) <= known, (dataset, model, set(opts) - known)
+
+
+def test_merge_keeps_explicit_options_and_dict_keys(table):
+    got = recommended.with_recommended(
+        'csbm', 'res', dict(dropout=0.5, hidden=64, epochs=200,
+                            model_kwargs={'norm': None, 'act': 'gelu'}),
+        explicit={'dropout', 'model_kwargs'})
+    assert got['dropout'] == 0.5 and got['hidden'] == 16
+    assert got['epochs'] == 2
+    assert got['model_kwargs'] == {'norm': None, 'act': 'gelu'}
+
+
+def test_cli_fills_only_what_is_not_given(table, tmp_path, capsys):
+    out = tmp_path / 'a'
+    main(['train', '--dataset', 'csbm', '--model', 'res', '--depth', '2',
+          '--hidden', '8', '--no-measure', '--out', str(out)])
+    cfg = _config(out)
+    assert (cfg['dropout'], cfg['hidden'], cfg['epochs']) == (0.3, 8, 2)
+    assert cfg['model_kwargs'] == {'norm': 'layer_norm'}
+    assert 'recommended settings for csbm/res' in capsys.readouterr().err
+    # an explicit value equal to the run default still wins
+    main(['train', '--dataset', 'csbm', '--model', 'res', '--depth', '2',
+          '--dropout', '0.5', '--no-measure', '--out', str(out)])
+    assert _config(out)['dropout'] == 0.5
+
+
+def test_cli_no_recommended_and_other_models_untouched(table, tmp_path):
+    out = tmp_path / 'b'
+    main(['train', '--dataset', 'csbm', '--model', 'res', '--depth', '2',
+          '--epochs', '1', '--no-recommended', '--no-measure',
+          '--out', str(out)])
+    assert _config(out)['dropout'] == 0.5 and _config(out)['hidden'] == 64
+    main(['train', '--dataset', 'csbm', '--model', 'plain', '--depth', '2',
+          '--epochs', '1', '--no-measure', '--out', str(out)])
+    assert _config(out)['dropout'] == 0.5
+
+
+def test_api_train_applies_them(table, tmp_path):
+    rec = ddl_gnn.train('csbm', 'res', 2, out=str(tmp_path), measure=False,
+                        model_kwargs={'act': 'relu'})
+    assert rec['config']['dropout'] == 0.3
+    assert rec['config']['model_kwargs'] == {'norm': 'layer_norm',
+                                             'act': 'relu'}
+    rec = ddl_gnn.train('csbm', 'res', 2, out=str(tmp_path), measure=False,
+                        recommended=False, epochs=1)
+    assert rec['config']['dropout'] == 0.5
