@@ -14,7 +14,7 @@ from torch_geometric.utils import spmm
 
 from ..ops import (delta_update, delta_update_read, delta_write,
                    head_components)
-from ._checks import check_features, check_graph
+from .._validate import check_features, check_graph
 from ._hetero import reject_hetero
 from .adjacency import normalize_adjacency
 from .compress import StateCompressor, compress_state
