@@ -6,6 +6,7 @@
 
 See ``ddl_gnn/data/README.md`` for the table of datasets and paths.
 """
+from . import peptides
 from .dataset import GraphDataset
 from .errors import DatasetNotFoundError
 from .evaluators import Evaluator
@@ -17,7 +18,6 @@ from .root import missing_files, resolve_root
 def available_offline(root=None):
     """Names whose files are all present under the root (plus the generated
     ones); Peptides-func counts when its compact copy is there."""
-    from . import peptides
     root = resolve_root(root)
     out = []
     for name, spec in DATASETS.items():

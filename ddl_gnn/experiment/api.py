@@ -26,6 +26,11 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 from .config import RunConfig
+from .records import ResultStore
+
+# train, sweep and report import their modules when called: those load
+# torch and PyG, which reading records (results, load_records, write_csv)
+# does not need.
 
 Records = Union[str, Path, Iterable[Dict[str, Any]]]
 
@@ -62,7 +67,6 @@ def train(dataset: str, model: str, depth: int, *, seed: int = 0,
     Returns:
         The run's record.
     """
-    from .records import ResultStore
     from .runner import run
     cfg = RunConfig(dataset=dataset, model=model, depth=depth, seed=seed,
                     **options)
@@ -104,7 +108,6 @@ def sweep(config: Optional[Union[str, Dict[str, Any]]] = None, *, out: str,
     Returns:
         The records of all the sweep's runs (those run now and those found).
     """
-    from .records import ResultStore
     from .report import write_report
     from .sweep import find_config, load_config, run_sweep, sweep_configs
     if isinstance(config, dict):
@@ -132,7 +135,6 @@ def load_records(source: Records) -> List[Dict[str, Any]]:
     """The records of a results folder (``results.jsonl`` and its archive),
     or ``source`` itself when it already is records."""
     if isinstance(source, (str, Path)):
-        from .records import ResultStore
         return ResultStore(str(source)).load()
     return list(source)
 
