@@ -303,9 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sweep(args, spec: Dict[str, Any]) -> int:
+    from .experiment.distributed import barrier, dist_context
     from .experiment.report import write_report
     from .experiment.sweep import run_sweep, sweep_configs
-    from .parallel import barrier, dist_context
     configs = sweep_configs(spec, _run_fields(args), dataset=args.dataset,
                             models=args.models, depths=args.depths,
                             seeds=args.seeds)
@@ -326,10 +326,9 @@ def _sweep(args, spec: Dict[str, Any]) -> int:
 
 
 def _train(args) -> int:
+    from .experiment.distributed import dist_context, train_distributed
     from .experiment.logger import print_summary
     from .experiment.records import ResultStore
-    from .experiment.distributed import train_distributed
-    from .parallel import dist_context
     from .experiment.runner import run
     from .experiment.sweep import check_names
     if args.distributed and args.save_model:

@@ -6,18 +6,20 @@
 
 See ``ddl_gnn/data/README.md`` for the table of datasets and paths.
 """
+from typing import List, Optional
+
+from . import peptides
 from .dataset import GraphDataset
 from .errors import DatasetNotFoundError
 from .evaluators import Evaluator
 from .load import load_dataset
 from .registry import DATASETS, DatasetSpec, get_spec
-from .root import missing_files, resolve_root
+from .root import PathLike, missing_files, resolve_root
 
 
-def available_offline(root=None):
+def available_offline(root: Optional[PathLike] = None) -> List[str]:
     """Names whose files are all present under the root (plus the generated
     ones); Peptides-func counts when its compact copy is there."""
-    from . import peptides
     root = resolve_root(root)
     out = []
     for name, spec in DATASETS.items():

@@ -16,6 +16,7 @@ duration of the call.  ``weights_only`` stays on: nothing else can be
 unpickled.
 """
 import contextlib
+from typing import Any, Iterator, List
 
 import numpy as np
 import torch
@@ -43,13 +44,13 @@ def _numpy_globals():
     return out
 
 
-def ogb_safe_globals():
+def ogb_safe_globals() -> List[Any]:
     """The exact list allowed while ogb loads its files."""
     return _pyg_globals() + _numpy_globals()
 
 
 @contextlib.contextmanager
-def ogb_load_compat():
+def ogb_load_compat() -> Iterator[None]:
     """Context manager: run ogb dataset constructors / split getters inside."""
     safe = getattr(torch.serialization, 'safe_globals', None)
     if safe is None:  # pragma: no cover - torch < 2.4: weights_only=False

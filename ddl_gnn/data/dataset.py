@@ -61,7 +61,7 @@ class GraphDataset:
     root: Optional[str] = None
     info: Dict[str, Any] = field(default_factory=dict)
 
-    def subset(self, part):
+    def subset(self, part: str) -> Any:
         """The graphs of one split (graph tasks): ``'train'|'valid'|'test'``."""
         if self.task != 'graph':
             raise ValueError('subset() is for graph-level datasets; use '
@@ -71,7 +71,7 @@ class GraphDataset:
             return parts[part]
         return self.dataset[self.split[part]]
 
-    def eval(self, y_true, y_pred):
+    def eval(self, y_true: Any, y_pred: Any) -> float:
         """``evaluator.eval`` with 1-D inputs reshaped to ``[n, 1]``; returns
         the float value of :attr:`metric` (not for link prediction)."""
         def two_d(a):
@@ -81,7 +81,7 @@ class GraphDataset:
                                    'y_pred': two_d(y_pred)})
         return float(out[self.metric])
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         size = (f'data={self.data}' if self.data is not None
                 else f'graphs={len(self.dataset)}')
         return (f'GraphDataset(name={self.name!r}, task={self.task!r}, '

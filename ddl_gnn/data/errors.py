@@ -1,4 +1,7 @@
 """Errors raised by :mod:`ddl_gnn.data`."""
+from typing import Iterable, Optional
+
+from .root import PathLike
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -10,7 +13,9 @@ class DatasetNotFoundError(FileNotFoundError):
     dataset, the expected path and how to obtain the files.
     """
 
-    def __init__(self, name, path, missing=(), reason=None, how=None):
+    def __init__(self, name: str, path: PathLike,
+                 missing: Iterable[str] = (), reason: Optional[str] = None,
+                 how: Optional[str] = None):
         self.name = name
         self.path = str(path)
         self.missing = list(missing)
@@ -41,7 +46,7 @@ class DatasetFileError(ValueError):
         reason: why it was refused.
     """
 
-    def __init__(self, path, reason):
+    def __init__(self, path: PathLike, reason: str):
         self.path = str(path)
         self.reason = reason
         super().__init__(f'{self.what}: {self.path}\n  reason: {reason}')

@@ -19,18 +19,20 @@ OGB datasets get the real ``ogb`` ``Evaluator``.  The others get
   (no missing labels, every task has positives), the macro AP that LRGB
   reports.
 """
+from typing import Any, Callable, Dict
+
 import numpy as np
 import torch
 
 
-def _np(a):
+def _np(a: Any) -> np.ndarray:
     if isinstance(a, torch.Tensor):
         a = a.detach().cpu().numpy()
     a = np.asarray(a)
     return a.reshape(-1, 1) if a.ndim == 1 else a
 
 
-def eval_acc(y_true, y_pred):
+def eval_acc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     accs = []
     for i in range(y_true.shape[1]):
         labelled = y_true[:, i] == y_true[:, i]
@@ -38,7 +40,8 @@ def eval_acc(y_true, y_pred):
     return sum(accs) / len(accs)
 
 
-def _per_task(y_true, y_pred, score, what):
+def _per_task(y_true: np.ndarray, y_pred: np.ndarray,
+              score: Callable[..., float], what: str) -> float:
     vals = []
     for i in range(y_true.shape[1]):
         labelled = y_true[:, i] == y_true[:, i]
@@ -51,17 +54,17 @@ def _per_task(y_true, y_pred, score, what):
     return sum(vals) / len(vals)
 
 
-def eval_rocauc(y_true, y_pred):
+def eval_rocauc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
     return _per_task(y_true, y_pred, roc_auc_score, 'ROC-AUC')
 
 
-def eval_ap(y_true, y_pred):
+def eval_ap(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     from sklearn.metrics import average_precision_score
     return _per_task(y_true, y_pred, average_precision_score, 'AP')
 
 
-def eval_rmse(y_true, y_pred):
+def eval_rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     out = []
     for i in range(y_true.shape[1]):
         labelled = y_true[:, i] == y_true[:, i]
@@ -70,27 +73,28 @@ def eval_rmse(y_true, y_pred):
     return sum(out) / len(out)
 
 
-METRICS = {'acc': eval_acc, 'rocauc': eval_rocauc, 'ap': eval_ap,
+METRICS: Dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    'acc': eval_acc, 'rocauc': eval_rocauc, 'ap': eval_ap,
            'rmse': eval_rmse}
 
 
 class Evaluator:
     """Stand-in for ``ogb.*.Evaluator`` on non-OGB datasets."""
 
-    def __init__(self, name, metric, num_tasks=1):
+    def __init__(self, name: str, metric: str, num_tasks: int = 1):
         if metric not in METRICS:
             raise ValueError(f'unknown metric {metric!r}; one of '
                              f'{sorted(METRICS)}')
         self.name, self.eval_metric, self.num_tasks = name, metric, num_tasks
 
     @property
-    def expected_input_format(self):
+    def expected_input_format(self) -> str:
         return (f"==== Expected input format of Evaluator for {self.name}\n"
                 f"{{'y_true': y_true, 'y_pred': y_pred}}, both of shape "
                 f"(num_samples, {self.num_tasks}); for 'acc' y_pred holds "
                 f"predicted labels")
 
-    def eval(self, input_dict):
+    def eval(self, input_dict: Dict[str, Any]) -> Dict[str, float]:
         y_true = _np(input_dict['y_true'])
         y_pred = _np(input_dict['y_pred'])
         if y_true.shape != y_pred.shape:

@@ -8,20 +8,27 @@ import time
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Any, Optional, Sequence
 from urllib.error import URLError
 
 from . import peptides
+from .dataset import GraphDataset
 from .errors import CorruptFileError, DatasetFileError, DatasetNotFoundError
 from .loaders import LOADERS
 from .registry import get_spec
-from .root import missing_files, offline_mode, resolve_root, writable_root
+from .root import (PathLike, missing_files, offline_mode, resolve_root,
+                   writable_root)
 from .safe_files import safe_loading
 
 _NET_ERRORS = (URLError, OSError, EOFError, ConnectionError, TimeoutError)
 
 
-def load_dataset(name, root=None, split=0, *, download=None, undirected=None,
-                 cache=None, normalize_features=False, **kwargs):
+def load_dataset(name: str, root: Optional[PathLike] = None, split: int = 0,
+                 *, download: Optional[bool] = None,
+                 undirected: Optional[bool] = None,
+                 cache: Optional[PathLike] = None,
+                 normalize_features: bool = False,
+                 **kwargs: Any) -> GraphDataset:
     """Load ``name`` through its real PyG / OGB loader.
 
     Args:
@@ -176,7 +183,7 @@ def _will_process(folder):
                    if os.path.basename(d) == 'processed')
 
 
-def verify_checksums(root, prefixes):
+def verify_checksums(root: PathLike, prefixes: Sequence[str]) -> None:
     """Checks the files under ``root`` whose paths start with one of
     ``prefixes`` against ``root/SHA256SUMS`` (the data's manifest; roots
     without one are not checked). A file that differs, e.g. one cut short

@@ -4,6 +4,8 @@ Each ``load_<family>(spec, root, split, undirected, **kw)`` gets a writable
 ``root`` (see :mod:`ddl_gnn.data.root`) and calls the real PyG / OGB loader.
 """
 import os
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
 
 import torch
 import torch_geometric.transforms as T
@@ -14,6 +16,7 @@ from ._ogb_compat import ogb_load_compat
 from .dataset import GraphDataset
 from .errors import CorruptFileError
 from .evaluators import Evaluator
+from .registry import DatasetSpec
 from .splits import masks_split, stratified_split
 from .synthetic import csbm_graph
 
@@ -72,7 +75,9 @@ def _check_split(spec, split, n):
     return int(split)
 
 
-def load_csbm(spec, root, split, undirected, train=0.6, valid=0.2, **kw):
+def load_csbm(spec: DatasetSpec, root: Optional[Path], split: int,
+              undirected: Optional[bool], train: float = 0.6,
+              valid: float = 0.2, **kw: Any) -> GraphDataset:
     import inspect
     known = set(inspect.signature(csbm_graph).parameters) | {'train',
                                                                'valid'}
@@ -86,7 +91,8 @@ def load_csbm(spec, root, split, undirected, train=0.6, valid=0.2, **kw):
                  generator_kwargs=kw)
 
 
-def load_karate(spec, root, split, undirected):
+def load_karate(spec: DatasetSpec, root: Optional[Path], split: int,
+                undirected: Optional[bool]) -> GraphDataset:
     from torch_geometric.datasets import KarateClub
     ds = KarateClub()
     data = ds[0]
@@ -99,7 +105,8 @@ def load_karate(spec, root, split, undirected):
                  ds.num_classes)
 
 
-def load_planetoid(spec, root, split, undirected):
+def load_planetoid(spec: DatasetSpec, root: Optional[Path], split: int,
+                   undirected: Optional[bool]) -> GraphDataset:
     from torch_geometric.datasets import Planetoid
     ds = Planetoid(os.path.join(root, 'planetoid'), spec.arg)
     data = ds[0]
@@ -107,7 +114,8 @@ def load_planetoid(spec, root, split, undirected):
                  ds.num_classes)
 
 
-def load_geom_gcn(spec, root, split, undirected):
+def load_geom_gcn(spec: DatasetSpec, root: Optional[Path], split: int,
+                  undirected: Optional[bool]) -> GraphDataset:
     from torch_geometric.datasets import Actor, WebKB, WikipediaNetwork
     base = os.path.join(root, 'geom_gcn')
     if spec.name == 'actor':
@@ -122,7 +130,8 @@ def load_geom_gcn(spec, root, split, undirected):
                  ds.num_classes, num_splits=int(data.train_mask.size(1)))
 
 
-def load_heterophilous(spec, root, split, undirected):
+def load_heterophilous(spec: DatasetSpec, root: Optional[Path], split: int,
+                       undirected: Optional[bool]) -> GraphDataset:
     from torch_geometric.datasets import HeterophilousGraphDataset
     ds = HeterophilousGraphDataset(os.path.join(root, 'heterophilous'),
                                    spec.arg)
@@ -139,7 +148,8 @@ FILTERED_URL = ('https://github.com/yandex-research/heterophilous-graphs/'
                 'raw/main/data')
 
 
-def load_filtered_npz(spec, root, split, undirected):
+def load_filtered_npz(spec: DatasetSpec, root: Optional[Path], split: int,
+                      undirected: Optional[bool]) -> GraphDataset:
     """``ROOT/heterophilous/extra_npz/<arg>.npz`` (downloaded with PyG's
     ``download_url`` when absent): features, labels, each undirected edge
     once, 10 splits as [10, N] masks."""
@@ -169,7 +179,9 @@ def load_filtered_npz(spec, root, split, undirected):
                  num_splits=int(data.train_mask.size(1)))
 
 
-def load_gnn_benchmark(spec, root, split, undirected, train=20, valid=30):
+def load_gnn_benchmark(spec: DatasetSpec, root: Optional[Path], split: int,
+                       undirected: Optional[bool], train: int = 20,
+                       valid: int = 30) -> GraphDataset:
     from torch_geometric.datasets import Amazon, Coauthor
     cls = Coauthor if spec.name.startswith('coauthor') else Amazon
     ds = cls(os.path.join(root, 'gnn_benchmark'), spec.arg)
@@ -179,7 +191,8 @@ def load_gnn_benchmark(spec, root, split, undirected, train=20, valid=30):
                  ds.num_classes)
 
 
-def load_ogbn(spec, root, split, undirected):
+def load_ogbn(spec: DatasetSpec, root: Optional[Path], split: int,
+              undirected: Optional[bool]) -> GraphDataset:
     from ogb.nodeproppred import Evaluator as OgbEvaluator
     from ogb.nodeproppred import PygNodePropPredDataset
     with ogb_load_compat():
@@ -203,7 +216,8 @@ def load_ogbn(spec, root, split, undirected):
     return out
 
 
-def load_ogbg(spec, root, split, undirected):
+def load_ogbg(spec: DatasetSpec, root: Optional[Path], split: int,
+              undirected: Optional[bool]) -> GraphDataset:
     from ogb.graphproppred import Evaluator as OgbEvaluator
     from ogb.graphproppred import PygGraphPropPredDataset
     with ogb_load_compat():
@@ -218,7 +232,8 @@ def load_ogbg(spec, root, split, undirected):
         info={'num_edge_features': int(ds.num_edge_features)})
 
 
-def load_lrgb(spec, root, split, undirected):
+def load_lrgb(spec: DatasetSpec, root: Optional[Path], split: int,
+              undirected: Optional[bool]) -> GraphDataset:
     from torch.utils.data import ConcatDataset
     from torch_geometric.datasets import LRGBDataset
     parts = {p: LRGBDataset(os.path.join(root, 'lrgb'), spec.arg, split=s)
@@ -240,7 +255,8 @@ def load_lrgb(spec, root, split, undirected):
               'num_edge_features': int(first.num_edge_features)})
 
 
-def load_ogbl(spec, root, split, undirected):
+def load_ogbl(spec: DatasetSpec, root: Optional[Path], split: int,
+              undirected: Optional[bool]) -> GraphDataset:
     from ogb.linkproppred import Evaluator as OgbEvaluator
     from ogb.linkproppred import PygLinkPropPredDataset
     with ogb_load_compat():
@@ -257,7 +273,8 @@ def load_ogbl(spec, root, split, undirected):
                       '{"hits@20"}'})
 
 
-LOADERS = {
+#: Family name (:attr:`DatasetSpec.family`) to its loader.
+LOADERS: Dict[str, Callable[..., GraphDataset]] = {
     'csbm': load_csbm, 'karate': load_karate, 'planetoid': load_planetoid,
     'geom_gcn': load_geom_gcn, 'heterophilous': load_heterophilous,
     'filtered_npz': load_filtered_npz,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .errors import CorruptFileError
+from .root import PathLike
 from .safe_files import load_pickle
 
 NPZ = os.path.join('lrgb', 'peptides_func_graphs_ogb.npz')
@@ -23,13 +24,14 @@ SPLIT = os.path.join('lrgb', 'peptides-functional',
 RAW = os.path.join('lrgb', 'peptides-func', 'raw')
 
 
-def can_write_raw(src_root):
+def can_write_raw(src_root: PathLike) -> bool:
+    """Whether ``src_root`` holds the compact copy (graphs and split)."""
     return all(os.path.exists(os.path.join(src_root, p)) for p in (NPZ, SPLIT))
 
 
-def write_peptides_raw(src_root, dst_root):
+def write_peptides_raw(src_root: PathLike, dst_root: PathLike) -> str:
     """Read the compact copy under ``src_root``, write raw files under
-    ``dst_root`` (the two may be the same folder)."""
+    ``dst_root`` (the two may be the same folder); returns the raw folder."""
     z = np.load(os.path.join(src_root, NPZ))
     # The official split is a pickle: read it with the restricted
     # unpickler (numpy arrays and plain containers only).

@@ -164,7 +164,7 @@ _ALIASES = {'photo': 'amazon-photo', 'computers': 'amazon-computers',
             'peptides-func', 'karateclub': 'karate'}
 
 
-def get_spec(name):
+def get_spec(name: str) -> DatasetSpec:
     key = name.strip().lower().replace('_', '-')
     key = _ALIASES.get(key, _ALIASES.get(key.replace('-', '_'), key))
     if key not in DATASETS:

@@ -14,22 +14,26 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Iterable, List, Optional, Union
+
+#: A folder or file given as a string or a path object.
+PathLike = Union[str, os.PathLike]
 
 DEFAULT_DIR = Path('~/.cache/ddl_gnn/data')
 
 
-def default_cache():
+def default_cache() -> Path:
     return Path(os.environ.get('DDL_GNN_CACHE') or DEFAULT_DIR).expanduser()
 
 
-def resolve_root(root=None):
+def resolve_root(root: Optional[PathLike] = None) -> Path:
     """The data root: argument, else ``$DDL_GNN_DATA``, else the cache."""
     if root is None:
         root = os.environ.get('DDL_GNN_DATA') or default_cache()
     return Path(root).expanduser().resolve()
 
 
-def offline_mode(download=None):
+def offline_mode(download: Optional[bool] = None) -> bool:
     """``download=False`` or ``$DDL_GNN_OFFLINE`` in (1, true, yes) → True.
 
     ``download=True`` forces the real loader's download even when the
@@ -40,7 +44,7 @@ def offline_mode(download=None):
                                                              'yes')
 
 
-def missing_files(root, relpaths):
+def missing_files(root: PathLike, relpaths: Iterable[str]) -> List[str]:
     return [p for p in relpaths if not (Path(root) / p).exists()]
 
 
@@ -63,7 +67,8 @@ def _tree_writable(path):
     return all(_dir_writable(d) for d, _, _ in os.walk(path))
 
 
-def writable_root(root, dataset_dirs, cache=None):
+def writable_root(root: PathLike, dataset_dirs: Iterable[str],
+                  cache: Optional[PathLike] = None) -> Path:
     """Return a root under which ``dataset_dirs`` (relative) can be written.
 
     If every folder in ``dataset_dirs`` is writable under ``root``, that is

@@ -1,8 +1,12 @@
 """Index splits: masks → indices, and seeded stratified random splits."""
+from typing import Dict, Optional, Union
+
 import torch
+from torch import Tensor
+from torch_geometric.data import Data
 
 
-def mask_to_index(mask, column=None):
+def mask_to_index(mask: Tensor, column: Optional[int] = None) -> Tensor:
     """Indices of a boolean mask; ``column`` picks one of several splits."""
     if mask.dim() == 2:
         if column is None:
@@ -11,13 +15,19 @@ def mask_to_index(mask, column=None):
     return mask.nonzero(as_tuple=False).view(-1)
 
 
-def masks_split(data, column=None):
+def masks_split(data: Data, column: Optional[int] = None
+                ) -> Dict[str, Tensor]:
+    """The train/valid/test indices of ``data``'s masks (``column`` as in
+    :func:`mask_to_index`)."""
     return {'train': mask_to_index(data.train_mask, column),
             'valid': mask_to_index(data.val_mask, column),
             'test': mask_to_index(data.test_mask, column)}
 
 
-def stratified_split(y, seed=0, train=0.6, valid=0.2, nodes=None):
+def stratified_split(y: Tensor, seed: int = 0,
+                     train: Union[int, float] = 0.6,
+                     valid: Union[int, float] = 0.2,
+                     nodes: Optional[Tensor] = None) -> Dict[str, Tensor]:
     """Seeded random split, stratified by class.
 
     ``train``/``valid`` are fractions (< 1) of each class, or integer counts

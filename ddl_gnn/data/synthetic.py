@@ -24,8 +24,10 @@ from torch_geometric.data import Data
 from torch_geometric.utils import coalesce, to_undirected
 
 
-def csbm_graph(num_nodes=1000, num_classes=4, num_features=32, avg_degree=10.,
-               homophily=0.8, feature_snr=1.0, seed=0):
+def csbm_graph(num_nodes: int = 1000, num_classes: int = 4,
+               num_features: int = 32, avg_degree: float = 10.,
+               homophily: float = 0.8, feature_snr: float = 1.0,
+               seed: int = 0) -> Data:
     for name, value in (('num_nodes', num_nodes),
                         ('num_classes', num_classes),
                         ('num_features', num_features), ('seed', seed)):

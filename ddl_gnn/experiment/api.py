@@ -27,6 +27,11 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 from .config import RunConfig
 from .recommended import with_recommended
+from .records import ResultStore
+
+# train, sweep and report import their modules when called: those load
+# torch and PyG, which reading records (results, load_records, write_csv)
+# does not need.
 
 Records = Union[str, Path, Iterable[Dict[str, Any]]]
 
@@ -67,7 +72,6 @@ def train(dataset: str, model: str, depth: int, *, seed: int = 0,
     Returns:
         The run's record.
     """
-    from .records import ResultStore
     from .runner import run
     if recommended:
         options = with_recommended(dataset, model, options, options)
@@ -111,7 +115,6 @@ def sweep(config: Optional[Union[str, Dict[str, Any]]] = None, *, out: str,
     Returns:
         The records of all the sweep's runs (those run now and those found).
     """
-    from .records import ResultStore
     from .report import write_report
     from .sweep import find_config, load_config, run_sweep, sweep_configs
     if isinstance(config, dict):
@@ -139,7 +142,6 @@ def load_records(source: Records) -> List[Dict[str, Any]]:
     """The records of a results folder (``results.jsonl`` and its archive),
     or ``source`` itself when it already is records."""
     if isinstance(source, (str, Path)):
-        from .records import ResultStore
         return ResultStore(str(source)).load()
     return list(source)
 

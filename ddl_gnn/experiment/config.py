@@ -142,9 +142,15 @@ class RunConfig:
         blob = json.dumps(self.changed(), sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
-    def command(self, out: str) -> str:
-        """The ``ddl-gnn train`` command that reproduces this run."""
-        args = ['ddl-gnn', 'train']
+    def command(self, out: str, nproc: Optional[int] = None) -> str:
+        """The ``ddl-gnn train`` command that reproduces this run; with
+        ``nproc``, the ``torchrun`` command that trains it data-parallel
+        over ``nproc`` processes (``train --distributed``)."""
+        if nproc is None:
+            args = ['ddl-gnn', 'train']
+        else:
+            args = ['torchrun', f'--nproc_per_node={nproc}', '-m', 'ddl_gnn',
+                    'train', '--distributed']
         for name, value in self.changed().items():
             flag = '--' + name.replace('_', '-')
             if isinstance(value, bool):

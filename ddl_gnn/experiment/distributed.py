@@ -29,22 +29,78 @@ every rank joins every gradient all-reduce.
 Evaluation (and best-validation selection, early stopping) is computed on
 rank 0 as one full-graph pass and broadcast, so all ranks stay in lockstep;
 rank 0 measures the trained model and returns the record.
+
+The process-group plumbing of ``ddl-gnn train --distributed`` and ``sweep
+--distributed`` (torchrun's environment, the backend, each rank's device)
+is here too: :func:`dist_context`, :func:`barrier`, :func:`rank_device`.
 """
 from __future__ import annotations
 
 import math
 import os
-import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from contextlib import contextmanager
+from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence,
+                    Tuple)
 
 import torch
-from torch import Tensor
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
+from .checkpoint import RunCheckpoint
+from .config import RunConfig
+from .runner import FittedRun, fit_run, load, make_optimizer, record_run
 from .tasks import loss_count
-from .train import Step
+from .train import Step, fit_node
 
 #: Loaders :func:`global_steps` can shard.
 SHARDED_LOADERS = ('full', 'random')
+
+
+@contextmanager
+def dist_context(enabled: bool) -> Iterator[Tuple[int, int]]:
+    """Yields ``(rank, world_size)``; with ``enabled`` it joins the process
+    group that torchrun describes in the environment (gloo on CPU, NCCL on
+    GPU) and leaves it on exit."""
+    if not enabled:
+        yield 0, 1
+        return
+    if 'RANK' not in os.environ or 'WORLD_SIZE' not in os.environ:
+        raise RuntimeError('--distributed needs the torchrun environment '
+                           '(RANK, WORLD_SIZE, MASTER_ADDR); launch with '
+                           '`torchrun --nproc_per_node=N -m ddl_gnn ...`')
+    backend = 'nccl' if torch.cuda.is_available() else 'gloo'
+    own = not dist.is_initialized()
+    if own:
+        dist.init_process_group(backend)
+    try:
+        yield dist.get_rank(), dist.get_world_size()
+    finally:
+        if own:
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+def barrier() -> None:
+    """``dist.barrier()`` inside a process group, a no-op outside one."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def rank_device() -> torch.device:
+    """This rank's device: its local GPU under NCCL, else the CPU."""
+    if dist.get_backend() == 'nccl':  # untested here: no GPU on CI machines
+        local = int(os.environ.get('LOCAL_RANK', 0))
+        torch.cuda.set_device(local)
+        return torch.device('cuda', local)
+    return torch.device('cpu')
+
+
+def _check_sharded(cfg: RunConfig) -> None:
+    if cfg.loader not in SHARDED_LOADERS:
+        raise NotImplementedError(
+            f'--distributed supports --loader {" or ".join(SHARDED_LOADERS)}'
+            f', got {cfg.loader!r}')
 
 
 def random_partitions(num_nodes: int, batch_size: int, seed: int,
@@ -65,10 +121,7 @@ def global_steps(ds, cfg, world_size: int, ranks: Optional[Sequence[int]]
     ``ranks=None``: one process running all ``W`` pieces of every global
     batch with scale ``1 / n`` (the single-process reference).
     """
-    if cfg.loader not in SHARDED_LOADERS:
-        raise NotImplementedError(
-            f'--distributed supports --loader {" or ".join(SHARDED_LOADERS)}'
-            f', got {cfg.loader!r}')
+    _check_sharded(cfg)
     data, train_idx = ds.data, ds.split['train']
     W = int(world_size)
     mine = list(range(W)) if ranks is None else list(ranks)
@@ -109,83 +162,56 @@ class TorchComm:
     process group."""
 
     def __init__(self, device: torch.device):
-        import torch.distributed as dist
-        self.dist, self.device = dist, device
+        self.device = device
         self.rank = dist.get_rank()
 
     def all_sum(self, values: List[float]) -> List[float]:
         t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        self.dist.all_reduce(t)
+        dist.all_reduce(t)
         return t.tolist()
 
     def from_root(self, fn: Callable[[], Any]) -> Any:
         box = [fn() if self.rank == 0 else None]
-        self.dist.broadcast_object_list(box, src=0, device=self.device)
+        dist.broadcast_object_list(box, src=0, device=self.device)
         return box[0]
 
 
-def _device() -> torch.device:
-    import torch.distributed as dist
-    if dist.get_backend() == 'nccl':  # untested here: no GPU on CI machines
-        local = int(os.environ.get('LOCAL_RANK', 0))
-        torch.cuda.set_device(local)
-        return torch.device('cuda', local)
-    return torch.device('cpu')
-
-
-def fit_distributed(cfg, rank: int, world_size: int,
-                    progress: bool = False) -> Dict[str, Any]:
-    """Trains ``cfg`` data-parallel inside an initialised process group and
-    returns ``dict(ds, model, best, init, start, device)`` (``model`` is
-    the unwrapped module, loaded with the best-validation state)."""
-    from torch.nn.parallel import DistributedDataParallel
-    from torch_geometric import seed_everything
-
-    from .measure import measure
-    from .runner import load, make_model, make_optimizer
-    from .train import fit_node
-
+def fit_distributed(cfg: RunConfig, rank: int, world_size: int,
+                    progress: bool = False) -> FittedRun:
+    """Trains ``cfg`` data-parallel inside an initialised process group
+    (:func:`~.runner.fit_run` with a DDP fit); the returned ``model`` is the
+    unwrapped module, loaded with the best-validation state."""
     ds = load(cfg)
     if ds.task != 'node':
         raise NotImplementedError(
             f'--distributed trains node-level datasets; {cfg.dataset!r} is a '
             f'{ds.task}-level task (use `ddl-gnn sweep --distributed` to '
             f'spread whole runs over ranks)')
-    device = _device()
-    if device.type != 'cpu':
-        ds.data = ds.data.to(device)
-        ds.split = {k: v.to(device) for k, v in ds.split.items()}
-    steps = global_steps(ds, cfg, world_size, [rank])
-    seed_everything(cfg.seed)           # identical initial weights
-    model = make_model(cfg, ds).to(device)
-    start = time.perf_counter()
-    init = measure(model, ds) if cfg.measure and rank == 0 else {}
-    torch.manual_seed(cfg.seed + 7919 * rank)  # own dropout stream per rank
-    # static_graph: tolerates parameters a family never uses, without
-    # find_unused_parameters' graph traversal on every step.
-    ddp = DistributedDataParallel(model, static_graph=True)
-    opt = make_optimizer(cfg, model)
-    best = fit_node(model, ds, cfg, opt, progress=progress, steps=steps,
-                    train_model=ddp, comm=TorchComm(device))
-    return dict(ds=ds, model=model, best=best, init=init, start=start,
-                device=device)
+    _check_sharded(cfg)
+
+    def fit(cfg: RunConfig, ds, model: nn.Module, device: torch.device,
+            progress: bool, checkpoint: Optional[RunCheckpoint]
+            ) -> Tuple[Dict[str, Any], None]:
+        steps = global_steps(ds, cfg, world_size, [rank])
+        torch.manual_seed(cfg.seed + 7919 * rank)  # own dropout stream
+        # static_graph: tolerates parameters a family never uses, without
+        # find_unused_parameters' graph traversal on every step.
+        ddp = DistributedDataParallel(model, static_graph=True)
+        opt = make_optimizer(cfg, model)
+        return fit_node(model, ds, cfg, opt, progress=progress, steps=steps,
+                        train_model=ddp, comm=TorchComm(device)), None
+
+    # Every rank seeds the model identically; rank 0 alone measures it.
+    return fit_run(cfg, rank_device(), fit, progress,
+                   measure_init=rank == 0)
 
 
-def train_distributed(cfg, out: str, rank: int, world_size: int
+def train_distributed(cfg: RunConfig, out: str, rank: int, world_size: int
                       ) -> Optional[Dict[str, Any]]:
     """:func:`fit_distributed`, then rank 0 measures the trained model and
-    returns the result record (with ``world_size``); other ranks ``None``."""
-    from .measure import measure
-    from .runner import make_record
-    res = fit_distributed(cfg, rank, world_size, progress=rank == 0)
+    returns the result record (with ``world_size`` and the ``torchrun``
+    command); other ranks ``None``."""
+    fitted = fit_distributed(cfg, rank, world_size, progress=rank == 0)
     if rank != 0:
         return None
-    model, ds = res['model'], res['ds']
-    trained = measure(model, ds) if cfg.measure else {}
-    record = make_record(cfg, ds, model, res['best'], res['init'], trained,
-                         res['start'], out, world_size,
-                         device=str(res['device']))
-    record['command'] = (f'torchrun --nproc_per_node={world_size} -m ddl_gnn '
-                         + record['command'].split(' ', 1)[1]
-                         .replace('train ', 'train --distributed ', 1))
-    return record
+    return record_run(cfg, fitted, out, world_size, distributed=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from .records import is_diverged
-from .report import mean_std, metric_scale
+from .grouping import mean_std, metric_scale
 
 #: (label, value of a record) in OGB's order and alignment.
 _LINES = (('Highest Train', lambda r: _highest_train(r)),

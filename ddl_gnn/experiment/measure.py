@@ -7,7 +7,9 @@ from typing import Any, Dict, List
 import torch
 from torch import nn
 
+from ..metrics import beta_summary, find_beta_modules, probe_model
 from .tasks import loss_fn
+from .train import graph_forward, model_device
 
 #: Metrics recorded for every layer of every run.
 RUN_METRICS = ('dirichlet_energy', 'relative_dirichlet_energy', 'mad',
@@ -28,7 +30,6 @@ def _pivot(records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 def beta_records(model: nn.Module) -> List[Dict[str, Any]]:
     """One dict per delta layer: the β audit of its last forward pass."""
-    from ..metrics import beta_summary, find_beta_modules
     out = []
     for layer, (_, module) in enumerate(find_beta_modules(model), 1):
         stats = beta_summary(module.last_beta)
@@ -41,8 +42,6 @@ def measure(model: nn.Module, ds, split_part: str = 'train'
             ) -> Dict[str, Any]:
     """Per-layer metrics (plus ``grad_norm`` of the training loss) and the
     β audit, with the model in eval mode (no dropout)."""
-    from ..metrics import probe_model
-    from .train import graph_forward, model_device
     was_training = model.training
     model.eval()
     if ds.task == 'graph':

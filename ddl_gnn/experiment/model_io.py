@@ -26,7 +26,10 @@ from typing import Any, Dict, Optional, Tuple, Union
 import torch
 from torch import nn
 
+from ..models import build_model
 from .config import RunConfig
+from .tasks import out_channels
+from .train import LinkPredictor
 
 #: Bump when the file layout changes; an older file is then an error.
 FORMAT = 1
@@ -49,7 +52,6 @@ class NodeEmbedding(nn.Module):
 
 def model_spec(cfg: RunConfig, ds) -> Dict[str, Any]:
     """The JSON-ready build spec of ``cfg``'s model on dataset ``ds``."""
-    from .tasks import out_channels
     kwargs = dict(cfg.model_kwargs)
     kwargs.setdefault('dropout', cfg.dropout)
     conv = kwargs.get('conv', 'gcn')
@@ -90,7 +92,6 @@ def _encoder(desc: Optional[Dict[str, Any]], hidden: int
 
 def build_from_spec(spec: Dict[str, Any]) -> nn.Module:
     """The (freshly initialised) model that :func:`model_spec` describes."""
-    from ..models import build_model
     kwargs = dict(spec['kwargs'])
     for key in ('encoder', 'edge_encoder'):
         module = _encoder(spec.get(key), spec['hidden'])
@@ -165,7 +166,6 @@ def load_model(path: Union[str, Path], predictor: bool = False
         return model
     if 'predictor' not in blob:
         raise ValueError(f'{path}: no predictor saved (not a link task)')
-    from .train import LinkPredictor
     head = LinkPredictor(int(blob['predictor_hidden']))
     head.load_state_dict(blob['predictor'])
     return model, head.eval()

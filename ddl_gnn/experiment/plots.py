@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List
 
-from .report import group_records, mean_std
+from .grouping import group_records, mean_std
 
 
 def _figure(**kwargs):

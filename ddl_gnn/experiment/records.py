@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Set
 
+from .. import __version__
 from .._checkout import git_sha
 
 
@@ -19,7 +20,6 @@ def environment(device: str = 'cpu') -> Dict[str, Any]:
     """Versions, device and git SHA stamped on every record: ``ddl_gnn``
     is the package version, ``git_sha`` its commit when it runs from its
     own checkout (:func:`~ddl_gnn._checkout.git_sha`)."""
-    from .. import __version__
     import torch
     import torch_geometric
     try:

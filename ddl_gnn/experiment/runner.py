@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict
-from typing import Any, Dict, Optional
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 from torch import nn
 from torch_geometric import seed_everything
 
+from ..data import load_dataset
 from .checkpoint import RunCheckpoint
 from .config import RunConfig
 from .measure import measure
@@ -23,7 +24,6 @@ _DATA_CACHE: Dict[Any, Any] = {}
 
 def load(cfg: RunConfig):
     """Loads (and memoises) the dataset of ``cfg``."""
-    from ..data import load_dataset
     key = (cfg.dataset, cfg.split,
            tuple(sorted(cfg.dataset_kwargs.items())))
     if key not in _DATA_CACHE:
@@ -99,9 +99,53 @@ def _device(name: str) -> torch.device:
     return device
 
 
-def _run(cfg: RunConfig, out: str, progress: bool, world_size: int,
-         device: torch.device, checkpoint_every: Optional[float] = None,
-         save: bool = False) -> Dict[str, Any]:
+#: Trains a freshly built model: ``fit(cfg, ds, model, device, progress,
+#: checkpoint)`` returns what the ``fit_*`` functions of :mod:`.train`
+#: return and the link predictor it trained (``None`` for other tasks).
+Fit = Callable[[RunConfig, Any, nn.Module, torch.device, bool,
+                Optional[RunCheckpoint]],
+               Tuple[Dict[str, Any], Optional[nn.Module]]]
+
+
+def fit_task(cfg: RunConfig, ds, model: nn.Module, device: torch.device,
+             progress: bool, checkpoint: Optional[RunCheckpoint]
+             ) -> Tuple[Dict[str, Any], Optional[nn.Module]]:
+    """The one-process :data:`Fit` of ``ds``'s task (node, graph or
+    link)."""
+    if ds.task == 'link':
+        predictor = LinkPredictor(cfg.hidden).to(device)
+        opt = make_optimizer(cfg, model, predictor)
+        return fit_link(model, predictor, ds, cfg, opt, progress,
+                        checkpoint=checkpoint), predictor
+    opt = make_optimizer(cfg, model)
+    fit = fit_graph if ds.task == 'graph' else fit_node
+    return fit(model, ds, cfg, opt, progress, checkpoint=checkpoint), None
+
+
+@dataclass
+class FittedRun:
+    """A trained run before its record: the dataset, the model (with its
+    best-validation state), what the fit returned (``best``), the
+    :func:`measure` dict at initialisation, the start time, the device, the
+    link predictor and the run's checkpoint (or ``None``s)."""
+    ds: Any
+    model: nn.Module
+    best: Dict[str, Any]
+    init: Dict[str, Any]
+    start: float
+    device: torch.device
+    predictor: Optional[nn.Module] = None
+    checkpoint: Optional[RunCheckpoint] = None
+
+
+def fit_run(cfg: RunConfig, device: torch.device, fit: Fit = fit_task,
+            progress: bool = False, out: str = 'runs',
+            checkpoint_every: Optional[float] = None,
+            measure_init: bool = True) -> FittedRun:
+    """Loads the data of ``cfg`` onto ``device``, builds the model from
+    ``cfg.seed``, measures it (unless ``measure_init`` is false) and trains
+    it with ``fit``; with ``checkpoint_every`` the training state is kept
+    in ``out/checkpoints`` (see :func:`run`)."""
     ds = load(cfg)
     if cfg.adj != 'edge_index' and ds.task != 'node':
         raise ValueError(f"adj={cfg.adj!r} applies to full-graph node tasks;"
@@ -115,38 +159,48 @@ def _run(cfg: RunConfig, out: str, progress: bool, world_size: int,
     seed_everything(cfg.seed)
     model = make_model(cfg, ds).to(device)
     start = time.perf_counter()
-    init = measure(model, ds) if cfg.measure else {}
+    init = measure(model, ds) if cfg.measure and measure_init else {}
     ckpt = None if checkpoint_every is None else RunCheckpoint(
         os.path.join(out, 'checkpoints'), cfg.key(), checkpoint_every)
-    predictor = None
-    if ds.task == 'link':
-        predictor = LinkPredictor(cfg.hidden).to(device)
-        opt = make_optimizer(cfg, model, predictor)
-        best = fit_link(model, predictor, ds, cfg, opt, progress,
-                        checkpoint=ckpt)
-    else:
-        opt = make_optimizer(cfg, model)
-        fit = fit_graph if ds.task == 'graph' else fit_node
-        best = fit(model, ds, cfg, opt, progress, checkpoint=ckpt)
-    trained = measure(model, ds) if cfg.measure else {}
-    record = make_record(cfg, ds, model, best, init, trained, start, out,
-                         world_size, device=str(device))
+    best, predictor = fit(cfg, ds, model, device, progress, ckpt)
+    return FittedRun(ds, model, best, init, start, device, predictor, ckpt)
+
+
+def record_run(cfg: RunConfig, fitted: FittedRun, out: str,
+               world_size: int = 1, distributed: bool = False
+               ) -> Dict[str, Any]:
+    """Measures the trained model of ``fitted`` and returns its record; with
+    ``distributed`` the record's command is the ``torchrun`` one over
+    ``world_size`` processes."""
+    trained = measure(fitted.model, fitted.ds) if cfg.measure else {}
+    return make_record(cfg, fitted.ds, fitted.model, fitted.best,
+                       fitted.init, trained, fitted.start, out, world_size,
+                       device=str(fitted.device), distributed=distributed)
+
+
+def _run(cfg: RunConfig, out: str, progress: bool, world_size: int,
+         device: torch.device, checkpoint_every: Optional[float] = None,
+         save: bool = False) -> Dict[str, Any]:
+    fitted = fit_run(cfg, device, progress=progress, out=out,
+                     checkpoint_every=checkpoint_every)
+    record = record_run(cfg, fitted, out, world_size)
     if save:
         name = os.path.join('models', f'{cfg.key()}.pt')
-        save_model(os.path.join(out, name), model, cfg, model_spec(cfg, ds),
-                   predictor)
+        save_model(os.path.join(out, name), fitted.model, cfg,
+                   model_spec(cfg, fitted.ds), fitted.predictor)
         record['model_path'] = name
-    if ckpt is not None:
-        ckpt.clear()
+    if fitted.checkpoint is not None:
+        fitted.checkpoint.clear()
     return record
 
 
 def make_record(cfg: RunConfig, ds, model: nn.Module, best: Dict[str, Any],
                 init: Dict[str, Any], trained: Dict[str, Any], start: float,
-                out: str, world_size: int = 1,
-                device: str = 'cpu') -> Dict[str, Any]:
+                out: str, world_size: int = 1, device: str = 'cpu',
+                distributed: bool = False) -> Dict[str, Any]:
     """The JSON-ready result record of a finished run (``best`` is what the
-    fit functions return; ``init``/``trained`` are :func:`measure` dicts)."""
+    fit functions return; ``init``/``trained`` are :func:`measure` dicts;
+    ``distributed``: trained data-parallel over ``world_size`` ranks)."""
     history = best.pop('history')
     resumed = best.pop('resumed', None)
     extra = {} if resumed is None else dict(
@@ -173,4 +227,5 @@ def make_record(cfg: RunConfig, ds, model: nn.Module, best: Dict[str, Any],
         time_s=round(time.perf_counter() - start
                      + (resumed['prior_train_s'] if resumed else 0.0), 3),
         world_size=world_size, config=asdict(cfg),
-        command=cfg.command(out), **extra, **environment(device))
+        command=cfg.command(out, world_size if distributed else None),
+        **extra, **environment(device))

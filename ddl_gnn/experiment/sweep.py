@@ -46,6 +46,10 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from tqdm.auto import tqdm
 
+from .._checkout import checkout_root
+from ..data import get_spec
+from ..models import MODELS
+from . import runner
 from .checkpoint import RunCheckpoint
 from .claims import RunClaim
 from .config import RunConfig
@@ -81,8 +85,6 @@ def find_config(path: str) -> str:
     in ddl_gnn's own checkout (``study/configs/cora.toml`` from
     anywhere)."""
     from importlib import resources
-
-    from .._checkout import checkout_root
     name = path if path.endswith('.toml') else path + '.toml'
     cands = [Path(path), Path(str(resources.files('ddl_gnn') / 'configs'
                                    / Path(name).name))]
@@ -170,8 +172,6 @@ def check_spec(spec: Dict[str, Any]) -> None:
 def check_names(configs: Sequence[RunConfig]) -> None:
     """Every model and dataset name of ``configs`` is known: a sweep
     refuses a misspelt name before it trains anything."""
-    from ..data import get_spec
-    from ..models import MODELS
     bad_models = sorted({c.model for c in configs} - set(MODELS))
     if bad_models:
         raise ValueError(f"unknown model(s) {bad_models}; choose from "
@@ -267,7 +267,6 @@ def run_sweep(configs: Sequence[RunConfig], out: str, progress: bool = True,
     last checkpoint, and such cut-off runs are taken first; a rerun never
     duplicates a run. ``save_models`` keeps each trained model in
     ``out/models`` (see :func:`~.runner.run`)."""
-    from .runner import run
     store = ResultStore(out)
     done = store.keys()
     mine = [c for i, c in enumerate(configs) if i % world_size == rank]
@@ -289,9 +288,12 @@ def run_sweep(configs: Sequence[RunConfig], out: str, progress: bool = True,
             # It may have been finished since this sweep read the store.
             if cfg.key() in store.keys():
                 continue
-            record = run(cfg, out=out, progress=progress, device=device,
-                         checkpoint_every=checkpoint_every,
-                         save=save_models)
+            # runner.run is looked up per run, so a wrapper set on the
+            # module (e.g. one that counts runs) sees every call.
+            record = runner.run(cfg, out=out, progress=progress,
+                                device=device,
+                                checkpoint_every=checkpoint_every,
+                                save=save_models)
             if store.append(record):
                 written.append(record)
         finally:

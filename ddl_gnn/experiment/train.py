@@ -14,7 +14,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..nn.adjacency import to_adj_t
 from .checkpoint import RunCheckpoint, random_state, set_random_state
+from .graph_loader import GatherGraphLoader
 from .loaders import node_train_batches
 from .tasks import higher_is_better, loss_count, loss_fn, predictions
 
@@ -176,7 +178,6 @@ def _node_forward(data, adj: str = 'edge_index'
     the graph goes in as its transposed sparse adjacency, built once."""
     ew = getattr(data, 'edge_weight', None)
     if adj == 'csr':
-        from ..nn.adjacency import to_adj_t
         adj_t = to_adj_t(data.edge_index, ew, data.num_nodes)
         return lambda model: model(data.x, adj_t)
     return lambda model: model(data.x, data.edge_index, ew)
@@ -196,7 +197,6 @@ def graph_forward(model: nn.Module, batch) -> Tensor:
 
 def fit_graph(model: nn.Module, ds, cfg, opt, progress: bool = True,
               checkpoint: Optional[RunCheckpoint] = None):
-    from .graph_loader import GatherGraphLoader
     device = model_device(model)
     # Batches cut on the device from each split collated once; the same
     # batches and generator draws as PyG's DataLoader (graph_loader.py).

@@ -8,7 +8,7 @@ from torch import Tensor
 from torch_geometric.utils import scatter
 
 from ._hops import hop_distances, propagation_matrix
-from .._validate import check_graph
+from .._validate import check_metric_inputs
 from .batched import graph_mean, num_graphs
 
 #: Largest graph on which :func:`mad_gap` uses every node as a source by
@@ -96,7 +96,7 @@ def mad_gap(
         A 0-dim float64 tensor (NaN if there is no near or no remote pair),
         or the tuple :obj:`(gap, mad_near, mad_remote)`.
     """
-    check_graph(x, edge_index, None, batch)
+    check_metric_inputs(x, edge_index, None, batch)
     if not (1 <= near < remote):
         raise ValueError(f"'near' and 'remote' must satisfy 1 <= near < "
                          f'remote (got near={near}, remote={remote})')

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-from .._validate import check_graph
+from .._validate import check_metric_inputs
 from .batched import graph_mean, nodes_per_graph, num_graphs, segment_sum
 
 #: Edges processed per chunk (bounds the ``[chunk, d]`` temporaries).
@@ -84,7 +84,7 @@ def dirichlet_energy(x: Tensor, edge_index: Tensor,
           :math:`(|\mathcal{E}|)`, :math:`(|\mathcal{V}|)`
         - **output:** scalar (0-dim float64 tensor)
     """
-    check_graph(x, edge_index, edge_weight, batch)
+    check_metric_inputs(x, edge_index, edge_weight, batch)
     size = num_graphs(batch)
     energy = _edge_sq_dist(x, edge_index, edge_weight, batch, size)
     n = nodes_per_graph(batch, x.size(0), x.device)
@@ -123,7 +123,7 @@ def relative_dirichlet_energy(x: Tensor, edge_index: Tensor,
         - **inputs:** :math:`(|\mathcal{V}|, F)`, :math:`(2, |\mathcal{E}|)`
         - **output:** scalar (0-dim float64 tensor)
     """
-    check_graph(x, edge_index, edge_weight, batch)
+    check_metric_inputs(x, edge_index, edge_weight, batch)
     size = num_graphs(batch)
     energy = _edge_sq_dist(x, edge_index, edge_weight, batch, size)
     sq = segment_sum(x.square().sum(-1), batch, size)
@@ -177,7 +177,8 @@ def normalized_dirichlet_energy(x: Tensor, edge_index: Tensor,
         - **inputs:** :math:`(|\mathcal{V}|, F)`, :math:`(2, |\mathcal{E}|)`
         - **output:** scalar (0-dim float64 tensor)
     """
-    check_graph(x, edge_index, edge_weight, batch, nonnegative_weight=True)
+    check_metric_inputs(x, edge_index, edge_weight, batch,
+                        nonnegative_weight=True)
     num_nodes, (row, col) = x.size(0), edge_index
     w = edge_weight
     if w is None:
@@ -228,7 +229,7 @@ def mad(x: Tensor, edge_index: Tensor,
         - **inputs:** :math:`(|\mathcal{V}|, F)`, :math:`(2, |\mathcal{E}|)`
         - **output:** scalar (0-dim float64 tensor)
     """
-    check_graph(x, edge_index, None, batch)
+    check_metric_inputs(x, edge_index, None, batch)
     u = x / x.norm(dim=-1, keepdim=True).clamp(min=eps)
     row, col = edge_index
     size = num_graphs(batch)

@@ -26,8 +26,8 @@ from torch_geometric.nn import global_add_pool, global_mean_pool
 from torch_geometric.nn.resolver import activation_resolver
 from torch_geometric.typing import Adj, OptTensor
 
-from .._validate import values_checked
-from ..nn._checks import check_features, check_graph, check_readout_batch
+from .._validate import (check_features, check_graph, check_readout_batch,
+                         values_checked)
 from ..nn._hetero import reject_hetero
 from ..nn.adjacency import normalize_adjacency
 from ..nn.norms import make_norm

@@ -32,7 +32,7 @@ class DeltaGNN(DeepGNN):
     Args (beyond :class:`~ddl_gnn.models.base.DeepGNN`):
         d_v (int, optional): Value columns of the node state. (default: 1)
         beta_init (float, optional): Gate at initialisation.
-            (default: :obj:`0.1`)
+            (default: :obj:`BETA_INIT`)
         beta_mode (str, optional): ``'learned'``, ``'learned01'``,
             ``'fixed'``. (default: :obj:`'learned'`)
         k_source, beta_source, v_source, erase, heads, alpha: see

@@ -14,7 +14,7 @@ from torch_geometric.utils import spmm
 
 from ..ops import (delta_update, delta_update_read, delta_write,
                    head_components)
-from ._checks import check_features, check_graph
+from .._validate import check_features, check_graph
 from ._hetero import reject_hetero
 from .adjacency import normalize_adjacency
 from .compress import StateCompressor, compress_state
@@ -62,7 +62,7 @@ class DeltaConv(MessagePassing):
         d_v (int, optional): Value columns of the state; 1 is an ordinary
             feature vector. (default: :obj:`1`)
         beta_init (float, optional): Gate at initialisation, :math:`\beta_0`.
-            (default: :obj:`0.1`, near identity)
+            (default: :obj:`BETA_INIT`, near identity)
         beta_mode (str, optional): ``'learned'`` (β ∈ (0, 2)),
             ``'learned01'`` (β ∈ (0, 1)) or ``'fixed'`` (β = β₀).
             (default: :obj:`'learned'`)

@@ -39,7 +39,7 @@ class BetaGate(Module):
     Args:
         in_channels (int): Width of the context :math:`c_i`.
         beta_init (float, optional): :math:`\beta_0`, the gate at
-            initialisation. (default: :obj:`0.1`)
+            initialisation. (default: :obj:`BETA_INIT`)
         beta_mode (str, optional): ``'learned'``, ``'learned01'`` or
             ``'fixed'``. (default: :obj:`'learned'`)
         heads (int, optional): Gates per node, one per head of the

@@ -44,8 +44,8 @@ def _worker(rank: int, port: int, out: str) -> None:
         from ddl_gnn.experiment.distributed import fit_distributed
         for loader in LOADERS:
             res = fit_distributed(_cfg(loader), rank, WORLD)
-            torch.save(dict(state=res['model'].state_dict(),
-                            history=res['best']['history']),
+            torch.save(dict(state=res.model.state_dict(),
+                            history=res.best['history']),
                        os.path.join(out, f'{loader}{rank}.pt'))
         model = _model_grads(_cfg('random'), rank)
         torch.save({n: p.grad for n, p in model.named_parameters()},
