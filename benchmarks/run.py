@@ -25,6 +25,8 @@ CASES = {
     'adj': 'adj',
     'graph-loader': 'graph_loader',
     'metrics': 'metrics',
+    'small-graphs': 'small_graphs',
+    'gpu-table': 'gpu_table',
 }
 
 

@@ -41,6 +41,10 @@ MODELS: Dict[str, tuple] = {   # label -> (registry name, kwargs)
     'delta_nonorm': ('delta', dict(norm=None)),
     'delta_dv2': ('delta', dict(d_v=2)),
     'delta_dv4': ('delta', dict(d_v=4)),
+    # the anchored-message configuration (fused path: nn/message_path.py)
+    'delta_msg': ('delta', dict(v_source='message', k_source='anchor',
+                                beta_source='anchor', norm=None,
+                                beta_init=0.1, heads=8)),
 }
 def build(label: str, depth: int, in_ch: int, ckpt: bool, width: int = 128):
     from ddl_gnn.models import build_model

@@ -19,6 +19,7 @@ from ._hetero import reject_hetero
 from .adjacency import normalize_adjacency
 from .compress import StateCompressor, compress_state
 from .context import context_linear
+from .message_path import message_forward, message_path_ok
 from .conv_resolver import call_conv, make_conv
 from .gates import BETA_INIT, BetaGate
 from .norms import make_norm
@@ -237,6 +238,9 @@ class DeltaConv(MessagePassing):
         if self._fast_path_ok(x, edge_index):
             return self._fast_forward(x, edge_index, edge_weight, read,
                                       next_weight)
+        if message_path_ok(self, x, read, next_weight):
+            return message_forward(self, x, edge_index, edge_weight,
+                                   edge_attr, x0)
 
         r = self.compress(x) if read is None else read
         c = self.norm(r) if self.norm is not None else r

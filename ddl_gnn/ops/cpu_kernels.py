@@ -1,4 +1,6 @@
-r"""Fused C++ kernels for the delta shortcut on CPU (``csrc/delta_cpu.cpp``).
+r"""Fused C++ kernels for the delta shortcut on CPU (``csrc/delta_cpu.cpp``;
+``csrc/message_cpu.cpp``: the anchored-message layer of
+:mod:`ddl_gnn.nn.message_path`).
 
 Built on first use with :func:`torch.utils.cpp_extension.load` (a C++
 compiler and ``ninja`` are needed; about 50 s on 2 cores, announced on
@@ -30,6 +32,7 @@ from torch import Tensor
 from . import _build
 
 _SOURCE = Path(__file__).with_name('csrc') / 'delta_cpu.cpp'
+_SOURCES = [_SOURCE, _SOURCE.with_name('message_cpu.cpp')]
 _state: dict = {}
 
 
@@ -57,7 +60,7 @@ def _spec():
     # the ISA is part of the name: a cached build never runs on a CPU that
     # lacks its instructions
     name = 'ddl_gnn_delta_cpu' + ''.join('_' + f.lstrip('-m') for f in isa)
-    return name, [_SOURCE], ['-O3', '-fopenmp', *isa], ['-fopenmp']
+    return name, _SOURCES, ['-O3', '-fopenmp', *isa], ['-fopenmp']
 
 
 def build() -> ModuleType:

@@ -1,0 +1,69 @@
+r"""Step time of delta vs res on small graphs on the CPU, side by side.
+
+All models live in one process and take their training steps in turn
+(res, delta, delta-msg, res, ...), so machine load hits them alike; the
+ratios are medians over steps after warm-up. ``delta`` is the default
+``build_model('delta', ...)`` (the GCN fast path), ``delta-msg`` the
+anchored-message configuration (``k_source='anchor'``,
+``v_source='message'``, ``beta_source='anchor'``, no norm,
+:math:`\beta_0 = 0.1`, 8 heads; the fused path of
+``ddl_gnn/nn/message_path.py``). Prints one JSON line per graph.
+
+    python benchmarks/run.py small-graphs --steps 9
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+
+import torch
+from common import CLASSES, graph_input, random_graph, train_step
+
+from ddl_gnn.models import build_model
+
+#: label -> (nodes, undirected pairs sampled, depth)
+SIZES = {'cora': (2708, 5278, 64), '10k': (10_000, 50_000, 32)}
+MSG = dict(v_source='message', k_source='anchor', beta_source='anchor',
+           norm=None, beta_init=0.1, heads=8)
+MODELS = {'res': ('res', {}), 'delta': ('delta', {}),
+          'delta-msg': ('delta', MSG)}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument('--graphs', nargs='+', default=list(SIZES),
+                   choices=list(SIZES))
+    p.add_argument('--width', type=int, default=64)
+    p.add_argument('--steps', type=int, default=9,
+                   help='timed steps per model (after 2 warm-up steps)')
+    p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--adj', default='edge_index',
+                   choices=['edge_index', 'csr'])
+
+
+def run(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    for name in args.graphs:
+        nodes, pairs, depth = SIZES[name]
+        x, ei, y = random_graph(nodes, pairs, args.width)
+        graph = graph_input(ei, nodes, args.adj)
+        models, opts = {}, {}
+        for label, (family, kw) in MODELS.items():
+            torch.manual_seed(0)
+            models[label] = build_model(family, args.width, args.width,
+                                        depth, CLASSES, **kw)
+            opts[label] = torch.optim.Adam(models[label].parameters(),
+                                           lr=1e-3)
+        times = {label: [] for label in models}
+        for step in range(args.steps + 2):
+            for label, model in models.items():
+                seconds, _ = train_step(model, opts[label], x, graph, y)
+                if step >= 2:
+                    times[label].append(seconds)
+        med = {label: statistics.median(t) for label, t in times.items()}
+        print(json.dumps(dict(
+            graph=name, nodes=nodes, edges=ei.size(1), depth=depth,
+            width=args.width, adj=args.adj, steps=args.steps,
+            median_ms={k: round(v * 1e3, 1) for k, v in med.items()},
+            ratio_to_res={k: round(v / med['res'], 3)
+                          for k, v in med.items()})))

@@ -1,0 +1,252 @@
+r"""Fused path of the anchored-message :class:`~ddl_gnn.nn.DeltaConv`.
+
+With ``k_source='anchor'``, ``v_source='message'``, no norm and a vector
+state, the layer after its conv :math:`h` is a short elementwise chain per
+head :math:`h` (block of width :math:`d/H`):
+
+.. math::
+    k = (1 - \alpha) h + \alpha x_0, \qquad
+    \beta = s\,\sigma(\ell), \qquad
+    v = \hat k^\top k = n \rho, \qquad
+    x' = x + \beta \hat k (v - \hat k^\top x)
+       = x + \beta \rho^2 (n - k^\top x)\, k,
+
+with :math:`n = \lVert k\rVert^2`, :math:`\rho = (n + \epsilon^2)^{-1/2}`
+and the gate logit :math:`\ell` (``'anchor'``: :math:`W_c x + W_0 x_0 + b`,
+``'context'``: :math:`W x + b`). Through autograd ops it is about twenty
+kernels forward and as many backward per layer, which dominates a step on
+small graphs. :class:`_AnchoredMessage` computes it from
+``(x, h, x0, logit)`` with one closed-form backward, per head
+(:math:`c = \beta\rho^2 (n - q)`, :math:`q = k^\top x`, :math:`a = k^\top g`):
+
+.. math::
+    \partial x &= g - \beta \rho^2 a\, k, \qquad
+    \partial \ell = a \rho^2 (n - q)\, \beta (1 - \beta / s),
+
+    \partial k &= c\, g - a \beta \rho^2 x
+                 + 2 a \beta \rho^2 (1 - \rho^2 (n - q))\, k,
+    \qquad \partial h = (1 - \alpha)\, \partial k, \quad
+    \partial x_0 = \alpha\, \partial k.
+
+On CPU float32/float64 both directions run as one pass over the rows in
+the fused kernels (``ops/csrc/delta_cpu.cpp``); elsewhere as torch ops.
+Whether :math:`k` is saved or recomputed in backward follows
+:func:`ddl_gnn.ops.recompute.recompute_in_backward`. The generic path of
+:class:`~ddl_gnn.nn.DeltaConv` is the reference (tests compare values and
+every gradient).
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.typing import OptTensor
+
+from ..ops import cpu_kernels
+from ..ops.recompute import recompute_in_backward
+from .conv_resolver import call_conv
+
+
+def _fused(*tensors: Tensor) -> bool:
+    """Whether the fused CPU kernels serve these tensors."""
+    return (cpu_kernels.usable(*tensors) and
+            hasattr(cpu_kernels.kernels(), 'message_forward'))
+
+
+def _heads(t: Tensor, heads: int) -> Tensor:
+    return t.view(t.size(0), heads, t.size(1) // heads)
+
+
+def gate_logit(x: Tensor, x0: Tensor, W: Tensor, b: Tensor,
+               anchor: bool) -> Tensor:
+    r"""The gate logits :math:`[x \Vert x_0] W^\top + b` (``anchor``) or
+    :math:`x W^\top + b`, :obj:`[N, H]`, with ``W`` :obj:`[H, 2d]` or
+    :obj:`[H, d]`, as :class:`~ddl_gnn.nn.gates.BetaGate` computes them."""
+    return F.linear(torch.cat([x, x0], -1) if anchor else x, W, b)
+
+
+def anchored_message_reference(x: Tensor, h: Tensor, x0: Tensor, W: Tensor,
+                               b: Tensor, anchor: bool, alpha: float,
+                               heads: int, eps: float, scale: float = 2.0
+                               ) -> Tensor:
+    r"""The chain of the module docstring in plain autograd ops (the
+    layer's generic path, written out): ``lerp``, the gate,
+    :func:`~ddl_gnn.ops.head_components` and
+    :func:`~ddl_gnn.ops.delta_update`."""
+    from ..ops import delta_update, head_components
+    k = torch.lerp(h, x0, alpha)
+    beta = scale * torch.sigmoid(gate_logit(x, x0, W, b, anchor))
+    if heads == 1:
+        beta = beta.view(-1)
+    v = head_components(k, k, heads, eps)
+    return delta_update(x, k, beta, v, eps, heads)
+
+
+def _forward_ops(x: Tensor, k: Tensor, beta: Tensor, heads: int,
+                 eps: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(out, rho2, n, q)`` in torch ops (per-head scalars ``[N, H]``)."""
+    kb, xb = _heads(k, heads), _heads(x, heads)
+    n = (kb * kb).sum(-1)
+    q = (kb * xb).sum(-1)
+    rho2 = 1.0 / (n + eps * eps)
+    c = beta * rho2 * (n - q)
+    out = torch.addcmul(xb, kb, c.unsqueeze(-1)).view_as(x)
+    return out, rho2, n, q
+
+
+def _backward_ops(g: Tensor, x: Tensor, x0: Tensor, k: Tensor, W: Tensor,
+                  beta: Tensor, rho2: Tensor, n: Tensor, q: Tensor,
+                  anchor: bool, heads: int, alpha: float, scale: float
+                  ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``(gx, gh, gx0, gW, gb)`` in torch ops."""
+    kb, xb, gb_ = _heads(k, heads), _heads(x, heads), _heads(g, heads)
+    a = (kb * gb_).sum(-1)
+    r = n - q
+    c = beta * rho2 * r
+    abr = a * beta * rho2
+    dl = a * rho2 * r * beta * (1.0 - beta / scale)          # [N, H]
+    d = x.size(1)
+    gx = torch.addcmul(gb_, kb, (-abr).unsqueeze(-1)).view_as(x)
+    gx.addmm_(dl, W[:, :d])
+    gk = gb_ * c.unsqueeze(-1)
+    gk.addcmul_(xb, (-abr).unsqueeze(-1))
+    gk.addcmul_(kb, (2.0 * abr * (1.0 - rho2 * r)).unsqueeze(-1))
+    gk = gk.view_as(x)
+    gx0 = gk * alpha
+    if anchor:
+        gx0.addmm_(dl, W[:, d:])
+        gW = torch.cat([dl.t().mm(x), dl.t().mm(x0)], 1)
+    else:
+        gW = dl.t().mm(x)
+    return gx, gk * (1.0 - alpha), gx0, gW, dl.sum(0)
+
+
+def _vjp_with_graph(ctx, inputs, g: Tensor):
+    """Gradients of :func:`anchored_message_reference` recorded with a graph
+    (a ``create_graph=True`` backward)."""
+    idx = [i for i in range(5) if ctx.needs_input_grad[i]]
+    out = anchored_message_reference(*inputs, ctx.anchor, ctx.alpha,
+                                     ctx.heads, ctx.eps, ctx.scale)
+    got = torch.autograd.grad(out, [inputs[i] for i in idx], g,
+                              create_graph=True, allow_unused=True)
+    full = [None] * 10
+    for i, gi in zip(idx, got):
+        full[i] = gi
+    return tuple(full)
+
+
+class _AnchoredMessage(torch.autograd.Function):
+    r"""``x'`` and ``beta`` from ``(x, h, x0, W, b)`` (see the module
+    docstring); ``beta`` is returned without gradient (the layer keeps it
+    for the β audit)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, h: Tensor, x0: Tensor, W: Tensor, b: Tensor,
+                anchor: bool, alpha: float, heads: int, eps: float,
+                scale: float) -> Tuple[Tensor, Tensor]:
+        save_k = not recompute_in_backward(x.device)
+        if _fused(x, h, x0, W, b):
+            out, beta, k, rho2, n, q = cpu_kernels.kernels().message_forward(
+                x.contiguous(), h.contiguous(), x0.contiguous(),
+                W.contiguous(), b.contiguous(), anchor, alpha, eps, scale,
+                save_k)
+        else:
+            k = torch.lerp(h, x0, alpha)
+            beta = scale * torch.sigmoid(gate_logit(x, x0, W, b, anchor))
+            out, rho2, n, q = _forward_ops(x, k, beta, heads, eps)
+        ctx.anchor, ctx.alpha, ctx.heads = anchor, alpha, heads
+        ctx.eps, ctx.scale = eps, scale
+        ctx.save_for_backward(x, h, x0, W, b, beta, rho2, n, q,
+                              k if save_k else None)
+        ctx.mark_non_differentiable(beta)
+        return out, beta
+
+    @staticmethod
+    def backward(ctx, g: Tensor, _gbeta: Optional[Tensor]):
+        x, h, x0, W, b, beta, rho2, n, q, k = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            # create_graph=True: differentiate the plain chain (exact to
+            # any order; the closed form uses scalars saved without history)
+            return _vjp_with_graph(ctx, (x, h, x0, W, b), g)
+        need = list(ctx.needs_input_grad[:5])
+        alpha, scale = ctx.alpha, ctx.scale
+        if _fused(g, x, h, x0, W):
+            gx, gh, gx0, gW, gb = cpu_kernels.kernels().message_backward(
+                g.contiguous(), x.contiguous(), h.contiguous(),
+                x0.contiguous(), k, W.contiguous(), beta, rho2, n, q,
+                ctx.anchor, alpha, scale, need[:3] + [need[3] or need[4]])
+        else:
+            if k is None:
+                k = torch.lerp(h, x0, alpha)
+            gx, gh, gx0, gW, gb = _backward_ops(
+                g, x, x0, k, W, beta, rho2, n, q, ctx.anchor, ctx.heads,
+                alpha, scale)
+        out = [t if nd else None for t, nd in zip((gx, gh, gx0, gW, gb),
+                                                  need)]
+        return (*out, None, None, None, None, None)
+
+
+def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor, W: Tensor,
+                            b: Tensor, anchor: bool, alpha: float,
+                            heads: int = 1, eps: float = 1e-5,
+                            scale: float = 2.0) -> Tuple[Tensor, Tensor]:
+    r"""The anchored-message update of the module docstring, gate
+    included, as one fused function: returns ``(x', beta)``, ``beta``
+    detached.
+
+    Args:
+        x (torch.Tensor): Vector state :obj:`[N, d]` (also the gate's
+            context :math:`c`).
+        h (torch.Tensor): Conv output :obj:`[N, d]`.
+        x0 (torch.Tensor): Input state :obj:`[N, d]`.
+        W (torch.Tensor): Gate weight :obj:`[H, 2d]` (``anchor``: the
+            :math:`c` half, then the :math:`c_0` half) or :obj:`[H, d]`.
+        b (torch.Tensor): Gate bias :obj:`[H]`.
+        anchor (bool): Whether the gate reads :math:`[c \Vert x_0]`.
+        alpha (float): Input weight :math:`\alpha` of the direction.
+        heads (int, optional): Number of heads :math:`H`. (default: :obj:`1`)
+        eps (float, optional): Normalisation guard. (default: :obj:`1e-5`)
+        scale (float, optional): Gate range :math:`s` (2 for
+            ``'learned'``, 1 for ``'learned01'``). (default: :obj:`2.`)
+
+    Shapes:
+        - **output:** :obj:`([N, d], [N] or [N, H])`
+    """
+    out, beta = _AnchoredMessage.apply(x, h, x0, W, b, bool(anchor),
+                                       float(alpha), int(heads), float(eps),
+                                       float(scale))
+    return out, (beta.view(-1) if heads == 1 else beta)
+
+
+def message_path_ok(layer, x: Tensor, read: Optional[Tensor],
+                    next_weight: Optional[Tensor]) -> bool:
+    r"""Whether :func:`message_forward` computes ``layer``'s function: the
+    anchored direction with the message value, the erase update, no norm
+    (so :math:`c_0 = x_0`), a learned gate reading ``'anchor'`` or
+    ``'context'``, a float32/float64 vector state, no fused read and no
+    dropout in effect (the gate and the conv then read the state itself)."""
+    return (layer.k_source == 'anchor' and layer.v_source == 'message'
+            and layer.beta_source in ('anchor', 'context')
+            and layer.norm is None and layer.erase and layer.d_v == 1
+            and layer.gate.weight is not None and x.dim() == 2
+            and x.dtype in (torch.float32, torch.float64)
+            and read is None and next_weight is None
+            and not (layer.training and layer.dropout > 0))
+
+
+def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
+                    edge_attr: OptTensor, x0: Tensor) -> Tensor:
+    r"""``layer``'s forward through :func:`anchored_message_update`: the
+    conv as usual, the gate (its weight's :math:`c` and :math:`c_0`
+    halves applied without concatenating the inputs) and the update
+    fused."""
+    h = call_conv(layer.conv, x, edge_index, edge_weight, edge_attr)
+    gate = layer.gate
+    W = gate.weight.view(layer.heads, -1).to(x.dtype)
+    out, beta = anchored_message_update(
+        x, h, x0, W, gate.bias.to(x.dtype), layer.beta_source == 'anchor',
+        layer.alpha, layer.heads, layer.eps, gate.scale)
+    layer.last_beta = beta
+    return out

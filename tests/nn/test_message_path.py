@@ -1,0 +1,162 @@
+"""The fused anchored-message layer (nn/message_path.py, with the kernels of
+ops/csrc/message_cpu.cpp) against the layer's generic path and the dense
+delta reference: values and every gradient, both recompute settings, fused
+kernels on and off, float64 gradcheck and gradgradcheck."""
+import pytest
+import torch
+
+import ddl_gnn.nn.delta_conv as delta_conv_mod
+from ddl_gnn.models import build_model
+from ddl_gnn.nn import DeltaConv
+from ddl_gnn.nn.message_path import (anchored_message_reference,
+                                     anchored_message_update,
+                                     message_path_ok)
+from ddl_gnn.ops import cpu_kernels, delta_update_reference
+from ddl_gnn.ops.recompute import recompute_in_backward, set_recompute
+
+MSG = dict(v_source='message', k_source='anchor', beta_source='anchor',
+           norm=None, beta_init=0.1, heads=8)
+
+
+@pytest.fixture(params=['kernels', 'torch-ops'])
+def path(request, monkeypatch):
+    if request.param == 'kernels':
+        if cpu_kernels.kernels() is None:
+            pytest.skip('fused CPU kernels not buildable here')
+    else:
+        monkeypatch.setenv('DDL_GNN_CPU_KERNELS', '0')
+    return request.param
+
+
+@pytest.fixture(params=[True, False], ids=['recompute', 'save'])
+def recompute(request):
+    set_recompute(request.param)
+    yield request.param
+    set_recompute(None)
+
+
+def _inputs(N, d, H, anchor, dtype=torch.float64, seed=0, zero_rows=True):
+    g = torch.Generator().manual_seed(seed)
+    x, h, x0 = (torch.randn(N, d, generator=g, dtype=dtype)
+                for _ in range(3))
+    if zero_rows:                      # k = 0 rows: the eps guard
+        h[:2] = 0.0
+        x0[:2] = 0.0
+    W = 0.3 * torch.randn(H, 2 * d if anchor else d, generator=g,
+                          dtype=dtype)
+    b = torch.randn(H, generator=g, dtype=dtype)
+    return [t.requires_grad_() for t in (x, h, x0, W, b)]
+
+
+@pytest.mark.parametrize('anchor', [True, False])
+@pytest.mark.parametrize('heads', [1, 4])
+def test_function_matches_dense_reference(path, recompute, anchor, heads):
+    ins = _inputs(300, 16, heads, anchor)
+    x, h, x0, W, b = ins
+    out, beta = anchored_message_update(*ins, anchor, 0.3, heads, 1e-5, 2.0)
+    # dense oracle: explicit operators, value k̂ᵀk per head
+    k = torch.lerp(h, x0, 0.3)
+    logit = torch.cat([x, x0], -1) @ W.t() + b if anchor else x @ W.t() + b
+    beta_ref = 2 * torch.sigmoid(logit)
+    kb = k.view(300, heads, -1)
+    v = (kb * kb).sum(-1) / torch.sqrt((kb * kb).sum(-1) + 1e-10)
+    ref = delta_update_reference(x, k, beta_ref, v, 1e-5, heads)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(beta, beta_ref.view_as(beta).detach())
+    w = torch.randn_like(ref)
+    got = torch.autograd.grad((out * w).sum(), ins)
+    want = torch.autograd.grad((ref * w).sum(), ins)
+    for name, a, e in zip(['x', 'h', 'x0', 'W', 'b'], got, want):
+        torch.testing.assert_close(a, e, rtol=1e-10, atol=1e-10, msg=name)
+
+
+@pytest.mark.parametrize('anchor', [True, False])
+def test_gradcheck_and_gradgradcheck(path, recompute, anchor):
+    # no k = 0 rows: finite differences there are off by O(1 / eps)
+    ins = _inputs(23, 8, 2, anchor, seed=1, zero_rows=False)
+
+    def fn(*t):
+        return anchored_message_update(*t, anchor, 0.2, 2, 1e-5, 2.0)[0]
+
+    assert torch.autograd.gradcheck(fn, ins)
+    assert torch.autograd.gradgradcheck(fn, ins)
+    ref = anchored_message_reference(*ins, anchor, 0.2, 2, 1e-5, 2.0)
+    torch.testing.assert_close(fn(*ins), ref)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('beta_source', ['anchor', 'context'])
+@pytest.mark.parametrize('heads', [1, 8])
+def test_layer_fast_path_matches_generic_path(path, recompute, monkeypatch,
+                                             dtype, beta_source, heads):
+    torch.manual_seed(0)
+    N, d = 200, 32
+    kw = dict(MSG, beta_source=beta_source, heads=heads)
+    layer = DeltaConv(d, **kw).to(dtype)
+    with torch.no_grad():               # a gate that depends on its input
+        layer.gate.weight.normal_(0, 0.2)
+    x = torch.randn(N, d, dtype=dtype, requires_grad=True)
+    x0 = torch.randn(N, d, dtype=dtype, requires_grad=True)
+    ei = torch.randint(0, N, (2, 800))
+    assert message_path_ok(layer, x, None, None)
+
+    def run():
+        out = layer(x, ei, x0=x0)
+        grads = torch.autograd.grad(
+            (out * torch.linspace(-1, 1, out.numel(), dtype=dtype
+                                  ).view_as(out)).sum(),
+            [x, x0, *layer.parameters()])
+        return out, layer.last_beta, grads
+
+    fast = run()
+    monkeypatch.setattr(delta_conv_mod, 'message_path_ok',
+                        lambda *a: False)
+    slow = run()
+    tol = (dict(rtol=1e-11, atol=1e-11) if dtype == torch.float64 else
+           dict(rtol=1e-4, atol=1e-5))
+    torch.testing.assert_close(fast[0], slow[0], **tol)
+    torch.testing.assert_close(fast[1], slow[1], **tol)
+    names = ['x', 'x0'] + [n for n, _ in layer.named_parameters()]
+    for name, a, b in zip(names, fast[2], slow[2]):
+        torch.testing.assert_close(a, b, **tol, msg=name)
+
+
+def test_model_fast_path_matches_generic_path(path, monkeypatch):
+    torch.manual_seed(0)
+    model = build_model('delta', 12, 32, 6, 3, **MSG).double()
+    x = torch.randn(150, 12, dtype=torch.float64)
+    ei = torch.randint(0, 150, (2, 600))
+    fast = model(x, ei)
+    gf = torch.autograd.grad(fast.square().sum(), list(model.parameters()))
+    monkeypatch.setattr(delta_conv_mod, 'message_path_ok',
+                        lambda *a: False)
+    slow = model(x, ei)
+    gs = torch.autograd.grad(slow.square().sum(), list(model.parameters()))
+    torch.testing.assert_close(fast, slow, rtol=1e-11, atol=1e-11)
+    for a, b in zip(gf, gs):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_not_taken_where_the_function_differs():
+    x = torch.randn(5, 16)
+    for kw in (dict(norm='layer_norm'), dict(k_source='conv'),
+               dict(beta_mode='fixed'), dict(erase=False), dict(d_v=2)):
+        layer = DeltaConv(16, **dict(MSG, **kw))
+        assert not message_path_ok(layer, x, None, None), kw
+    layer = DeltaConv(16, **MSG, dropout=0.5)
+    assert not message_path_ok(layer, x, None, None)   # training: dropout
+    layer.eval()
+    assert message_path_ok(layer, x, None, None)
+
+
+def test_recompute_default_per_device(monkeypatch):
+    monkeypatch.delenv('DDL_GNN_RECOMPUTE', raising=False)
+    assert recompute_in_backward('cpu') is True
+    assert recompute_in_backward('cuda') is False
+    monkeypatch.setenv('DDL_GNN_RECOMPUTE', 'never')
+    assert recompute_in_backward('cpu') is False
+    monkeypatch.setenv('DDL_GNN_RECOMPUTE', '1')
+    assert recompute_in_backward('cuda') is True
+    monkeypatch.setenv('DDL_GNN_RECOMPUTE', 'sometimes')
+    with pytest.raises(ValueError, match='DDL_GNN_RECOMPUTE'):
+        recompute_in_backward('cpu')
