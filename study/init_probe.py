@@ -59,6 +59,10 @@ FAMILIES = {
     'delta-message-8 (beta0=0.1)': ('delta', dict(
         v_source='message', k_source='anchor', beta_source='anchor',
         heads=8, beta_init=0.1, norm='none')),
+    'delta-interleaved': ('delta', dict(
+        k_source='anchor', beta_source='anchor', norm='none', beta_init=0.1,
+        layer_options=[dict(v_source='diffuse', heads=64, beta_init=1.0),
+                       dict(v_source='message', heads=8)])),
     'delta-anchor-value': ('delta', dict(
         v_source='anchor', k_source='anchor', beta_source='anchor',
         heads=8, beta_init=0.5, norm='none')),
