@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -113,11 +114,23 @@ def test_a_live_build_is_waited_for_by_name(tiny):
         waiter = subprocess.Popen(_cmd(src, folder), env=_env(), text=True,
                                   stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)
-        time.sleep(5)
+        # Its stderr, read in the background: the lock is released only
+        # once the waiter says whom it waits for (however slow its start).
+        lines, said = [], threading.Event()
+
+        def read():
+            for line in waiter.stderr:
+                lines.append(line)
+                if 'waiting for pid 12345' in line:
+                    said.set()
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        assert said.wait(timeout=180), ''.join(lines)[-3000:]
         assert waiter.poll() is None              # it waits for the holder
-    out, err = waiter.communicate(timeout=180)    # lock released: it builds
-    assert waiter.returncode == 0, err[-3000:]
-    assert 'waiting for pid 12345' in err and 'answer 42' in out
+    out = waiter.stdout.read()                    # lock released: it builds
+    assert waiter.wait(timeout=180) == 0, ''.join(lines)[-3000:]
+    reader.join(timeout=10)
+    assert 'answer 42' in out
 
 
 def test_build_folders_are_keyed_by_environment(tiny, monkeypatch):
