@@ -26,6 +26,7 @@ CASES = {
     'graph-loader': 'graph_loader',
     'metrics': 'metrics',
     'small-graphs': 'small_graphs',
+    'graph-epoch': 'graph_epoch',
     'gpu-table': 'gpu_table',
 }
 

@@ -140,12 +140,17 @@ class GatherGraphLoader:
         torch.empty((), dtype=torch.int64).random_(generator=self.generator)
         return self._batches()
 
-    def in_order(self) -> Iterator:
+    def in_order(self, batch_size: Optional[int] = None) -> Iterator:
         """The batches in dataset order, without the random draws of
         ``iter``: scoring the training graphs leaves the training stream
-        (and so every later shuffle) as it was."""
+        (and so every later shuffle) as it was. ``batch_size`` overrides the
+        loader's for this pass (evaluation can take larger batches than
+        training)."""
+        size = self.batch_size if batch_size is None else int(batch_size)
+        if size < 1:
+            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
         ids = torch.arange(self.num_graphs, device=self.device)
-        for chunk in ids.split(self.batch_size):
+        for chunk in ids.split(size):
             yield self._gather(chunk)
 
     def _batches(self) -> Iterator:

@@ -195,16 +195,34 @@ def graph_forward(model: nn.Module, batch) -> Tensor:
                  batch=batch.batch)
 
 
+#: Graphs per no-grad scoring batch of :func:`fit_graph` (valid and test
+#: every epoch, train at each new best). Per graph, a molecule forward pass
+#: at batch 1024 costs about a quarter of one at batch 64 on a CPU core
+#: (``benchmarks/run.py graph-epoch``), and in eval mode each graph's output
+#: does not depend on the other graphs of its batch, so the scores are those
+#: of training-size batches (bitwise on the CPU:
+#: ``tests/experiment/test_train_graph.py``).
+EVAL_BATCH_GRAPHS = 1024
+
+
 def fit_graph(model: nn.Module, ds, cfg, opt, progress: bool = True,
               checkpoint: Optional[RunCheckpoint] = None):
+    """Graph property prediction: mini-batches of ``cfg.batch_size``
+    training graphs, one optimizer step each; valid and test are scored
+    every epoch, the training split at each new best-validation epoch, all
+    in batches of at least :data:`EVAL_BATCH_GRAPHS` graphs."""
     device = model_device(model)
+    eval_batch = max(cfg.batch_size, EVAL_BATCH_GRAPHS)
     # Batches cut on the device from each split collated once; the same
     # batches and generator draws as PyG's DataLoader (graph_loader.py).
     gen = torch.Generator().manual_seed(cfg.seed)
-    loaders = {part: GatherGraphLoader(ds.subset(part), cfg.batch_size,
-                                       shuffle=part == 'train', generator=gen,
-                                       device=device)
-               for part in ('train', 'valid', 'test')}
+    # Iterating valid and test draws from ``gen`` as PyG's DataLoader does
+    # (a base seed per pass, whatever the batch size), so the training
+    # shuffles are those of the DataLoader protocol.
+    loaders = {part: GatherGraphLoader(
+        ds.subset(part), cfg.batch_size if part == 'train' else eval_batch,
+        shuffle=part == 'train', generator=gen, device=device)
+        for part in ('train', 'valid', 'test')}
 
     def step(epoch: int) -> float:
         model.train()
@@ -231,7 +249,7 @@ def fit_graph(model: nn.Module, ds, cfg, opt, progress: bool = True,
         return {part: score(loaders[part]) for part in ('valid', 'test')}
 
     def train_score() -> Scores:
-        return {'train': score(loaders['train'].in_order())}
+        return {'train': score(loaders['train'].in_order(eval_batch))}
 
     return _fit(step, evaluate, model, cfg, ds.metric,
                 f'{ds.name}/{cfg.model}/L{cfg.depth}/s{cfg.seed}', progress,
