@@ -25,14 +25,15 @@ from ddl_gnn.experiment.config import RunConfig
 from ddl_gnn.experiment.report import mean_std
 
 
-def main(*folders: str, model: str | None = None,
+def main(*folders: str, model: str | None = None, seeds: int | None = None,
          across_depths: bool = False) -> None:
     groups = defaultdict(list)
     records = [r for f in folders for r in current_records(Path(f))
-               if model is None or r['model'] == model]
+               if (model is None or r['model'] == model)
+               and (seeds is None or r['seed'] < seeds)]
     for r in records:
         changed = RunConfig(**r['config']).changed()
-        for k in ('dataset', 'model', 'depth', 'seed'):
+        for k in ('dataset', 'model', 'depth', 'seed', 'split'):
             changed.pop(k, None)
         depth = 'all' if across_depths else r['depth']
         groups[(r['model'], depth, json.dumps(changed, sort_keys=True))
@@ -62,8 +63,12 @@ if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('folders', nargs='+')
     p.add_argument('--model')
+    p.add_argument('--seeds', type=int,
+                   help='only seeds 0..N-1 (configurations compared on the '
+                        'same seeds / splits)')
     p.add_argument('--across-depths', action='store_true',
                    help='score a configuration by its mean validation over '
                         'all depths it ran at (one choice for every depth)')
     args = p.parse_args()
-    main(*args.folders, model=args.model, across_depths=args.across_depths)
+    main(*args.folders, model=args.model, seeds=args.seeds,
+         across_depths=args.across_depths)
