@@ -27,6 +27,7 @@ CASES = {
     'metrics': 'metrics',
     'small-graphs': 'small_graphs',
     'gpu-table': 'gpu_table',
+    'rss': 'rss',
 }
 
 
