@@ -7,19 +7,20 @@ activation all later ones come from the heap. A deep training step frees
 such blocks by the thousand while small long-lived objects (autograd nodes,
 saved-tensor records) are carved out of the freed space; the big blocks can
 then no longer be reused and the heap grows. A 1000-layer checkpointed step
-on 5,000 nodes keeps about 200 MB live but grows the resident set by 7 GB
+on 5,000 nodes keeps about 200 MB live but grows the resident set by 8 GB
 this way (``benchmarks/README.md``, case ``rss``).
 
 :func:`limit_heap_growth` fixes the thresholds with ``mallopt``: blocks of
 1 MiB and more are mmapped, and so returned to the system on free, and
 the heap's free top is trimmed above 2 MiB (glibc's own ratio of twice the
-mmap threshold). The same step then stays within 2x of its live memory.
-The cost is an mmap and a page fault per fresh page of every large block:
-a Cora-size depth-64 step (its :math:`E \times d` messages are 2.7 MB)
-takes 1.33x as long, while the deep step above does not slow down.
+mmap threshold). The same step then grows by 1.8x its live memory.
+The cost is time: an mmap, a page fault per page and an munmap for every
+large block. The deep step above took 2.6-3.5x as long, a Cora-size
+depth-64 step (its :math:`E \times d` messages are 2.7 MB) 1.33x.
 
 Hence ``ddl-gnn train`` and ``ddl-gnn sweep`` apply it at start only when a
-run is deep (:data:`DEEP`, where the growth is proportional to the depth):
+run is deep (:data:`DEEP`, where the growth is proportional to the depth),
+trading step time for resident memory there:
 ``DDL_GNN_MALLOC=1`` applies it to every run, ``0`` never
 (:func:`limit_heap_growth_for`). Where glibc is absent (macOS, musl) it is a
 no-op with a debug log message; under a preloaded allocator (tcmalloc,
