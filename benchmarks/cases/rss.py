@@ -9,7 +9,10 @@ step allocated), with glibc's default thresholds
 (``DDL_GNN_MALLOC=0``) or with :func:`ddl_gnn._allocator.limit_heap_growth`
 (the default, as ``ddl-gnn train`` applies it). ``--alternate`` instead
 times steps with the setting on and off in turn in one process, on the
-deep stack and on a Cora-size depth-64 delta model. Prints JSON lines.
+deep stack and on a Cora-size depth-64 delta model; this understates the
+setting's cost (blocks freed to the heap in the default steps serve the
+limited ones), so compare the step times of two fresh processes too.
+Prints JSON lines.
 
     python benchmarks/run.py rss
     DDL_GNN_MALLOC=0 python benchmarks/run.py rss
