@@ -101,6 +101,34 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def vm_mb() -> Dict[str, float]:
+    """``VmRSS`` (resident now) and ``VmHWM`` (peak resident) of this
+    process from ``/proc/self/status``, MiB."""
+    out = {}
+    with open('/proc/self/status') as f:
+        for line in f:
+            key, value = line.split(':', 1)
+            if key in ('VmRSS', 'VmHWM'):
+                out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def live_peak_mb(fn: Callable[[], Any]) -> float:
+    """Peak bytes of tensors allocated by ``fn`` and alive at once, MiB:
+    the running sum of the CPU allocator's events under
+    ``torch.profiler`` (blocks allocated before the call and freed during
+    it are not subtracted, so this errs high by at most their size)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
+        fn()
+    total = peak = 0
+    for event in p.profiler.kineto_results.events():
+        if event.name() == '[memory]':
+            total += event.nbytes()
+            peak = max(peak, total)
+    return peak / 2**20
+
+
 def save_json(path: str, data: Any) -> None:
     """Writes ``data`` to ``path`` atomically (temporary file, then
     ``os.replace``), creating the folder."""

@@ -28,6 +28,7 @@ CASES = {
     'small-graphs': 'small_graphs',
     'graph-epoch': 'graph_epoch',
     'gpu-table': 'gpu_table',
+    'rss': 'rss',
 }
 
 

@@ -9,7 +9,10 @@ baselines) → :mod:`ddl_gnn.metrics` → :mod:`ddl_gnn.data` →
 The experiment API is at the top level: :func:`train`, :func:`sweep`,
 :func:`report`, :func:`results` (a pandas DataFrame), :func:`write_csv`,
 :func:`load_records` and :func:`load_model` (see
-:mod:`ddl_gnn.experiment.api` and :mod:`ddl_gnn.experiment.model_io`).
+:mod:`ddl_gnn.experiment.api` and :mod:`ddl_gnn.experiment.model_io`);
+:func:`limit_heap_growth` / :func:`restore_heap_growth` set glibc malloc's
+thresholds so that the resident memory follows the live tensors
+(:mod:`ddl_gnn._allocator`).
 
 Subpackages load on first use (``ddl_gnn.models`` imports torch and PyG;
 ``import ddl_gnn`` alone does not), which keeps ``ddl-gnn --help`` fast.
@@ -24,13 +27,16 @@ __version__ = '0.1.0'
 _SUBPACKAGES = ('ops', 'nn', 'models', 'metrics', 'data', 'experiment')
 #: Top-level names and the module each comes from.
 _NAMES = {'load_model': 'ddl_gnn.experiment.model_io',
+          'limit_heap_growth': 'ddl_gnn._allocator',
+          'restore_heap_growth': 'ddl_gnn._allocator',
           **{name: 'ddl_gnn.experiment.api' for name in (
               'train', 'sweep', 'report', 'results', 'write_csv',
               'load_records')}}
 
 __all__ = ['ops', 'nn', 'models', 'metrics', 'data', 'experiment',
            'load_model', 'train', 'sweep', 'report', 'results', 'write_csv',
-           'load_records', '__version__']
+           'load_records', 'limit_heap_growth', 'restore_heap_growth',
+           '__version__']
 
 
 def __getattr__(name: str) -> Any:

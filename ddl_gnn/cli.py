@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import __version__
+from ._allocator import limit_heap_growth_for
 from ._cli_checks import (existing_folder, json_object, positive_int,
                           writable_folder)
 from .experiment.config import ADJS, LOADERS, RunConfig
@@ -310,6 +311,7 @@ def _sweep(args, spec: Dict[str, Any]) -> int:
                             models=args.models, depths=args.depths,
                             seeds=args.seeds)
     writable_folder(args.out, '--out')
+    limit_heap_growth_for(max((c.depth for c in configs), default=0))
     if args.shard is not None and args.distributed:
         raise ValueError('--shard and --distributed both split the runs; '
                          'give one of them')
@@ -351,6 +353,7 @@ def _train(args) -> int:
                          depth=args.depth, seed=seed, **fields)
                for seed in range(args.seed, args.seed + args.runs)]
     check_names(configs)
+    limit_heap_growth_for(args.depth)
     store = ResultStore(str(writable_folder(args.out, '--out')))
     store.keys()  # a damaged store fails now, not after training
     records: List[Dict[str, Any]] = []

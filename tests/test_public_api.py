@@ -17,7 +17,8 @@ PUBLIC = {
                         'LayerProbe', 'probe_model'],
     'ddl_gnn.data': ['load_dataset', 'GraphDataset', 'DatasetNotFoundError'],
     'ddl_gnn': ['train', 'sweep', 'report', 'results', 'write_csv',
-                'load_records', 'load_model', '__version__'],
+                'load_records', 'load_model', 'limit_heap_growth',
+                'restore_heap_growth', '__version__'],
     'ddl_gnn.experiment': ['RunConfig', 'load_model', 'results', 'write_csv',
                            'write_report', 'ResultStore'],
 }

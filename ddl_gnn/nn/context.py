@@ -8,6 +8,13 @@ function here saves only ``X`` (already kept by the delta update), the
 dropout mask (1 byte per entry, as ``F.dropout`` keeps) and the weights, and
 recomputes ``c`` in backward: one elementwise pass instead of an
 :math:`N \times d` activation per layer.
+
+Whether to recompute is chosen per device
+(:func:`~ddl_gnn.ops.recompute.recompute_in_backward`: recompute on the CPU,
+save on a GPU, ``DDL_GNN_RECOMPUTE`` to force either). When saving, the
+same chain runs through plain autograd, which keeps ``c`` (and the norm's
+own saved tensors) and spares backward the norm's re-run and its extra
+kernel launches. The values are the same either way.
 """
 from __future__ import annotations
 
@@ -17,7 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..ops.recompute import recompute_in_backward
+
 ContextFn = Callable[..., Tensor]
+
+
+def _drop(t: Tensor, mask: Optional[Tensor], scale: float) -> Tensor:
+    # Dropout with a fixed mask: the forward's and backward's (and the
+    # saving path's) products must be the same ops to give the same values.
+    return t if mask is None else t * mask * scale
 
 
 class _ContextLinear(torch.autograd.Function):
@@ -28,11 +43,9 @@ class _ContextLinear(torch.autograd.Function):
     def forward(ctx, X: Tensor, mask: Optional[Tensor], scale: float,
                 fn: ContextFn, Wa: Tensor, Wb: Tensor, bb: Tensor,
                 *params: Tensor) -> Tuple[Tensor, Tensor]:
-        c = fn(X, *params)
-        if mask is not None:
-            c = c * mask * scale
+        c = _drop(fn(X, *params), mask, scale)
         za, zb = F.linear(c, Wa), F.linear(c, Wb, bb)
-        ctx.fn, ctx.scale, ctx.has_mask = fn, scale, mask is not None
+        ctx.fn, ctx.scale = fn, scale
         ctx.save_for_backward(X, mask, Wa, Wb, *params)
         return za, zb
 
@@ -45,18 +58,14 @@ class _ContextLinear(torch.autograd.Function):
             pd = [p.detach().requires_grad_(n)
                   for p, n in zip(params, need[7:])]
             c = ctx.fn(Xd, *pd)
-        cm = c.detach()
-        if ctx.has_mask:
-            cm = cm * mask * ctx.scale
+        cm = _drop(c.detach(), mask, ctx.scale)
         gWa = ga.t().mm(cm) if need[4] else None
         gWb = gb.t().mm(cm) if need[5] else None
         gbb = gb.sum(0) if need[6] else None
         inputs = [t for t in [Xd, *pd] if t.requires_grad]
         grads = [None] * (1 + len(params))
         if inputs:
-            gc = torch.addmm(ga.mm(Wa), gb, Wb)
-            if ctx.has_mask:
-                gc = gc * mask * ctx.scale
+            gc = _drop(torch.addmm(ga.mm(Wa), gb, Wb), mask, ctx.scale)
             got = iter(torch.autograd.grad(c, inputs, gc))
             grads = [next(got) if t.requires_grad else None
                      for t in [Xd, *pd]]
@@ -67,8 +76,10 @@ def context_linear(X: Tensor, fn: ContextFn, params: Sequence[Tensor],
                    Wa: Tensor, Wb: Tensor, bb: Tensor, p: float = 0.0,
                    training: bool = False) -> Tuple[Tensor, Tensor]:
     r"""Computes :math:`c = \mathrm{drop}_p(\mathrm{fn}(X, \ldots))` and
-    returns :math:`(c W_a^\top,\; c W_b^\top + b_b)` without saving
-    :math:`c` for backward.
+    returns :math:`(c W_a^\top,\; c W_b^\top + b_b)`, recomputing
+    :math:`c` in backward or saving it as
+    :func:`~ddl_gnn.ops.recompute.recompute_in_backward` chooses for
+    ``X``'s device.
 
     Args:
         X (torch.Tensor): Node state, :obj:`[N, d]` or :obj:`[N, d, d_v]`.
@@ -90,4 +101,9 @@ def context_linear(X: Tensor, fn: ContextFn, params: Sequence[Tensor],
         mask = torch.empty((N, d), dtype=torch.bool,
                            device=X.device).bernoulli_(1.0 - p)
         scale = 1.0 / (1.0 - p)
-    return _ContextLinear.apply(X, mask, scale, fn, Wa, Wb, bb, *params)
+    if recompute_in_backward(X.device):
+        return _ContextLinear.apply(X, mask, scale, fn, Wa, Wb, bb, *params)
+    # Saving: the same ops under plain autograd (same mask, same scaling),
+    # so the values match the recomputing function's.
+    c = _drop(fn(X, *params), mask, scale)
+    return F.linear(c, Wa), F.linear(c, Wb, bb)

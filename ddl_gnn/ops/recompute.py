@@ -3,10 +3,10 @@ r"""Recompute or save in backward: a per-device choice.
 A fused function can either keep an :math:`N \times d` intermediate for
 backward or rebuild it there from tensors that are kept anyway. The
 anchored direction :math:`k = (1 - \alpha) h + \alpha x_0` of
-:mod:`ddl_gnn.nn.message_path` follows this choice; the layer context of
-:func:`~ddl_gnn.nn.context.context_linear` is always recomputed (not yet
-switched). Recomputing costs an elementwise pass and saves one
-activation per layer.
+:mod:`ddl_gnn.nn.message_path` and the layer context of
+:func:`~ddl_gnn.nn.context.context_linear` follow this choice.
+Recomputing costs an elementwise pass (the context: the norm's re-run)
+and saves one activation per layer.
 
 - On the CPU (default: recompute) memory is the scarce resource at depth
   and an elementwise pass is cheap next to the conv.

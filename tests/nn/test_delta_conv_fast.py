@@ -1,10 +1,18 @@
-"""The DeltaConv fast path (context recomputed in backward) is the same
-function as the plain-autograd path: outputs and every gradient."""
+"""The DeltaConv fast path (context recomputed in backward or saved) is the
+same function as the plain-autograd path: outputs and every gradient."""
 import pytest
 import torch
 
 from ddl_gnn.nn import DeltaConv
 from ddl_gnn.nn.context import context_linear
+from ddl_gnn.ops.recompute import set_recompute
+
+
+@pytest.fixture(params=[True, False], ids=['recompute', 'save'])
+def recompute(request):
+    set_recompute(request.param)
+    yield request.param
+    set_recompute(None)
 
 
 def _graph(N=9, d=6, d_v=1, dtype=torch.float64, seed=0):
@@ -36,7 +44,7 @@ def _run(layer, x, ei, fast):
                                              beta_init=1.3),
                                 dict(erase=False), dict(normalize=False)])
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
-def test_fast_path_equals_plain_autograd(d_v, norm, kw, dtype):
+def test_fast_path_equals_plain_autograd(d_v, norm, kw, dtype, recompute):
     x, ei = _graph(d_v=d_v, dtype=dtype)
     torch.manual_seed(0)
     layer = DeltaConv(6, d_v=d_v, norm=norm, **kw).to(dtype)
@@ -65,28 +73,58 @@ def test_generic_convs_and_sources_take_the_plain_path():
     assert DeltaConv(6)._fast_path_ok(x, ei)
 
 
-@pytest.mark.parametrize('p', [0.0, 0.4])
-def test_context_linear_gradcheck(p):
+def _context_args(dtype=torch.float64):
     g = torch.Generator().manual_seed(0)
-    X = torch.randn(7, 5, 2, dtype=torch.float64, generator=g)
-    w = torch.rand(5, 2, dtype=torch.float64, generator=g)
-    ln_w = torch.rand(5, dtype=torch.float64, generator=g) + 0.5
-    Wa = torch.randn(4, 5, dtype=torch.float64, generator=g)
-    Wb = torch.randn(3, 5, dtype=torch.float64, generator=g)
-    bb = torch.randn(3, dtype=torch.float64, generator=g)
+    X = torch.randn(7, 5, 2, dtype=dtype, generator=g)
+    w = torch.rand(5, 2, dtype=dtype, generator=g)
+    ln_w = torch.rand(5, dtype=dtype, generator=g) + 0.5
+    Wa = torch.randn(4, 5, dtype=dtype, generator=g)
+    Wb = torch.randn(3, 5, dtype=dtype, generator=g)
+    bb = torch.randn(3, dtype=dtype, generator=g)
+    return [t.requires_grad_() for t in (X, w, ln_w, Wa, Wb, bb)]
 
-    def fn(X, w, ln_w):
-        return torch.nn.functional.layer_norm((X * w).sum(-1), (5, ), ln_w)
 
-    def f(X, w, ln_w, Wa, Wb, bb):
-        torch.manual_seed(0)  # the same dropout mask on every call
-        return context_linear(X, fn, [w, ln_w], Wa, Wb, bb, p, True)
+def _context_fn(X, w, ln_w):
+    return torch.nn.functional.layer_norm((X * w).sum(-1), (5, ), ln_w)
 
-    args = [t.requires_grad_() for t in (X, w, ln_w, Wa, Wb, bb)]
-    assert torch.autograd.gradcheck(f, args)
+
+def _context(X, w, ln_w, Wa, Wb, bb, p):
+    torch.manual_seed(0)  # the same dropout mask on every call
+    return context_linear(X, _context_fn, [w, ln_w], Wa, Wb, bb, p, True)
+
+
+@pytest.mark.parametrize('p', [0.0, 0.4])
+def test_context_linear_gradcheck(p, recompute):
+    args = _context_args()
+    assert torch.autograd.gradcheck(lambda *a: _context(*a, p), args)
     if p > 0:  # dropout is applied, with the F.dropout scaling
-        za, _ = f(*args)
+        za, _ = _context(*args, p)
         torch.manual_seed(0)
         mask = torch.empty(7, 5, dtype=torch.bool).bernoulli_(1 - p)
-        c = fn(X, w, ln_w) * mask / (1 - p)
-        torch.testing.assert_close(za, c @ Wa.t())
+        c = _context_fn(*args[:3]) * mask / (1 - p)
+        torch.testing.assert_close(za, c @ args[3].t())
+
+
+@pytest.mark.parametrize('p', [0.0, 0.4])
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+def test_context_linear_save_equals_recompute(p, dtype):
+    """Saving the context and recomputing it in backward give the same
+    outputs (bitwise: the same forward ops) and the same gradients."""
+    got = {}
+    for mode in (True, False):
+        set_recompute(mode)
+        try:
+            args = _context_args(dtype)
+            za, zb = _context(*args, p)
+            cot = torch.Generator().manual_seed(1)
+            loss = sum((z * torch.randn(z.shape, generator=cot,
+                                        dtype=dtype)).sum() for z in (za, zb))
+            loss.backward()
+            got[mode] = ([za.detach(), zb.detach()],
+                         [t.grad for t in args])
+        finally:
+            set_recompute(None)
+    for a, b in zip(got[True][0], got[False][0]):
+        assert torch.equal(a, b)
+    for a, b in zip(got[True][1], got[False][1]):
+        torch.testing.assert_close(a, b)
