@@ -35,7 +35,8 @@ class DeltaGNN(DeepGNN):
             (default: :obj:`BETA_INIT`)
         beta_mode (str, optional): ``'learned'``, ``'learned01'``,
             ``'fixed'``. (default: :obj:`'learned'`)
-        k_source, beta_source, v_source, erase, heads, alpha: see
+        k_source, beta_source, v_source, erase, heads, alpha,
+        scale_message: see
             :class:`~ddl_gnn.nn.DeltaConv`; the anchored sources read the
             encoder output :math:`x_0` (every layer gets it).
         layer_options (list of dict, optional): Per-layer overrides of the
@@ -61,6 +62,7 @@ class DeltaGNN(DeepGNN):
                  beta_mode: str = 'learned', k_source: str = 'conv',
                  beta_source: str = 'context', v_source: str = 'context',
                  erase: bool = True, heads: int = 1, alpha: float = 0.1,
+                 scale_message: bool = False,
                  input_norm: bool = False,
                  layer_options: Optional[Sequence[dict]] = None, **kwargs):
         if not isinstance(d_v, int) or d_v < 1:
@@ -77,7 +79,8 @@ class DeltaGNN(DeepGNN):
         self.delta_kwargs = dict(beta_init=beta_init, beta_mode=beta_mode,
                                  k_source=k_source, beta_source=beta_source,
                                  v_source=v_source, erase=erase,
-                                 heads=heads, alpha=alpha)
+                                 heads=heads, alpha=alpha,
+                                 scale_message=scale_message)
         super().__init__(in_channels, hidden_channels, num_layers,
                          out_channels, conv=conv, **kwargs)
         self.out_compress = StateCompressor(hidden_channels, d_v)

@@ -100,6 +100,10 @@ class DeltaConv(MessagePassing):
             writes :math:`H` scalars per node and layer. Must divide
             ``channels``. (GAT's attention heads: pass a ``GATConv``.)
             (default: :obj:`1`)
+        scale_message (bool, optional): With ``v_source='message'``, rescale
+            the conv output to the per-node norm of the state before writing
+            it, so the conv's gain does not compound over the layers.
+            (default: :obj:`False`)
         alpha (float, optional): Input weight :math:`\alpha` of the
             ``'anchor'`` direction and the ``'diffuse'`` value.
             (default: :obj:`0.1`)
@@ -151,7 +155,7 @@ class DeltaConv(MessagePassing):
                  k_source: str = 'conv', beta_source: str = 'context',
                  v_source: str = 'context', erase: bool = True,
                  eps: float = 1e-5, heads: int = 1, alpha: float = 0.1,
-                 **kwargs):
+                 scale_message: bool = False, **kwargs):
         super().__init__(aggr='add')
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"DeltaConv: 'channels' must be a positive int, "
@@ -173,6 +177,7 @@ class DeltaConv(MessagePassing):
                              f"{alpha!r}")
         self.channels, self.d_v = channels, d_v
         self.heads, self.alpha = heads, float(alpha)
+        self.scale_message = bool(scale_message)
         self.dropout, self.erase, self.eps = dropout, erase, eps
         self.k_source, self.beta_source = k_source, beta_source
         self.v_source = v_source
@@ -277,6 +282,9 @@ class DeltaConv(MessagePassing):
         else:
             u = x0
             if self.v_source == 'message':
+                if self.scale_message:   # the message at the state's norm
+                    h = h * (r.norm(dim=-1, keepdim=True) / torch.sqrt(
+                        (h * h).sum(-1, keepdim=True) + self.eps ** 2))
                 u = torch.lerp(h, x0, self.alpha)
             elif self.v_source == 'diffuse':
                 u = torch.lerp(self._propagate(r, edge_index, edge_weight),
@@ -402,6 +410,8 @@ class DeltaConv(MessagePassing):
         extra = '' if self.erase else ', erase=False'
         if self.heads > 1:
             extra += f', heads={self.heads}'
+        if self.scale_message:
+            extra += ', scale_message=True'
         for name in ('k_source', 'beta_source', 'v_source'):
             if getattr(self, name) not in ('conv', 'context'):
                 extra += f', {name}={getattr(self, name)}'

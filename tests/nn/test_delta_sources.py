@@ -210,3 +210,19 @@ def test_layer_options_cycle_over_the_layers():
     assert out.shape == (6, 2)
     with pytest.raises(ValueError, match="'layer_options' must be"):
         build_model('delta', 5, 8, 2, 2, layer_options=[])
+
+
+def test_scaled_message_has_the_state_norm(graph):
+    _, x, x0, edge_index = graph
+    m = layer(v_source='message', heads=4, alpha=0.3, norm=None,
+              scale_message=True, eps=0.0)
+    h = m.conv(x, edge_index)
+    hs = h * (x.norm(dim=-1, keepdim=True) / h.norm(dim=-1, keepdim=True))
+    beta = m.gate(x).reshape(9, 4)
+    kb = h.reshape(9, 4, 2)
+    kh = kb / kb.norm(dim=-1, keepdim=True)
+    v = (kh * (0.7 * hs + 0.3 * x0).reshape(9, 4, 2)).sum(-1)
+    torch.testing.assert_close(
+        m(x, edge_index, x0=x0),
+        delta_update_reference(x, h, beta, v, heads=4, eps=0.0))
+
