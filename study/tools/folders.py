@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ddl_gnn.experiment.checkpoint import RunCheckpoint
 from ddl_gnn.experiment.records import ResultStore
@@ -42,15 +42,18 @@ def split_current(records: Sequence[Record], config_path: str
     return current, [r for r in records if r.get('key') not in keys]
 
 
-def current_records(folder: Path, configs: Path = CONFIGS) -> List[Record]:
+def current_records(folder: Path, configs: Optional[Path] = CONFIGS
+                    ) -> List[Record]:
     """The records of ``folder``; when ``configs`` holds a config named
-    like the folder, only those of that config as it stands. A folder
-    without records gives ``[]``."""
+    like the folder, only those of that config as it stands (``None``:
+    every record). A folder without records gives ``[]``."""
     folder = Path(folder)
     if not any((folder / n).exists()
                for n in ('results.jsonl', 'results.jsonl.gz')):
         return []          # ResultStore would create the folder
     records = ResultStore(str(folder)).load()
+    if configs is None:
+        return records
     config = Path(configs) / f'{folder.name}.toml'
     return split_current(records, str(config))[0] if config.exists() \
         else records

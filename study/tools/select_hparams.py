@@ -19,16 +19,18 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from folders import current_records
+from folders import CONFIGS, current_records
 
 from ddl_gnn.experiment.config import RunConfig
 from ddl_gnn.experiment.report import mean_std
 
 
 def main(*folders: str, model: str | None = None, seeds: int | None = None,
+         every_record: bool = False,
          across_depths: bool = False) -> None:
     groups = defaultdict(list)
-    records = [r for f in folders for r in current_records(Path(f))
+    configs = None if every_record else CONFIGS
+    records = [r for f in folders for r in current_records(Path(f), configs)
                if (model is None or r['model'] == model)
                and (seeds is None or r['seed'] < seeds)]
     for r in records:
@@ -63,6 +65,9 @@ if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('folders', nargs='+')
     p.add_argument('--model')
+    p.add_argument('--every-record', action='store_true',
+                   help='also records of settings the config no longer '
+                        'holds (by default only the config as it stands)')
     p.add_argument('--seeds', type=int,
                    help='only seeds 0..N-1 (configurations compared on the '
                         'same seeds / splits)')
@@ -71,4 +76,5 @@ if __name__ == '__main__':
                         'all depths it ran at (one choice for every depth)')
     args = p.parse_args()
     main(*args.folders, model=args.model, seeds=args.seeds,
+         every_record=args.every_record,
          across_depths=args.across_depths)
