@@ -59,6 +59,9 @@ FAMILIES = {
     'delta-message-8 (beta0=0.1)': ('delta', dict(
         v_source='message', k_source='anchor', beta_source='anchor',
         heads=8, beta_init=0.1, norm='none')),
+    'delta-message-8 (beta0=0.1, beta in (0,1))': ('delta', dict(
+        v_source='message', k_source='anchor', beta_source='anchor',
+        heads=8, beta_init=0.1, beta_mode='learned01', norm='none')),
     'delta-interleaved': ('delta', dict(
         k_source='anchor', beta_source='anchor', norm='none', beta_init=0.1,
         layer_options=[dict(v_source='diffuse', heads=64, beta_init=1.0),
