@@ -26,7 +26,7 @@ _SKIP = {'dataset', 'model', 'depth', 'seed'}
 # text (importing the registries would import torch; a test keeps these in
 # step). Unknown names are reported by the registries themselves.
 MODEL_NAMES = ('plain', 'res', 'res+', 'gcnii', 'g2', 'delta',
-               'delta-write-only', 'delta-paper')
+               'delta-write-only', 'delta-paper', 'delta-paper-write-only')
 DATASET_NAMES = (
     'csbm', 'karate', 'cora', 'citeseer', 'pubmed', 'texas', 'cornell',
     'wisconsin', 'chameleon', 'squirrel', 'chameleon-filtered',

@@ -17,7 +17,7 @@ from .base import DeepGNN
 #: :math:`\beta_0 = 1`: ``build_model('delta-paper', ...)``.
 PAPER_DELTA = dict(k_source='conv', beta_source='context',
                    v_source='context', heads=1, norm='layer_norm',
-                   beta_init=1.0)
+                   beta_mode='learned', beta_init=1.0)
 
 
 class DeltaGNN(DeepGNN):

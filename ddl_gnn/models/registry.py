@@ -19,6 +19,7 @@ MODELS: Dict[str, Callable[..., DeepGNN]] = {
     'delta': DeltaGNN,
     'delta-write-only': partial(DeltaGNN, erase=False),
     'delta-paper': partial(DeltaGNN, **PAPER_DELTA),
+    'delta-paper-write-only': partial(DeltaGNN, **PAPER_DELTA, erase=False),
 }
 
 
@@ -31,7 +32,8 @@ def build_model(name: str, in_channels: int, hidden_channels: int,
     Args:
         name (str): One of :obj:`MODELS`: ``'plain'``, ``'res'``, ``'res+'``,
             ``'gcnii'``, ``'g2'``, ``'delta'``, ``'delta-write-only'``,
-            ``'delta-paper'`` (the paper-faithful generators).
+            ``'delta-paper'`` (the paper-faithful generators),
+            ``'delta-paper-write-only'`` (its write-only ablation).
         in_channels (int): Input feature width.
         hidden_channels (int): State width.
         num_layers (int): Message-passing layers.
