@@ -30,12 +30,12 @@ from ddl_gnn.experiment.report import mean_std, tables, write_report
 ROOT = RESULTS.parents[1]
 # Sweeps of one model with another setting than the main sweep's: their
 # selection.md ranks both settings per depth by validation.
-POOLED = {'cora_delta_beta01': ('cora', 'delta'),
-          'citeseer_delta_beta01': ('citeseer', 'delta'),
-          'cora_deep_beta01': ('cora_deep', 'delta')}
-SHORTCUTS = ('res+', 'gcnii', 'delta')
-FAMILIES = ('plain', 'res', 'res+', 'gcnii', 'g2', 'delta',
-            'delta-write-only')
+POOLED = {'cora_delta_beta01': ('cora', 'delta-paper'),
+          'citeseer_delta_beta01': ('citeseer', 'delta-paper'),
+          'cora_deep_beta01': ('cora_deep', 'delta-paper')}
+SHORTCUTS = ('res+', 'gcnii', 'delta-paper', 'delta')
+FAMILIES = ('plain', 'res', 'res+', 'gcnii', 'g2', 'delta-paper',
+            'delta-paper-write-only', 'delta', 'delta-write-only')
 HETERO = [('hetero_texas', 'Texas'), ('hetero_cornell', 'Cornell'),
           ('hetero_wisconsin', 'Wisconsin'), ('hetero_actor', 'Actor'),
           ('hetero_chameleon', 'Chameleon (leaky)'),
@@ -54,11 +54,12 @@ SUMMARIES = [
      [('cora', 'Cora'), ('citeseer', 'CiteSeer')], (2, 4, 8, 16, 32, 64),
      FAMILIES),
     ('deep', 'Cora to 256 layers (accuracy)',
-     [('cora_deep', 'Cora'), ('cora_deep_beta01', 'Cora, delta β₀ = 0.1')],
+     [('cora_deep', 'Cora'),
+      ('cora_deep_beta01', 'Cora, delta-paper β₀ = 0.1')],
      (128, 256), FAMILIES),
-    ('beta01', 'delta with β₀ = 0.1 at every depth (accuracy)',
+    ('beta01', 'delta-paper with β₀ = 0.1 at every depth (accuracy)',
      [('cora_delta_beta01', 'Cora'), ('citeseer_delta_beta01', 'CiteSeer')],
-     (2, 4, 8, 16, 32, 64), ('delta',)),
+     (2, 4, 8, 16, 32, 64), ('delta-paper',)),
     ('heterophilous', 'Heterophilous node classification (geom-gcn splits: '
      'seed s = split s; Minesweeper/Tolokers: Platonov et al. splits, '
      'ROC-AUC)', HETERO, (2, 8, 32), SHORTCUTS),
