@@ -40,7 +40,8 @@ from ddl_gnn.data import load_dataset  # noqa: E402
 from ddl_gnn.metrics import LayerProbe  # noqa: E402
 from ddl_gnn.models import build_model  # noqa: E402
 
-#: label -> (registry name, model kwargs). ``delta`` is the package default.
+#: label -> (registry name, model kwargs). ``delta`` is the package default;
+#: the others name every option in which they differ from it.
 FAMILIES = {
     'res+': ('res+', {}),
     'gcnii': ('gcnii', dict(alpha=0.1, theta=0.5)),
@@ -49,26 +50,27 @@ FAMILIES = {
     'delta-paper (beta0=1)': ('delta-paper', {}),
     'delta-diffuse-64': ('delta', dict(
         v_source='diffuse', k_source='anchor', beta_source='anchor',
-        heads=64, beta_init=1.0)),
+        heads=64, beta_init=1.0, beta_mode='learned', norm='layer_norm')),
     'delta-diffuse-8': ('delta', dict(
         v_source='diffuse', k_source='anchor', beta_source='anchor',
-        heads=8, beta_init=1.0)),
+        heads=8, beta_init=1.0, beta_mode='learned', norm='layer_norm')),
     'delta-message-8': ('delta', dict(
         v_source='message', k_source='anchor', beta_source='anchor',
-        heads=8, beta_init=0.5, norm='none')),
+        heads=8, beta_init=0.5, beta_mode='learned', norm='none')),
     'delta-message-8 (beta0=0.1)': ('delta', dict(
         v_source='message', k_source='anchor', beta_source='anchor',
-        heads=8, beta_init=0.1, norm='none')),
+        heads=8, beta_init=0.1, beta_mode='learned', norm='none')),
     'delta-message-8 (beta0=0.1, beta in (0,1))': ('delta', dict(
         v_source='message', k_source='anchor', beta_source='anchor',
         heads=8, beta_init=0.1, beta_mode='learned01', norm='none')),
     'delta-interleaved': ('delta', dict(
         k_source='anchor', beta_source='anchor', norm='none', beta_init=0.1,
+        beta_mode='learned',
         layer_options=[dict(v_source='diffuse', heads=64, beta_init=1.0),
                        dict(v_source='message', heads=8)])),
     'delta-anchor-value': ('delta', dict(
         v_source='anchor', k_source='anchor', beta_source='anchor',
-        heads=8, beta_init=0.5, norm='none')),
+        heads=8, beta_init=0.5, beta_mode='learned', norm='none')),
 }
 
 

@@ -1,6 +1,6 @@
 r"""Deep-stack model families built on one skeleton (matched comparisons)."""
 from .base import DeepGNN
-from .delta_gnn import DeltaGNN
+from .delta_gnn import PAPER_DELTA, DeltaGNN
 from .g2 import G2
 from .gcnii import GCNII
 from .registry import MODELS, build_model
@@ -9,6 +9,7 @@ from .residual import PlainGNN, ResGNN, ResPlusGNN
 __all__ = [
     'DeepGNN',
     'DeltaGNN',
+    'PAPER_DELTA',
     'PlainGNN',
     'ResGNN',
     'ResPlusGNN',

@@ -6,18 +6,10 @@ from typing import Optional, Sequence
 from torch import Tensor, nn
 
 from ..nn.compress import StateCompressor
-from ..nn.delta_conv import DeltaConv
+from ..nn.delta_conv import PAPER_DELTA, DeltaConv
 from ..nn.gates import BETA_INIT
 from ..ops import cpu_kernels
 from .base import DeepGNN
-
-
-#: The paper-faithful mapping (``k = conv(c)``; gate and value read the
-#: normalised context ``c``; one head), with the official code's
-#: :math:`\beta_0 = 1`: ``build_model('delta-paper', ...)``.
-PAPER_DELTA = dict(k_source='conv', beta_source='context',
-                   v_source='context', heads=1, norm='layer_norm',
-                   beta_mode='learned', beta_init=1.0)
 
 
 class DeltaGNN(DeepGNN):
@@ -26,15 +18,20 @@ class DeltaGNN(DeepGNN):
     The input linear maps features to the state width :math:`d`; with
     :math:`d_v > 1` the state is repeated to :math:`d_v` columns; the output
     compresses the state (its own :class:`StateCompressor`), applies the
-    norm and the decoder linear. ``num_layers`` counts message-passing
-    layers only.
+    norm (none by default) and the decoder linear. ``num_layers`` counts
+    message-passing layers only. Every layer reads the encoder output
+    :math:`x_0` (the anchor of its direction, gate and value). The defaults
+    are the layer's (anchored messages, 8 heads, β ∈ (0, 1) from
+    β₀ = 0.1, no norm); ``DeltaGNN(..., **PAPER_DELTA)`` or
+    ``build_model('delta-paper', ...)`` is the paper's mapping with its
+    β₀ = 1.
 
     Args (beyond :class:`~ddl_gnn.models.base.DeepGNN`):
         d_v (int, optional): Value columns of the node state. (default: 1)
         beta_init (float, optional): Gate at initialisation.
             (default: :obj:`BETA_INIT`)
         beta_mode (str, optional): ``'learned'``, ``'learned01'``,
-            ``'fixed'``. (default: :obj:`'learned'`)
+            ``'fixed'``. (default: :obj:`'learned01'`)
         k_source, beta_source, v_source, erase, heads, alpha,
         scale_message: see
             :class:`~ddl_gnn.nn.DeltaConv`; the anchored sources read the
@@ -53,15 +50,15 @@ class DeltaGNN(DeepGNN):
         >>> out = model(x, edge_index)            # [N, 3]
     """
     family = 'delta'
-    default_norm: Optional[str] = 'layer_norm'
+    default_norm: Optional[str] = None
     final_norm = True
 
     def __init__(self, in_channels: int, hidden_channels: int,
                  num_layers: int, out_channels: int, conv: str = 'gcn',
                  d_v: int = 1, beta_init: float = BETA_INIT,
-                 beta_mode: str = 'learned', k_source: str = 'conv',
-                 beta_source: str = 'context', v_source: str = 'context',
-                 erase: bool = True, heads: int = 1, alpha: float = 0.1,
+                 beta_mode: str = 'learned01', k_source: str = 'anchor',
+                 beta_source: str = 'anchor', v_source: str = 'message',
+                 erase: bool = True, heads: int = 8, alpha: float = 0.1,
                  scale_message: bool = False,
                  input_norm: bool = False,
                  layer_options: Optional[Sequence[dict]] = None, **kwargs):

@@ -41,9 +41,10 @@ def test_beta_at_init_equals_beta_init(graph, name, beta_init, d_v):
     model(x, edge_index)
     deltas = [m for m in model.modules() if isinstance(m, DeltaConv)]
     assert len(deltas) == 64
-    for m in deltas:
+    for m in deltas:   # one gate per node and head
+        assert m.last_beta.shape == (40, m.heads)
         torch.testing.assert_close(m.last_beta,
-                                   torch.full((40, ), beta_init),
+                                   torch.full((40, m.heads), beta_init),
                                    atol=1e-5, rtol=0)
 
 
@@ -170,7 +171,8 @@ def test_dropout_never_masks_the_carried_state():
     torch.testing.assert_close(block(x, edge_index), x)
     layer = DeltaConv(8, beta_init=0.0, beta_mode='fixed', dropout=0.9)
     x = torch.randn(6, 8)
-    torch.testing.assert_close(layer.train()(x, edge_index), x)
+    torch.testing.assert_close(layer.train()(x, edge_index, x0=x.flip(0)),
+                               x)
 
 
 @pytest.mark.parametrize('name', sorted(MODELS))

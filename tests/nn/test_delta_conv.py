@@ -1,11 +1,20 @@
-"""PyG-style tests of DeltaConv and its gate."""
+"""PyG-style tests of the paper layer (``DeltaConv(d, **PAPER_DELTA)``) and
+the gate; the default layer is tested in test_delta_default.py."""
 import pytest
 import torch
 from torch_geometric.testing import assert_module
 from torch_geometric.utils import to_torch_csc_tensor
 
-from ddl_gnn.nn import BetaGate, DeltaConv
+from ddl_gnn.nn import PAPER_DELTA, BetaGate, DeltaConv
+from ddl_gnn.nn.gates import BETA_INIT
 from ddl_gnn.ops import delta_update_reference
+
+# The paper's mapping at the package's gate start beta_0.
+PAPER = dict(PAPER_DELTA, beta_init=BETA_INIT)
+
+
+def paper(channels, **kw):
+    return DeltaConv(channels, **{**PAPER, **kw})
 
 
 @pytest.fixture
@@ -16,9 +25,9 @@ def graph():
 
 
 def test_repr():
-    assert repr(DeltaConv(16)) == ('DeltaConv(16, conv=gcn, d_v=1, '
-                                   'beta_init=0.1, beta_mode=learned)')
-    assert repr(DeltaConv(8, conv='sage', d_v=4, beta_init=1.0,
+    assert repr(paper(16)) == ('DeltaConv(16, conv=gcn, d_v=1, '
+                               'beta_init=0.1, beta_mode=learned)')
+    assert repr(paper(8, conv='sage', d_v=4, beta_init=1.0,
                           beta_mode='fixed', erase=False)) == (
         'DeltaConv(8, conv=sage, d_v=4, beta_init=1, beta_mode=fixed, '
         'erase=False)')
@@ -27,7 +36,7 @@ def test_repr():
 @pytest.mark.parametrize('conv', ['gcn', 'sage', 'gat', 'gin', 'gen'])
 def test_assert_module_layouts(graph, conv):
     x, edge_index = graph
-    layer = DeltaConv(16, conv=conv)
+    layer = paper(16, conv=conv)
     layouts = [torch.sparse_csc, torch.sparse_coo] if conv != 'gat' else []
     assert_module(layer, x, edge_index, expected_size=(4, 16),
                   test_sparse_layouts=layouts, atol=1e-6)
@@ -36,7 +45,7 @@ def test_assert_module_layouts(graph, conv):
 def test_tensor_and_sparse_adjacency_agree_with_weights(graph):
     x, edge_index = graph
     w = torch.rand(edge_index.size(1))
-    layer = DeltaConv(16)
+    layer = paper(16)
     out = layer(x, edge_index, w)
     adj_t = to_torch_csc_tensor(edge_index, w, size=(4, 4)).t()
     torch.testing.assert_close(layer(x, adj_t), out, atol=1e-6, rtol=1e-5)
@@ -48,7 +57,7 @@ def test_node_permutation_equivariance(d_v):
     N = 12
     x = torch.randn(N, 8, d_v) if d_v > 1 else torch.randn(N, 8)
     edge_index = torch.randint(0, N, (2, 40))
-    layer = DeltaConv(8, d_v=d_v).eval()
+    layer = paper(8, d_v=d_v).eval()
     perm = torch.randperm(N)
     inv = torch.empty_like(perm)
     inv[perm] = torch.arange(N)
@@ -59,7 +68,7 @@ def test_node_permutation_equivariance(d_v):
 
 def test_edge_weight_none_equals_unit_weights_and_weights_matter(graph):
     x, edge_index = graph
-    layer = DeltaConv(16)
+    layer = paper(16)
     ones = torch.ones(edge_index.size(1))
     torch.testing.assert_close(layer(x, edge_index),
                                layer(x, edge_index, ones))
@@ -70,7 +79,7 @@ def test_edge_weight_none_equals_unit_weights_and_weights_matter(graph):
 def test_forward_is_the_delta_rule(graph):
     """Recompute the layer by hand: context, conv, generators, dense op."""
     x, edge_index = graph
-    layer = DeltaConv(16, d_v=1, beta_init=0.7).eval()
+    layer = paper(16, d_v=1, beta_init=0.7).eval()
     with torch.no_grad():
         layer.gate.weight.normal_()
     c = layer.norm(x)
@@ -87,7 +96,7 @@ def test_forward_is_the_delta_rule(graph):
                                         ('fixed', 0.0), ('fixed', 2.0)])
 def test_beta_at_init_equals_beta_init(graph, mode, beta0):
     x, edge_index = graph
-    layer = DeltaConv(16, beta_init=beta0, beta_mode=mode)
+    layer = paper(16, beta_init=beta0, beta_mode=mode)
     layer(x, edge_index)
     torch.testing.assert_close(layer.last_beta, torch.full((4, ), beta0),
                                atol=1e-5, rtol=0)
@@ -95,13 +104,13 @@ def test_beta_at_init_equals_beta_init(graph, mode, beta0):
 
 def test_fixed_beta_zero_is_identity(graph):
     x, edge_index = graph
-    layer = DeltaConv(16, beta_init=0.0, beta_mode='fixed')
+    layer = paper(16, beta_init=0.0, beta_mode='fixed')
     torch.testing.assert_close(layer(x, edge_index), x)
 
 
 def test_reset_parameters_restores_init(graph):
     x, edge_index = graph
-    layer = DeltaConv(16, beta_init=0.3)
+    layer = paper(16, beta_init=0.3)
     opt = torch.optim.SGD(layer.parameters(), lr=1.0)
     layer(x, edge_index).pow(2).sum().backward()
     opt.step()
@@ -119,7 +128,7 @@ def test_reset_parameters_restores_init(graph):
                                 dict(norm='rms_norm'), dict(norm=None)])
 def test_generator_variants_run_and_backprop(graph, kw):
     x, edge_index = graph
-    layer = DeltaConv(16, d_v=2, **kw)
+    layer = paper(16, d_v=2, **kw)
     X = x.unsqueeze(-1).repeat(1, 1, 2).requires_grad_()
     out = layer(X, edge_index)
     out.sum().backward()
@@ -147,16 +156,16 @@ def test_gate_ranges():
 ])
 def test_bad_constructor_arguments(kwargs, err, match):
     with pytest.raises(err, match=match):
-        DeltaConv(16, **kwargs)
+        paper(16, **kwargs)
 
 
 def test_bad_inputs_name_the_problem(graph):
     x, edge_index = graph
-    layer = DeltaConv(16, d_v=1)
+    layer = paper(16, d_v=1)
     with pytest.raises(ValueError, match=r"'x' must have shape \[N, 16\]"):
         layer(torch.randn(4, 15), edge_index)
     with pytest.raises(ValueError, match=r"'x' must have shape \[N, 8, d_v=2"):
-        DeltaConv(8, d_v=2)(torch.randn(4, 8, 3), edge_index)
+        paper(8, d_v=2)(torch.randn(4, 8, 3), edge_index)
     with pytest.raises(ValueError, match=r"'edge_index' must have shape"):
         layer(x, edge_index.t())
     with pytest.raises(IndexError, match=r"outside \[0, 4\)"):

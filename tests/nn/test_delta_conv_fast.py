@@ -3,9 +3,14 @@ same function as the plain-autograd path: outputs and every gradient."""
 import pytest
 import torch
 
-from ddl_gnn.nn import DeltaConv
+from ddl_gnn.nn import PAPER_DELTA, DeltaConv
+from ddl_gnn.nn.gates import BETA_INIT
 from ddl_gnn.nn.context import context_linear
 from ddl_gnn.ops.recompute import set_recompute
+
+
+# The fast path serves the paper's mapping (at the package's beta_0).
+PAPER = dict(PAPER_DELTA, beta_init=BETA_INIT)
 
 
 @pytest.fixture(params=[True, False], ids=['recompute', 'save'])
@@ -47,7 +52,7 @@ def _run(layer, x, ei, fast):
 def test_fast_path_equals_plain_autograd(d_v, norm, kw, dtype, recompute):
     x, ei = _graph(d_v=d_v, dtype=dtype)
     torch.manual_seed(0)
-    layer = DeltaConv(6, d_v=d_v, norm=norm, **kw).to(dtype)
+    layer = DeltaConv(6, **{**PAPER, 'd_v': d_v, 'norm': norm, **kw}).to(dtype)
     with torch.no_grad():  # non-trivial gate, compressor and norm affine
         for p in layer.parameters():
             p.add_(0.3 * torch.randn_like(p))
@@ -69,8 +74,9 @@ def test_generic_convs_and_sources_take_the_plain_path():
     for kw in (dict(conv='sage'), dict(k_source='proj'),
                dict(beta_source='both'), dict(v_source='conv'),
                dict(norm='batch_norm'), dict(cached=True)):
-        assert not DeltaConv(6, **kw)._fast_path_ok(x, ei)
-    assert DeltaConv(6)._fast_path_ok(x, ei)
+        assert not DeltaConv(6, **{**PAPER, **kw})._fast_path_ok(x, ei)
+    assert DeltaConv(6, **PAPER)._fast_path_ok(x, ei)
+    assert not DeltaConv(6, heads=2)._fast_path_ok(x, ei)   # the default
 
 
 def _context_args(dtype=torch.float64):

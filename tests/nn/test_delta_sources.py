@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from ddl_gnn.models import build_model
-from ddl_gnn.nn import DeltaConv
+from ddl_gnn.nn import PAPER_DELTA, DeltaConv
+from ddl_gnn.nn.gates import BETA_INIT
 from ddl_gnn.ops import delta_update_reference
 
 
@@ -30,9 +31,13 @@ def dense_gcn_adjacency(G, N):
     return torch.tensor(A / np.sqrt(np.outer(d, d)))
 
 
+# Each test names the options it checks; the rest are the paper layer's.
+PAPER = dict(PAPER_DELTA, beta_init=BETA_INIT)
+
+
 def layer(**kw):
     torch.manual_seed(0)
-    m = DeltaConv(8, **kw).double().eval()
+    m = DeltaConv(8, **{**PAPER, **kw}).double().eval()
     if m.gate.weight is not None:   # a gate that varies per node and head
         with torch.no_grad():
             m.gate.weight.normal_(0, 0.5)
@@ -104,7 +109,7 @@ def test_matrix_states_and_other_convs_backprop(kw):
     x = torch.randn(N, 8, d_v) if d_v > 1 else torch.randn(N, 8)
     x0 = torch.randn(N, 8, requires_grad=True)
     edge_index = torch.randint(0, N, (2, 30))
-    m = DeltaConv(8, **kw)
+    m = DeltaConv(8, **{**PAPER, **kw})
     out = m(x.requires_grad_(), edge_index, x0=x0)
     assert out.shape == x.shape
     out.square().sum().backward()

@@ -8,7 +8,7 @@ from torch_geometric.data import HeteroData
 from torch_geometric.nn import HeteroConv, SAGEConv, to_hetero
 
 from ddl_gnn.models import build_model
-from ddl_gnn.nn import DeltaConv
+from ddl_gnn.nn import PAPER_DELTA, DeltaConv
 
 # HeteroConv warns that the author type is never a target (by design here)
 pytestmark = pytest.mark.filterwarnings("ignore:There exist node types")
@@ -54,10 +54,13 @@ def test_bipartite_and_dict_input_are_clear_errors():
 def test_delta_conv_on_a_relation_within_one_node_type():
     """HeteroConv calls a relation's conv on ``x`` itself when source and
     target types agree: DeltaConv works there, next to a bipartite PyG conv,
-    and gives what a hand-built sum of the two relations gives."""
+    and gives what a hand-built sum of the two relations gives. (The paper
+    layer: HeteroConv hands a ``x0_dict`` to every relation's conv, which
+    SAGEConv does not take, so the anchored default needs a relation-wise
+    call with ``x0``.)"""
     data = _hetero_graph()
     torch.manual_seed(1)
-    delta = DeltaConv(8, beta_init=0.5)
+    delta = DeltaConv(8, **dict(PAPER_DELTA, beta_init=0.5))
     sage = SAGEConv((-1, -1), 8)
     hetero = HeteroConv({('paper', 'cites', 'paper'): delta,
                          ('author', 'writes', 'paper'): sage}, aggr='sum')

@@ -29,20 +29,26 @@ def _per_layer(name, x, ei, **kw):
     return (_saved(name, 6, x, ei, **kw) - _saved(name, 2, x, ei, **kw)) / 4
 
 
-def test_delta_layer_saves_about_what_a_residual_layer_saves(graph):
+def test_delta_layers_save_about_what_a_residual_layer_saves(graph):
     x, ei = graph
     res = _per_layer('res', x, ei)
     res_ln = _per_layer('res', x, ei, norm='layer_norm')
-    delta = _per_layer('delta', x, ei)
+    paper = _per_layer('delta-paper', x, ei)
     # res keeps the conv input and the ReLU output: 2 x [N, d] floats.
     assert res == pytest.approx(2 * N * D * 4, rel=0.05)
-    # delta keeps the state and the conv output (k) + per-node scalars.
-    assert delta <= 1.1 * res and delta < res_ln
+    # the paper layer keeps the state and the conv output (k) + per-node
+    # scalars.
+    assert paper <= 1.1 * res and paper < res_ln
+    # the default (8 heads, anchored messages) keeps the conv input and
+    # output, the anchored direction and per-head scalars (gate, norms,
+    # values: [N, 8] each): at most 3 [N, d] + 4 [N, heads] floats.
+    delta = _per_layer('delta', x, ei)
+    assert delta <= 3 * N * D * 4 + 4 * N * 8 * 4
     # d_v = 4: the state is 4x wider; the cost stays linear in d_v:
     # X (4 N d) + k (N d) + the layer's read compress(X) (N d, made by the
     # previous layer's fused kernel and kept instead of recomputed) +
     # O(d_v) per-node scalars (v, s, beta, rho).
-    delta4 = _per_layer('delta', x, ei, d_v=4)
+    delta4 = _per_layer('delta-paper', x, ei, d_v=4)
     assert delta4 <= (4 + 2) * N * D * 4 + N * 4 * (5 * 4)
 
 
