@@ -5,6 +5,7 @@ canvas directly: no ``pyplot``, no ``matplotlib.use``, so writing a report
 leaves the caller's backend (a notebook's inline display) as it was."""
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any, Dict, List
@@ -111,8 +112,12 @@ def _beta_plot(records, out: Path) -> List[Path]:
         # [A-Za-z0-9._-] (shells, URLs and markdown links all accept them).
         stem = re.sub(r'[^A-Za-z0-9._-]+', '_',
                       f'beta_hist_{ds}_{m}_L{L}'.replace('+', 'plus'))
-        name = re.sub(r'_+', '_', stem).strip('_') + '.png'
-        paths.append(_save(fig, out / name))
+        stem = re.sub(r'_+', '_', stem).strip('_')
+        if len(stem) > 120:   # a variant spelled out in full: keep the
+            # name under file-system limits, unique by a digest of it
+            digest = hashlib.sha1(stem.encode()).hexdigest()[:10]
+            stem = f'{stem[:108]}_{digest}'
+        paths.append(_save(fig, out / f'{stem}.png'))
     return paths
 
 

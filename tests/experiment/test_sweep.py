@@ -324,3 +324,20 @@ def test_csr_adjacency_on_a_graph_task_is_a_clear_error(tmp_path,
     with pytest.raises(ValueError, match='full-graph node tasks'):
         runner.run(RunConfig('ogbg-molbace', 'delta', 2, adj='csr'),
                    str(tmp_path), progress=False)
+
+
+def test_beta_plots_of_long_variant_labels_get_short_unique_names(tmp_path):
+    """Variants spelled out in full (per-layer options) make labels longer
+    than a file name may be: the plot name is cut and made unique."""
+    from ddl_gnn.experiment.plots import _beta_plot
+    hist = [{'hist': [1] * 20, 'layer': 1}]
+    long = [{'v_source': 'diffuse', 'heads': 64, 'beta_init': 1.0}] * 12
+    recs = [dict(dataset='cora', model='delta', depth=4, seed=0, beta=hist,
+                 config=dict(model_kwargs=kw))
+            for kw in ({'layer_options': long},
+                       {'layer_options': long[:-1]})]
+    paths = _beta_plot(recs, tmp_path)
+    names = [p.name for p in paths]
+    assert len(names) == 2 and len(set(names)) == 2
+    assert all(len(n) <= 124 and n.startswith('beta_hist_cora_delta')
+               and (tmp_path / n).stat().st_size > 1000 for n in names)
