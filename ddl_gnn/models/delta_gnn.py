@@ -1,6 +1,7 @@
 r"""The delta-shortcut model family."""
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 from torch import Tensor, nn
@@ -41,6 +42,12 @@ class DeltaGNN(DeepGNN):
             (layer :math:`l` takes ``layer_options[l % len]``), e.g. layers
             that alternate a diffusion value and a learned message.
             (default: :obj:`None`)
+        theta (float, optional): GCNII's identity mapping of every
+            layer's conv weight, :math:`W_l \to (1 - \gamma_l) I +
+            \gamma_l W_l` with :math:`\gamma_l = \log(\theta / l + 1)`
+            (``identity_map`` of :class:`~ddl_gnn.nn.DeltaConv`): deep
+            layers start near a weight-free propagation.
+            (default: :obj:`None`)
         input_norm (bool, optional): LayerNorm on the encoder output, so
             the state starts at the scale of the values written from a
             normalised context. (default: :obj:`False`)
@@ -60,6 +67,7 @@ class DeltaGNN(DeepGNN):
                  beta_source: str = 'anchor', v_source: str = 'message',
                  erase: bool = True, heads: int = 8, alpha: float = 0.1,
                  scale_message: bool = False,
+                 theta: Optional[float] = None,
                  input_norm: bool = False,
                  layer_options: Optional[Sequence[dict]] = None, **kwargs):
         if not isinstance(d_v, int) or d_v < 1:
@@ -72,6 +80,10 @@ class DeltaGNN(DeepGNN):
                 not all(isinstance(o, dict) for o in layer_options)):
             raise ValueError(f"DeltaGNN: 'layer_options' must be a non-empty "
                              f"list of dicts, got {layer_options!r}")
+        if theta is not None and not float(theta) > 0:
+            raise ValueError(f"DeltaGNN: 'theta' must be a positive number "
+                             f"or None, got {theta!r}")
+        self.theta = None if theta is None else float(theta)
         self.layer_options = list(layer_options or [{}])
         self.delta_kwargs = dict(beta_init=beta_init, beta_mode=beta_mode,
                                  k_source=k_source, beta_source=beta_source,
@@ -90,6 +102,8 @@ class DeltaGNN(DeepGNN):
 
     def make_layer(self, i: int) -> nn.Module:
         opts = dict(norm=self.norm_name, **self.delta_kwargs)
+        if self.theta is not None:   # GCNII's schedule, layers l = 1..L
+            opts['identity_map'] = math.log(self.theta / (i + 1) + 1)
         opts.update(self.layer_options[i % len(self.layer_options)])
         layer = DeltaConv(self.hidden_channels, conv=self.conv_name,
                           d_v=self.d_v, dropout=self.dropout, **opts,

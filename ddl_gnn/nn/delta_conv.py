@@ -134,6 +134,12 @@ class DeltaConv(MessagePassing):
             the conv output to the per-node norm of the state before writing
             it, so the conv's gain does not compound over the layers.
             (default: :obj:`False`)
+        identity_map (float, optional): GCNII's identity mapping of the
+            conv weight, :math:`W \to (1 - \gamma) I + \gamma W` with
+            :math:`\gamma` = ``identity_map`` (a ``GCNConv`` only);
+            :class:`~ddl_gnn.models.DeltaGNN`'s ``theta`` sets
+            :math:`\gamma_l = \log(\theta / l + 1)` per layer.
+            (default: :obj:`None`, the plain weight)
         alpha (float, optional): Input weight :math:`\alpha` of the
             ``'anchor'`` direction and the ``'diffuse'`` value.
             (default: :obj:`0.1`)
@@ -185,7 +191,8 @@ class DeltaConv(MessagePassing):
                  k_source: str = 'anchor', beta_source: str = 'anchor',
                  v_source: str = 'message', erase: bool = True,
                  eps: float = 1e-5, heads: int = 8, alpha: float = 0.1,
-                 scale_message: bool = False, **kwargs):
+                 scale_message: bool = False,
+                 identity_map: Optional[float] = None, **kwargs):
         super().__init__(aggr='add')
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"DeltaConv: 'channels' must be a positive int, "
@@ -205,6 +212,11 @@ class DeltaConv(MessagePassing):
         if not 0.0 <= float(alpha) <= 1.0:
             raise ValueError(f"DeltaConv: 'alpha' must lie in [0, 1], got "
                              f"{alpha!r}")
+        if identity_map is not None and not 0.0 <= float(identity_map) <= 1.0:
+            raise ValueError(f"DeltaConv: 'identity_map' must lie in [0, 1] "
+                             f"or be None, got {identity_map!r}")
+        self.identity_map = (None if identity_map is None
+                             else float(identity_map))
         self.channels, self.d_v = channels, d_v
         self.heads, self.alpha = heads, float(alpha)
         self.scale_message = bool(scale_message)
@@ -216,6 +228,10 @@ class DeltaConv(MessagePassing):
         self.compress = StateCompressor(channels, d_v)
         self.norm = make_norm(norm, channels)
         self.conv = make_conv(conv, channels, **kwargs)
+        if self.identity_map is not None and not (
+                type(self.conv) is GCNConv and self.conv.lin.bias is None):
+            raise ValueError(f"DeltaConv: 'identity_map' mixes the weight "
+                             f"of a GCNConv; got conv={self.conv_name!r}")
         two = 2 * channels
         self.k_lin = Linear(two, channels) if k_source == 'proj' else None
         self.gate = BetaGate(channels if beta_source == 'context' else two,
@@ -280,7 +296,7 @@ class DeltaConv(MessagePassing):
         r = self.compress(x) if read is None else read
         c = self.norm(r) if self.norm is not None else r
         c = F.dropout(c, p=self.dropout, training=self.training)
-        h = call_conv(self.conv, c, edge_index, edge_weight, edge_attr)
+        h = self.message_conv(c, edge_index, edge_weight, edge_attr)
         c0 = None
         if 'anchor' in (self.k_source, self.beta_source, self.v_source):
             c0 = self.norm(x0) if self.norm is not None else x0
@@ -299,6 +315,23 @@ class DeltaConv(MessagePassing):
         v = self._value(r, c, h, c0, k, x0, edge_index, edge_weight)
         self.last_beta = beta.detach()
         return self._update(x, k, beta, v, next_weight)
+
+    def message_conv(self, c: Tensor, edge_index: Adj,
+                     edge_weight: OptTensor = None,
+                     edge_attr: OptTensor = None) -> Tensor:
+        r"""The inner conv on the context; with ``identity_map`` =
+        :math:`\gamma`, GCNII's identity mapping of its weight,
+        :math:`\hat A\, c\, ((1 - \gamma) I + \gamma W) + b`."""
+        conv, g = self.conv, self.identity_map
+        if g is None:
+            return call_conv(conv, c, edge_index, edge_weight, edge_attr)
+        if conv.normalize:
+            edge_index, edge_weight = gcn_norm(
+                edge_index, edge_weight, c.size(0), conv.improved,
+                conv.add_self_loops, conv.flow, c.dtype)
+        h = conv.propagate(edge_index, x=torch.lerp(c, conv.lin(c), g),
+                           edge_weight=edge_weight)
+        return h if conv.bias is None else h + conv.bias
 
     def _value(self, r: Tensor, c: Tensor, h: Tensor, c0: OptTensor,
                k: Tensor, x0: OptTensor, edge_index: Adj,
@@ -364,6 +397,7 @@ class DeltaConv(MessagePassing):
     def _fast_path_ok(self, x: Tensor, edge_index: Adj) -> bool:
         conv = self.conv
         return (type(conv) is GCNConv and conv.lin.bias is None
+                and self.identity_map is None
                 and (not conv.normalize or
                      (not conv.cached and isinstance(edge_index, Tensor)))
                 and self.k_source == 'conv' and self.heads == 1
@@ -442,6 +476,8 @@ class DeltaConv(MessagePassing):
             extra += f', heads={self.heads}'
         if self.scale_message:
             extra += ', scale_message=True'
+        if self.identity_map is not None:
+            extra += f', identity_map={self.identity_map:.4g}'
         for name in ('k_source', 'beta_source', 'v_source'):
             if getattr(self, name) not in ('conv', 'context'):
                 extra += f', {name}={getattr(self, name)}'

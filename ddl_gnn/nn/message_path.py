@@ -243,7 +243,7 @@ def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
     conv as usual, the gate (its weight's :math:`c` and :math:`c_0`
     halves applied without concatenating the inputs) and the update
     fused."""
-    h = call_conv(layer.conv, x, edge_index, edge_weight, edge_attr)
+    h = layer.message_conv(x, edge_index, edge_weight, edge_attr)
     gate = layer.gate
     W = gate.weight.view(layer.heads, -1).to(x.dtype)
     out, beta = anchored_message_update(

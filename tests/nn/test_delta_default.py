@@ -35,15 +35,18 @@ def _perturbed(layer):
     return layer
 
 
-def oracle(G, layer, x, x0, alpha=0.1, eps=1e-5):
+def oracle(G, layer, x, x0, alpha=0.1, eps=1e-5, gamma=None):
     """The docstring's update with numpy: Â from networkx, per node and
-    head the dense operator (I - beta k̂ k̂ᵀ) X + beta k̂ v."""
+    head the dense operator (I - beta k̂ k̂ᵀ) X + beta k̂ v; with ``gamma``
+    the conv weight is GCNII's (1 - gamma) I + gamma W."""
     A = nx.to_numpy_array(G, nodelist=range(N)) + np.eye(N)
     d = A.sum(1)
     A_hat = A / np.sqrt(np.outer(d, d))
     X, X0 = x.numpy(), x0.numpy()
     W = layer.conv.lin.weight.detach().double().numpy()
     b = layer.conv.bias.detach().double().numpy()
+    if gamma is not None:
+        W = (1 - gamma) * np.eye(D) + gamma * W
     m = A_hat @ X @ W.T + b
     k = (1 - alpha) * m + alpha * X0
     Wg = layer.gate.weight.detach().double().numpy()      # [H, 2D]
@@ -70,14 +73,38 @@ def test_default_layer_is_the_documented_update(graph):
     torch.testing.assert_close(layer.last_beta, beta)
 
 
-def test_default_gradients_match_the_generic_path(graph, monkeypatch):
+@pytest.mark.parametrize('gamma', [0.0, 0.3, 1.0])
+def test_identity_mapped_weight_is_gcnii_s(graph, gamma):
+    G, x, x0, edge_index = graph
+    torch.manual_seed(0)
+    layer = _perturbed(DeltaConv(D, identity_map=gamma).double().eval())
+    want, _ = oracle(G, layer, x, x0, gamma=gamma)
+    torch.testing.assert_close(layer(x, edge_index, x0=x0), want)
+
+
+def test_theta_sets_gcnii_s_schedule_and_bad_values_are_named():
+    import math
+    model = DeltaGNN(7, D, 5, 3, theta=0.5)
+    got = [lay.identity_map for lay in model.layers]
+    assert got == pytest.approx([math.log(0.5 / l + 1) for l in range(1, 6)])
+    assert DeltaGNN(7, D, 2, 3).layers[0].identity_map is None
+    with pytest.raises(ValueError, match="'identity_map' must lie in"):
+        DeltaConv(D, identity_map=1.5)
+    with pytest.raises(ValueError, match="mixes the weight of a GCNConv"):
+        DeltaConv(D, conv='sage', identity_map=0.5)
+    with pytest.raises(ValueError, match="'theta' must be a positive"):
+        DeltaGNN(7, D, 2, 3, theta=0)
+
+
+@pytest.mark.parametrize('gamma', [None, 0.4])
+def test_default_gradients_match_the_generic_path(graph, monkeypatch, gamma):
     """Every gradient (state, input state, all parameters) of the fused
     message path equals autograd's through the generic path."""
     import ddl_gnn.nn.delta_conv as dc
     _, x, x0, edge_index = graph
     torch.manual_seed(0)
-    a = _perturbed(DeltaConv(D).double())
-    b = DeltaConv(D, **SELECTED).double()
+    a = _perturbed(DeltaConv(D, identity_map=gamma).double())
+    b = DeltaConv(D, **SELECTED, identity_map=gamma).double()
     b.load_state_dict(a.state_dict())
     assert dc.message_path_ok(a, x, None, None)   # the fused path is taken
     grads = []
