@@ -132,11 +132,37 @@ def fill_blocks(path: Path, blocks: Dict[str, str]) -> None:
 Cells = Dict[Tuple[str, int], List[float]]
 
 
+def _delta_defaults() -> Dict[str, object]:
+    """The options of ``build_model('delta')`` as resolved for a GCN conv
+    (``'none'`` and :obj:`None` are the same norm)."""
+    import inspect
+
+    from ddl_gnn.models import DeltaGNN
+    out = {k: p.default for k, p in
+           inspect.signature(DeltaGNN.__init__).parameters.items()
+           if p.default is not inspect.Parameter.empty}
+    out.update(norm=DeltaGNN.default_norm, conv='gcn')
+    return out
+
+
+def _is_default_delta(record: dict) -> bool:
+    """Whether a ``delta`` record ran the package's default layer: every
+    model option it sets equals the default (the candidates of a
+    selection, run beside it in one folder, are other rows' business)."""
+    defaults = _delta_defaults()
+    kw = record.get('config', {}).get('model_kwargs', {})
+    norm = (lambda v: None if v == 'none' else v)
+    return all(k in defaults and norm(v) == norm(defaults[k])
+               for k, v in kw.items())
+
+
 def _cells(results: Path, name: str, models: Sequence[str],
            depths: Sequence[int]) -> Cells:
     """Test scores per (model, depth) of the current records of
-    ``results/name`` (empty lists where nothing ran)."""
-    records = current_records(results / name)
+    ``results/name`` (empty lists where nothing ran); ``delta`` cells hold
+    the default layer only."""
+    records = [r for r in current_records(results / name)
+               if r['model'] != 'delta' or _is_default_delta(r)]
     return {(m, d): [r['test'] for r in records
                      if r['model'] == m and r['depth'] == d]
             for m in models for d in depths}

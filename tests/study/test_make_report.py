@@ -37,8 +37,8 @@ def test_headline_rows_are_datasets_and_fill_blocks_replaces_only_them(
         store.append(dict(key=f'{model}{seed}', model=model, depth=32,
                           seed=seed, test=t))
     lines = make_report._headline_table(tmp_path, 32, [('set_a', 'A')])
-    assert lines[0] == '| L = 32 | res+ | gcnii | delta |'
-    assert lines[2] == '| A | 50.0 (1) | – | **70.0 (1)** |'
+    assert lines[0] == '| L = 32 | res+ | gcnii | delta-paper | delta |'
+    assert lines[2] == '| A | 50.0 (1) | – | – | **70.0 (1)** |'
     doc = tmp_path / 'doc.md'
     doc.write_text('intro\n<!-- t:begin -->\nold\n<!-- t:end -->\n'
                    '<!-- u:begin -->\nkept\n<!-- u:end -->\n')
@@ -55,3 +55,20 @@ def test_documents_hold_every_generated_block(study_tool):
         assert f'<!-- {name}:begin -->' in findings, name
     readme = (make_report.ROOT / 'README.md').read_text()
     assert '<!-- headline:begin -->' in readme
+
+
+def test_delta_cells_hold_the_default_layer_only(tmp_path, study_tool):
+    """A folder that also holds selection candidates of ``delta`` shows
+    only the default layer's runs (spelled out or not) in its cells."""
+    make_report = study_tool('make_report')
+    store = ResultStore(str(tmp_path / 'set_a'))
+    spelled = dict(v_source='message', k_source='anchor',
+                   beta_source='anchor', beta_mode='learned01', norm='none',
+                   beta_init=0.1, heads=8)
+    runs = [({}, 0.7), (spelled, 0.9), (dict(spelled, theta=0.5), 0.1),
+            (dict(heads=64), 0.2), (dict(layer_options=[{}]), 0.3)]
+    for seed, (kw, t) in enumerate(runs):
+        store.append(dict(key=f'd{seed}', model='delta', depth=32, seed=seed,
+                          test=t, config=dict(model_kwargs=kw)))
+    cells = make_report._cells(tmp_path, 'set_a', ('delta', ), (32, ))
+    assert sorted(cells[('delta', 32)]) == [0.7, 0.9]
