@@ -55,6 +55,7 @@ def test_documents_hold_every_generated_block(study_tool):
         assert f'<!-- {name}:begin -->' in findings, name
     readme = (make_report.ROOT / 'README.md').read_text()
     assert '<!-- headline:begin -->' in readme
+    assert '<!-- headline64:begin -->' in readme
 
 
 def test_delta_cells_hold_the_default_layer_only(tmp_path, study_tool):
