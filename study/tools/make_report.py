@@ -155,14 +155,21 @@ def _delta_defaults() -> Dict[str, object]:
 
 
 def _is_default_delta(record: dict) -> bool:
-    """Whether a ``delta`` record ran the package's default layer: every
-    model option it sets equals the default (the candidates of a
-    selection, run beside it in one folder, are other rows' business)."""
-    defaults = _delta_defaults()
-    kw = record.get('config', {}).get('model_kwargs', {})
+    """Whether a ``delta`` record ran the layer ``ddl-gnn train --model
+    delta`` runs on its dataset: the package defaults with that dataset's
+    recommended model options (``ddl_gnn/configs/recommended.toml``). The
+    candidates of a selection, run beside it in one folder, are other
+    rows' business."""
+    from ddl_gnn.experiment.recommended import recommended_settings
     norm = (lambda v: None if v == 'none' else v)
-    return all(k in defaults and norm(v) == norm(defaults[k])
-               for k, v in kw.items())
+    defaults = _delta_defaults()
+    want = {**defaults, **recommended_settings(
+        record.get('dataset', ''), 'delta').get('model_kwargs', {})}
+    kw = record.get('config', {}).get('model_kwargs', {})
+    if not set(kw) <= set(defaults):
+        return False
+    got = {**defaults, **kw}
+    return all(norm(got[k]) == norm(want[k]) for k in want)
 
 
 def _cells(results: Path, name: str, models: Sequence[str],
