@@ -80,8 +80,13 @@ class DeltaGNN(DeepGNN):
                 not all(isinstance(o, dict) for o in layer_options)):
             raise ValueError(f"DeltaGNN: 'layer_options' must be a non-empty "
                              f"list of dicts, got {layer_options!r}")
-        if theta is not None and not float(theta) > 0:
-            raise ValueError(f"DeltaGNN: 'theta' must be a positive number "
+        # gamma_1 = log(theta + 1) is the largest weight share; it must
+        # stay a mix of the identity and W (at most 1).
+        if theta is not None and not (
+                isinstance(theta, (int, float)) and not isinstance(theta, bool)
+                and 0 < theta <= math.e - 1):
+            raise ValueError(f"DeltaGNN: 'theta' must be a number in "
+                             f"(0, e - 1] (so that log(theta / l + 1) <= 1) "
                              f"or None, got {theta!r}")
         self.theta = None if theta is None else float(theta)
         self.layer_options = list(layer_options or [{}])

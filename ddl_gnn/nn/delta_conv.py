@@ -212,7 +212,10 @@ class DeltaConv(MessagePassing):
         if not 0.0 <= float(alpha) <= 1.0:
             raise ValueError(f"DeltaConv: 'alpha' must lie in [0, 1], got "
                              f"{alpha!r}")
-        if identity_map is not None and not 0.0 <= float(identity_map) <= 1.0:
+        if identity_map is not None and not (
+                isinstance(identity_map, (int, float))
+                and not isinstance(identity_map, bool)
+                and 0.0 <= identity_map <= 1.0):
             raise ValueError(f"DeltaConv: 'identity_map' must lie in [0, 1] "
                              f"or be None, got {identity_map!r}")
         self.identity_map = (None if identity_map is None

@@ -154,21 +154,25 @@ def _delta_defaults() -> Dict[str, object]:
     return out
 
 
-def _is_default_delta(record: dict) -> bool:
+def _is_default_delta(record: dict, defaults: Dict[str, object],
+                      wanted: Dict[str, Dict[str, object]]) -> bool:
     """Whether a ``delta`` record ran the layer ``ddl-gnn train --model
-    delta`` runs on its dataset: the package defaults with that dataset's
-    recommended model options (``ddl_gnn/configs/recommended.toml``). The
+    delta`` runs on its dataset: the package ``defaults`` with that
+    dataset's recommended model options (``ddl_gnn/configs/
+    recommended.toml``; read once per dataset into ``wanted``). The
     candidates of a selection, run beside it in one folder, are other
     rows' business."""
     from ddl_gnn.experiment.recommended import recommended_settings
-    norm = (lambda v: None if v == 'none' else v)
-    defaults = _delta_defaults()
-    want = {**defaults, **recommended_settings(
-        record.get('dataset', ''), 'delta').get('model_kwargs', {})}
+    dataset = record.get('dataset', '')
+    if dataset not in wanted:
+        wanted[dataset] = {**defaults, **recommended_settings(
+            dataset, 'delta').get('model_kwargs', {})}
+    want = wanted[dataset]
     kw = record.get('config', {}).get('model_kwargs', {})
     if not set(kw) <= set(defaults):
         return False
     got = {**defaults, **kw}
+    norm = (lambda v: None if v == 'none' else v)
     return all(norm(got[k]) == norm(want[k]) for k in want)
 
 
@@ -177,8 +181,10 @@ def _cells(results: Path, name: str, models: Sequence[str],
     """Test scores per (model, depth) of the current records of
     ``results/name`` (empty lists where nothing ran); ``delta`` cells hold
     the default layer only."""
+    defaults, wanted = _delta_defaults(), {}
     records = [r for r in current_records(results / name)
-               if r['model'] != 'delta' or _is_default_delta(r)]
+               if r['model'] != 'delta'
+               or _is_default_delta(r, defaults, wanted)]
     return {(m, d): [r['test'] for r in records
                      if r['model'] == m and r['depth'] == d]
             for m in models for d in depths}

@@ -92,8 +92,12 @@ def test_theta_sets_gcnii_s_schedule_and_bad_values_are_named():
         DeltaConv(D, identity_map=1.5)
     with pytest.raises(ValueError, match="mixes the weight of a GCNConv"):
         DeltaConv(D, conv='sage', identity_map=0.5)
-    with pytest.raises(ValueError, match="'theta' must be a positive"):
-        DeltaGNN(7, D, 2, 3, theta=0)
+    for bad in (0, 2.0, 'high', True):
+        with pytest.raises(ValueError, match=r"'theta' must be a number in"):
+            DeltaGNN(7, D, 2, 3, theta=bad)
+    DeltaGNN(7, D, 2, 3, theta=1.5)       # GCNII's largest published value
+    with pytest.raises(ValueError, match="'identity_map' must lie in"):
+        DeltaConv(D, identity_map='0.5')
 
 
 @pytest.mark.parametrize('gamma', [None, 0.4])
