@@ -11,6 +11,11 @@ forward and one backward of the training cross-entropy, and per layer
   still holds);
 - ``grad_norm``: :math:`\lVert \partial\mathcal{L}/\partial X_l\rVert_F`.
 
+and, in train mode with the training dropout (0.6, one forward without
+gradient), ``train_norm_ratio`` = :math:`\lVert X_L\rVert_F` in train mode
+/ in eval mode: whether the stack is the same function of depth under
+dropout (1 = yes).
+
 Each record also carries ``grad_ratio`` = grad_norm at layer 0 / grad_norm
 at the top layer (how much the state gradient grows on its way down; 1 =
 flat) and ``cos_last`` = cos_input at the top layer.
@@ -46,6 +51,9 @@ FAMILIES = {
     'res+': ('res+', {}),
     'gcnii': ('gcnii', dict(alpha=0.1, theta=0.5)),
     'delta': ('delta', {}),
+    'delta (theta=0.5)': ('delta', dict(theta=0.5)),
+    'delta (theta=0.5, dropout outside the layers)': ('delta', dict(
+        theta=0.5, layer_dropout=0.0, state_dropout=True)),
     'delta-paper (beta0=0.1)': ('delta-paper', dict(beta_init=0.1)),
     'delta-paper (beta0=1)': ('delta-paper', {}),
     'delta-diffuse-64': ('delta', dict(
@@ -74,10 +82,16 @@ FAMILIES = {
 }
 
 
+#: The dropout the study trains with (study/configs/depth_*.toml).
+TRAIN_DROPOUT = 0.6
+
+
 def probe(ds, name, kwargs, depth, seed):
     torch.manual_seed(seed)
+    # Dropout does not change the eval-mode function; it is set for the
+    # train-mode forward at the end.
     model = build_model(name, ds.num_features, 64, depth, ds.num_classes,
-                        **kwargs).eval()
+                        dropout=TRAIN_DROPOUT, **kwargs).eval()
     data, idx = ds.data, ds.split['train']
     with LayerProbe(model) as p:
         logits = model(data.x, data.edge_index)
@@ -100,10 +114,26 @@ def probe(ds, name, kwargs, depth, seed):
     top = rows[-1]
     ratio = rows[0]['grad_norm'] / top['grad_norm'] if top['grad_norm'] \
         else float('inf')
+    train_ratio = _train_norm(model, data) / (top['norm'] *
+                                              data.num_nodes ** 0.5)
     del model, logits, loss
     gc.collect()
     return dict(grad_ratio=ratio, cos_last=top['cos_input'],
-                norm_last=top['norm'], per_layer=rows)
+                norm_last=top['norm'], train_norm_ratio=train_ratio,
+                per_layer=rows)
+
+
+def _train_norm(model, data) -> float:
+    """‖X_L‖_F of one train-mode forward (dropout on)."""
+    model.train()
+    out = []
+    hook = model.layers[-1].register_forward_hook(
+        lambda mod, args, o: out.append(float(o.double().norm())))
+    with torch.no_grad():
+        model(data.x, data.edge_index)
+    hook.remove()
+    model.eval()
+    return out[0]
 
 
 def _finite(v):
@@ -125,6 +155,8 @@ def main():
     path = out / 'records.jsonl'
     records = ([json.loads(line) for line in path.read_text().splitlines()]
                if path.exists() else [])
+    # Records without the train-mode column are measured again.
+    records = [r for r in records if 'train_norm_ratio' in r]
     done = {(r['family'], r['depth'], r['seed']) for r in records}
     ds = load_dataset('cora')
     for depth in args.depths:
@@ -170,11 +202,13 @@ def write_report(records, out: Path):
              '**grad ratio** = ‖∂L/∂X_0‖ / ‖∂L/∂X_L‖ (growth of the state '
              'gradient from the top layer to the encoder output; 1 = flat). '
              '**cos** = Frobenius cosine of the top state X_L with the '
-             'encoder output X_0. **norm** = ‖X_L‖_F/√N.', '',
+             'encoder output X_0. **norm** = ‖X_L‖_F/√N. **train/eval norm** '
+             '= ‖X_L‖_F of a train-mode forward (dropout 0.6) / eval mode '
+             '(1 = dropout does not change the scale with depth).', '',
              '| family | kwargs | ' + ' | '.join(
-                 f'L={d} grad ratio | L={d} cos | L={d} norm'
-                 for d in depths) + ' |',
-             '|---|---|' + '---|' * (3 * len(depths))]
+                 f'L={d} grad ratio | L={d} cos | L={d} norm | '
+                 f'L={d} train/eval norm' for d in depths) + ' |',
+             '|---|---|' + '---|' * (4 * len(depths))]
     for fam in fams:
         cells = []
         for d in depths:
@@ -182,7 +216,8 @@ def write_report(records, out: Path):
                   r['depth'] == d]
             cells += [_cell([r['grad_ratio'] for r in rs]),
                       _cell([r['cos_last'] for r in rs]),
-                      _cell([r['norm_last'] for r in rs])]
+                      _cell([r['norm_last'] for r in rs]),
+                      _cell([r['train_norm_ratio'] for r in rs])]
         kw = next(r['model_kwargs'] for r in records if r['family'] == fam)
         kw_txt = ', '.join(f'{k}={v}' for k, v in kw.items()) or 'defaults'
         lines.append(f'| {fam} | {kw_txt} | ' + ' | '.join(cells) + ' |')

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..nn.compress import StateCompressor
@@ -51,6 +52,21 @@ class DeltaGNN(DeepGNN):
         input_norm (bool, optional): LayerNorm on the encoder output, so
             the state starts at the scale of the values written from a
             normalised context. (default: :obj:`False`)
+        layer_dropout (float, optional): Dropout on each layer's read of
+            the state (the conv input), overriding ``dropout`` there;
+            :obj:`None` uses ``dropout``. The anchored message writes its
+            own norm along its direction (:math:`v = \lVert k_h\rVert`),
+            and inverted dropout inflates that norm, so with dropout inside
+            the layers the train-mode state grows with depth while the
+            eval-mode state does not (2-3x at 64 layers, 200x at 256 on
+            Cora at initialisation); ``0.0`` keeps train and eval mode the
+            same function of depth. (default: :obj:`None`)
+        state_dropout (bool, optional): Dropout (rate ``dropout``) on the
+            start state :math:`X^0 = \mathrm{drop}(x_0)`, as GCNII drops
+            its first layer's input; the anchor :math:`x_0` the layers read
+            stays undropped. (default: :obj:`False`)
+        message_act, dropout_value: see :class:`~ddl_gnn.nn.DeltaConv`
+            (defaults :obj:`None`, :obj:`False`).
 
     Example:
         >>> model = DeltaGNN(16, 32, num_layers=8, out_channels=3)
@@ -67,8 +83,12 @@ class DeltaGNN(DeepGNN):
                  beta_source: str = 'anchor', v_source: str = 'message',
                  erase: bool = True, heads: int = 8, alpha: float = 0.1,
                  scale_message: bool = False,
+                 message_act: Optional[str] = None,
+                 dropout_value: bool = False,
                  theta: Optional[float] = None,
                  input_norm: bool = False,
+                 layer_dropout: Optional[float] = None,
+                 state_dropout: bool = False,
                  layer_options: Optional[Sequence[dict]] = None, **kwargs):
         if not isinstance(d_v, int) or d_v < 1:
             raise ValueError(f"DeltaGNN: 'd_v' must be a positive int, got "
@@ -94,7 +114,18 @@ class DeltaGNN(DeepGNN):
                                  k_source=k_source, beta_source=beta_source,
                                  v_source=v_source, erase=erase,
                                  heads=heads, alpha=alpha,
-                                 scale_message=scale_message)
+                                 scale_message=scale_message,
+                                 message_act=message_act,
+                                 dropout_value=dropout_value)
+        if layer_dropout is not None and not (
+                isinstance(layer_dropout, (int, float))
+                and not isinstance(layer_dropout, bool)
+                and 0.0 <= layer_dropout < 1.0):
+            raise ValueError(f"DeltaGNN: 'layer_dropout' must lie in [0, 1) "
+                             f"or be None, got {layer_dropout!r}")
+        self.layer_dropout = (None if layer_dropout is None
+                              else float(layer_dropout))
+        self.state_dropout = bool(state_dropout)
         super().__init__(in_channels, hidden_channels, num_layers,
                          out_channels, conv=conv, **kwargs)
         self.out_compress = StateCompressor(hidden_channels, d_v)
@@ -106,12 +137,14 @@ class DeltaGNN(DeepGNN):
             self.family = 'delta-write-only'
 
     def make_layer(self, i: int) -> nn.Module:
-        opts = dict(norm=self.norm_name, **self.delta_kwargs)
+        opts = dict(norm=self.norm_name, dropout=(
+            self.dropout if self.layer_dropout is None
+            else self.layer_dropout), **self.delta_kwargs)
         if self.theta is not None:   # GCNII's schedule, layers l = 1..L
             opts['identity_map'] = math.log(self.theta / (i + 1) + 1)
         opts.update(self.layer_options[i % len(self.layer_options)])
         layer = DeltaConv(self.hidden_channels, conv=self.conv_name,
-                          d_v=self.d_v, dropout=self.dropout, **opts,
+                          d_v=self.d_v, **opts,
                           **dict(self.conv_kwargs))
         layer.check_inputs = False  # the model checks its inputs once
         return layer
@@ -121,6 +154,8 @@ class DeltaGNN(DeepGNN):
         return x0 if self.in_norm is None else self.in_norm(x0)
 
     def init_state(self, h0: Tensor) -> Tensor:
+        if self.state_dropout:
+            h0 = F.dropout(h0, p=self.dropout, training=self.training)
         if self.d_v == 1:
             return h0
         return h0.unsqueeze(-1).expand(-1, -1, self.d_v).contiguous()

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import LayerNorm, Linear, RMSNorm
 from torch_geometric.nn import GCNConv, MessagePassing
+from torch_geometric.nn.resolver import activation_resolver
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.typing import Adj, OptTensor
 from torch_geometric.utils import spmm
@@ -140,6 +141,16 @@ class DeltaConv(MessagePassing):
             :class:`~ddl_gnn.models.DeltaGNN`'s ``theta`` sets
             :math:`\gamma_l = \log(\theta / l + 1)` per layer.
             (default: :obj:`None`, the plain weight)
+        message_act (str, optional): Activation applied to the anchored
+            mix :math:`(1 - \alpha) h + \alpha c_0` before it gives the
+            direction and the message value (GCNII's :math:`\sigma` over
+            its mix), e.g. ``'relu'``. (default: :obj:`None`, linear)
+        dropout_value (bool, optional): With ``dropout``, let the
+            direction and the gate read the clean state and apply dropout
+            only to the message whose component along that direction is
+            written: the written value is then unbiased (a second
+            propagation per layer in training). (default: :obj:`False`,
+            the conv reads the dropped state)
         alpha (float, optional): Input weight :math:`\alpha` of the
             ``'anchor'`` direction and the ``'diffuse'`` value.
             (default: :obj:`0.1`)
@@ -192,7 +203,9 @@ class DeltaConv(MessagePassing):
                  v_source: str = 'message', erase: bool = True,
                  eps: float = 1e-5, heads: int = 8, alpha: float = 0.1,
                  scale_message: bool = False,
-                 identity_map: Optional[float] = None, **kwargs):
+                 identity_map: Optional[float] = None,
+                 message_act: Optional[str] = None,
+                 dropout_value: bool = False, **kwargs):
         super().__init__(aggr='add')
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"DeltaConv: 'channels' must be a positive int, "
@@ -220,6 +233,13 @@ class DeltaConv(MessagePassing):
                              f"or be None, got {identity_map!r}")
         self.identity_map = (None if identity_map is None
                              else float(identity_map))
+        if message_act is not None and not isinstance(message_act, str):
+            raise ValueError(f"DeltaConv: 'message_act' must be an "
+                             f"activation name or None, got {message_act!r}")
+        self.message_act = message_act
+        self.dropout_value = bool(dropout_value)
+        self.msg_act = (None if message_act is None
+                        else activation_resolver(message_act))
         self.channels, self.d_v = channels, d_v
         self.heads, self.alpha = heads, float(alpha)
         self.scale_message = bool(scale_message)
@@ -298,7 +318,15 @@ class DeltaConv(MessagePassing):
 
         r = self.compress(x) if read is None else read
         c = self.norm(r) if self.norm is not None else r
-        c = F.dropout(c, p=self.dropout, training=self.training)
+        h_value = None
+        if self.dropout_value and self.training and self.dropout > 0:
+            # Direction and gate from the clean read; the value is the
+            # dropped message's component along that direction, unbiased.
+            h_value = self.message_conv(
+                F.dropout(c, p=self.dropout, training=True), edge_index,
+                edge_weight, edge_attr)
+        else:
+            c = F.dropout(c, p=self.dropout, training=self.training)
         h = self.message_conv(c, edge_index, edge_weight, edge_attr)
         c0 = None
         if 'anchor' in (self.k_source, self.beta_source, self.v_source):
@@ -307,7 +335,7 @@ class DeltaConv(MessagePassing):
         if self.k_source == 'proj':
             k = self.k_lin(torch.cat([c, h], dim=-1))
         elif self.k_source == 'anchor':
-            k = (1.0 - self.alpha) * h + self.alpha * c0
+            k = self._act((1.0 - self.alpha) * h + self.alpha * c0)
         else:
             k = h
         if self.beta_source == 'context':
@@ -315,9 +343,13 @@ class DeltaConv(MessagePassing):
         else:
             beta = self.gate(torch.cat(
                 [c, h if self.beta_source == 'both' else c0], -1))
-        v = self._value(r, c, h, c0, k, x0, edge_index, edge_weight)
+        v = self._value(r, c, h if h_value is None else h_value, c0, k, x0,
+                        edge_index, edge_weight)
         self.last_beta = beta.detach()
         return self._update(x, k, beta, v, next_weight)
+
+    def _act(self, u: Tensor) -> Tensor:
+        return u if self.msg_act is None else self.msg_act(u)
 
     def message_conv(self, c: Tensor, edge_index: Adj,
                      edge_weight: OptTensor = None,
@@ -351,7 +383,7 @@ class DeltaConv(MessagePassing):
                 if self.scale_message:   # the message at the state's norm
                     h = h * (r.norm(dim=-1, keepdim=True) / torch.sqrt(
                         (h * h).sum(-1, keepdim=True) + self.eps ** 2))
-                u = torch.lerp(h, x0, self.alpha)
+                u = self._act(torch.lerp(h, x0, self.alpha))
             elif self.v_source == 'diffuse':
                 u = torch.lerp(self._propagate(r, edge_index, edge_weight),
                                x0, self.alpha)
@@ -481,6 +513,8 @@ class DeltaConv(MessagePassing):
             extra += ', scale_message=True'
         if self.identity_map is not None:
             extra += f', identity_map={self.identity_map:.4g}'
+        if self.message_act is not None:
+            extra += f', message_act={self.message_act}'
         for name in ('k_source', 'beta_source', 'v_source'):
             if getattr(self, name) not in ('conv', 'context'):
                 extra += f', {name}={getattr(self, name)}'

@@ -230,7 +230,7 @@ def message_path_ok(layer, x: Tensor, read: Optional[Tensor],
     return (layer.k_source == 'anchor' and layer.v_source == 'message'
             and layer.beta_source in ('anchor', 'context')
             and layer.norm is None and layer.erase and layer.d_v == 1
-            and not layer.scale_message
+            and not layer.scale_message and layer.msg_act is None
             and layer.gate.weight is not None and x.dim() == 2
             and x.dtype in (torch.float32, torch.float64)
             and read is None and next_weight is None

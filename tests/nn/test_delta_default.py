@@ -35,7 +35,7 @@ def _perturbed(layer):
     return layer
 
 
-def oracle(G, layer, x, x0, alpha=0.1, eps=1e-5, gamma=None):
+def oracle(G, layer, x, x0, alpha=0.1, eps=1e-5, gamma=None, act=None):
     """The docstring's update with numpy: Â from networkx, per node and
     head the dense operator (I - beta k̂ k̂ᵀ) X + beta k̂ v; with ``gamma``
     the conv weight is GCNII's (1 - gamma) I + gamma W."""
@@ -49,6 +49,8 @@ def oracle(G, layer, x, x0, alpha=0.1, eps=1e-5, gamma=None):
         W = (1 - gamma) * np.eye(D) + gamma * W
     m = A_hat @ X @ W.T + b
     k = (1 - alpha) * m + alpha * X0
+    if act is not None:
+        k = act(k)
     Wg = layer.gate.weight.detach().double().numpy()      # [H, 2D]
     bg = layer.gate.bias.detach().double().numpy()
     beta = 1 / (1 + np.exp(-(np.concatenate([X, X0], 1) @ Wg.T + bg)))
@@ -71,6 +73,19 @@ def test_default_layer_is_the_documented_update(graph):
     want, beta = oracle(G, layer, x, x0)
     torch.testing.assert_close(layer(x, edge_index, x0=x0), want)
     torch.testing.assert_close(layer.last_beta, beta)
+
+
+@pytest.mark.parametrize('name,act', [
+    ('relu', lambda a: np.maximum(a, 0)), ('tanh', np.tanh)])
+def test_message_act_applies_to_the_anchored_message(graph, name, act):
+    G, x, x0, edge_index = graph
+    torch.manual_seed(0)
+    layer = _perturbed(DeltaConv(D, message_act=name).double().eval())
+    want, _ = oracle(G, layer, x, x0, act=act)
+    torch.testing.assert_close(layer(x, edge_index, x0=x0), want)
+    assert 'message_act=' + name in repr(layer)
+    with pytest.raises(ValueError, match="'message_act' must be an"):
+        DeltaConv(D, message_act=3)
 
 
 @pytest.mark.parametrize('gamma', [0.0, 0.3, 1.0])
