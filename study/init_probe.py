@@ -12,9 +12,11 @@ forward and one backward of the training cross-entropy, and per layer
 - ``grad_norm``: :math:`\lVert \partial\mathcal{L}/\partial X_l\rVert_F`.
 
 and, in train mode with the training dropout (0.6, one forward without
-gradient), ``train_norm_ratio`` = :math:`\lVert X_L\rVert_F` in train mode
-/ in eval mode: whether the stack is the same function of depth under
-dropout (1 = yes).
+gradient), ``train_norm_ratio``: the train-mode / eval-mode ratio of
+:math:`\lVert X_L\rVert_F`, divided by the same ratio of the encoder
+output :math:`\lVert X_0\rVert_F` (input dropout already changes that):
+how much dropout changes the state's scale on its way through the stack
+(1 = not at all).
 
 Each record also carries ``grad_ratio`` = grad_norm at layer 0 / grad_norm
 at the top layer (how much the state gradient grows on its way down; 1 =
@@ -54,6 +56,9 @@ FAMILIES = {
     'delta (theta=0.5)': ('delta', dict(theta=0.5)),
     'delta (theta=0.5, dropout outside the layers)': ('delta', dict(
         theta=0.5, layer_dropout=0.0, state_dropout=True)),
+    'delta (theta=0.5, dropout outside the layers, eps=0.01)': ('delta', dict(
+        theta=0.5, layer_dropout=0.0, state_dropout=True,
+        layer_options=[dict(eps=0.01)])),
     'delta-paper (beta0=0.1)': ('delta-paper', dict(beta_init=0.1)),
     'delta-paper (beta0=1)': ('delta-paper', {}),
     'delta-diffuse-64': ('delta', dict(
@@ -114,8 +119,10 @@ def probe(ds, name, kwargs, depth, seed):
     top = rows[-1]
     ratio = rows[0]['grad_norm'] / top['grad_norm'] if top['grad_norm'] \
         else float('inf')
-    train_ratio = _train_norm(model, data) / (top['norm'] *
-                                              data.num_nodes ** 0.5)
+    x0_eval = rows[0]['norm'] * data.num_nodes ** 0.5
+    top_train, x0_train = _train_norms(model, data)
+    train_ratio = (top_train / (top['norm'] * data.num_nodes ** 0.5)) / (
+        x0_train / x0_eval)
     del model, logits, loss
     gc.collect()
     return dict(grad_ratio=ratio, cos_last=top['cos_input'],
@@ -123,17 +130,22 @@ def probe(ds, name, kwargs, depth, seed):
                 per_layer=rows)
 
 
-def _train_norm(model, data) -> float:
-    """‖X_L‖_F of one train-mode forward (dropout on)."""
+def _train_norms(model, data):
+    """‖X_L‖_F and ‖X_0‖_F (the encoder output) of one train-mode forward
+    (dropout on)."""
     model.train()
-    out = []
-    hook = model.layers[-1].register_forward_hook(
-        lambda mod, args, o: out.append(float(o.double().norm())))
+    out = {}
+    hooks = [model.layers[-1].register_forward_hook(
+                 lambda mod, args, o: out.setdefault('top', o)),
+             model.encoder.register_forward_hook(
+                 lambda mod, args, o: out.setdefault('x0', model.act(o)))]
     with torch.no_grad():
         model(data.x, data.edge_index)
-    hook.remove()
+    for hook in hooks:
+        hook.remove()
     model.eval()
-    return out[0]
+    return (float(out['top'].double().norm()),
+            float(out['x0'].double().norm()))
 
 
 def _finite(v):
@@ -146,6 +158,9 @@ def main():
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--families', nargs='+', default=list(FAMILIES),
                    choices=list(FAMILIES))
+    p.add_argument('--refresh', action='store_true',
+                   help='measure the chosen families again (records '
+                        'written before a column existed lack it)')
     p.add_argument('--out', default=str(ROOT / 'study' / 'results' /
                                         'init_probe'))
     args = p.parse_args()
@@ -155,8 +170,8 @@ def main():
     path = out / 'records.jsonl'
     records = ([json.loads(line) for line in path.read_text().splitlines()]
                if path.exists() else [])
-    # Records without the train-mode column are measured again.
-    records = [r for r in records if 'train_norm_ratio' in r]
+    if args.refresh:   # measure the chosen families again
+        records = [r for r in records if r['family'] not in args.families]
     done = {(r['family'], r['depth'], r['seed']) for r in records}
     ds = load_dataset('cora')
     for depth in args.depths:
@@ -203,8 +218,9 @@ def write_report(records, out: Path):
              'gradient from the top layer to the encoder output; 1 = flat). '
              '**cos** = Frobenius cosine of the top state X_L with the '
              'encoder output X_0. **norm** = ‖X_L‖_F/√N. **train/eval norm** '
-             '= ‖X_L‖_F of a train-mode forward (dropout 0.6) / eval mode '
-             '(1 = dropout does not change the scale with depth).', '',
+             '= ‖X_L‖_F of a train-mode forward (dropout 0.6) / eval mode, '
+             'over the same ratio of X_0 (1 = dropout does not change the '
+             'scale on the way through the stack).', '',
              '| family | kwargs | ' + ' | '.join(
                  f'L={d} grad ratio | L={d} cos | L={d} norm | '
                  f'L={d} train/eval norm' for d in depths) + ' |',
@@ -217,7 +233,9 @@ def write_report(records, out: Path):
             cells += [_cell([r['grad_ratio'] for r in rs]),
                       _cell([r['cos_last'] for r in rs]),
                       _cell([r['norm_last'] for r in rs]),
-                      _cell([r['train_norm_ratio'] for r in rs])]
+                      _cell([r['train_norm_ratio'] for r in rs
+                             if 'train_norm_ratio' in r])
+                      if any('train_norm_ratio' in r for r in rs) else '–']
         kw = next(r['model_kwargs'] for r in records if r['family'] == fam)
         kw_txt = ', '.join(f'{k}={v}' for k, v in kw.items()) or 'defaults'
         lines.append(f'| {fam} | {kw_txt} | ' + ' | '.join(cells) + ' |')

@@ -1,13 +1,12 @@
 r"""Step time of delta vs res on small graphs on the CPU, side by side.
 
 All models live in one process and take their training steps in turn
-(res, delta, delta-msg, res, ...), so machine load hits them alike; the
+(res, delta, delta-paper, res, ...), so machine load hits them alike; the
 ratios are medians over steps after warm-up. ``delta`` is the default
-``build_model('delta', ...)`` (the GCN fast path), ``delta-msg`` the
-anchored-message configuration (``k_source='anchor'``,
-``v_source='message'``, ``beta_source='anchor'``, no norm,
-:math:`\beta_0 = 0.1`, 8 heads; the fused path of
-``ddl_gnn/nn/message_path.py``). Prints one JSON line per graph.
+``build_model('delta', ...)`` (anchored messages, 8 heads: the fused path
+of ``ddl_gnn/nn/message_path.py``), ``delta-paper`` the paper layer
+(``build_model('delta-paper', ...)``: the GCN fast path of
+``ddl_gnn/nn/context.py``). Prints one JSON line per graph.
 
     python benchmarks/run.py small-graphs --steps 9
 """
@@ -24,10 +23,8 @@ from ddl_gnn.models import build_model
 
 #: label -> (nodes, undirected pairs sampled, depth)
 SIZES = {'cora': (2708, 5278, 64), '10k': (10_000, 50_000, 32)}
-MSG = dict(v_source='message', k_source='anchor', beta_source='anchor',
-           norm=None, beta_init=0.1, heads=8)
 MODELS = {'res': ('res', {}), 'delta': ('delta', {}),
-          'delta-msg': ('delta', MSG)}
+          'delta-paper': ('delta-paper', {})}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

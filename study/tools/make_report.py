@@ -155,21 +155,26 @@ def _delta_defaults() -> Dict[str, object]:
 
 
 def _is_default_delta(record: dict, defaults: Dict[str, object],
-                      wanted: Dict[str, Dict[str, object]]) -> bool:
-    """Whether a ``delta`` record ran the layer ``ddl-gnn train --model
-    delta`` runs on its dataset: the package ``defaults`` with that
-    dataset's recommended model options (``ddl_gnn/configs/
-    recommended.toml``; read once per dataset into ``wanted``). The
-    candidates of a selection, run beside it in one folder, are other
-    rows' business."""
+                      wanted: Dict[str, tuple]) -> bool:
+    """Whether a ``delta`` record ran what ``ddl-gnn train --model delta``
+    runs on its dataset: the package ``defaults`` with that dataset's
+    recommended model options, trained with its recommended run options
+    where it has them (``ddl_gnn/configs/recommended.toml``; read once per
+    dataset into ``wanted``). The candidates of a selection, run beside it
+    in one folder, are other rows' business."""
     from ddl_gnn.experiment.recommended import recommended_settings
     dataset = record.get('dataset', '')
     if dataset not in wanted:
-        wanted[dataset] = {**defaults, **recommended_settings(
-            dataset, 'delta').get('model_kwargs', {})}
-    want = wanted[dataset]
-    kw = record.get('config', {}).get('model_kwargs', {})
+        rec = recommended_settings(dataset, 'delta')
+        wanted[dataset] = ({**defaults, **rec.get('model_kwargs', {})},
+                           {k: v for k, v in rec.items()
+                            if k != 'model_kwargs'})
+    want, run = wanted[dataset]
+    config = record.get('config', {})
+    kw = config.get('model_kwargs', {})
     if not set(kw) <= set(defaults):
+        return False
+    if any(config.get(k) != v for k, v in run.items()):
         return False
     got = {**defaults, **kw}
     norm = (lambda v: None if v == 'none' else v)

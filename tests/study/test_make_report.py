@@ -77,19 +77,22 @@ def test_delta_cells_hold_the_default_layer_only(tmp_path, study_tool):
 
 def test_delta_cells_follow_the_dataset_s_recommended_options(
         tmp_path, study_tool, monkeypatch):
-    """Where recommended.toml gives delta model options on a dataset, its
-    cells hold the runs with those options (what ``ddl-gnn train`` runs)."""
+    """Where recommended.toml gives delta options on a dataset, its cells
+    hold the runs with those model and run options (what ``ddl-gnn train``
+    runs); a run with the options under another dropout is a variant."""
     from ddl_gnn.experiment import recommended
     make_report = study_tool('make_report')
     monkeypatch.setattr(recommended, '_table', lambda: {
         'cora': {'delta': {'dropout': 0.6,
                            'model_kwargs': {'theta': 0.5}}}})
     store = ResultStore(str(tmp_path / 'set_a'))
-    for seed, (ds, kw, t) in enumerate([('cora', {}, 0.1),
-                                        ('cora', {'theta': 0.5}, 0.8),
-                                        ('citeseer', {}, 0.6),
-                                        ('citeseer', {'theta': 0.5}, 0.2)]):
+    for seed, (ds, kw, p, t) in enumerate([
+            ('cora', {}, 0.6, 0.1), ('cora', {'theta': 0.5}, 0.6, 0.8),
+            ('cora', {'theta': 0.5}, 0.5, 0.7),
+            ('citeseer', {}, 0.5, 0.6), ('citeseer', {'theta': 0.5}, 0.5,
+                                         0.2)]):
         store.append(dict(key=f'd{seed}', model='delta', depth=8, seed=seed,
-                          dataset=ds, test=t, config=dict(model_kwargs=kw)))
+                          dataset=ds, test=t,
+                          config=dict(model_kwargs=kw, dropout=p)))
     cells = make_report._cells(tmp_path, 'set_a', ('delta', ), (8, ))
     assert sorted(cells[('delta', 8)]) == [0.6, 0.8]
