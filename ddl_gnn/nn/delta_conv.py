@@ -237,6 +237,10 @@ class DeltaConv(MessagePassing):
             raise ValueError(f"DeltaConv: 'message_act' must be an "
                              f"activation name or None, got {message_act!r}")
         self.message_act = message_act
+        if dropout_value and v_source != 'message':
+            raise ValueError(f"DeltaConv: 'dropout_value' drops the message "
+                             f"written as the value; it needs v_source="
+                             f"'message', got {v_source!r}")
         self.dropout_value = bool(dropout_value)
         self.msg_act = (None if message_act is None
                         else activation_resolver(message_act))

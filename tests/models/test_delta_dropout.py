@@ -118,3 +118,5 @@ def test_dropout_value_writes_the_dropped_message_along_the_clean_direction(
     torch.testing.assert_close(out, want.view(300, 32))
     torch.testing.assert_close(layer.eval()(x, edge_index, x0=x0),
                                clean.eval()(x, edge_index, x0=x0))
+    with pytest.raises(ValueError, match="needs v_source='message'"):
+        DeltaConv(32, v_source='context', dropout_value=True)
