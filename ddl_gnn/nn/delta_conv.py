@@ -236,14 +236,23 @@ class DeltaConv(MessagePassing):
         if message_act is not None and not isinstance(message_act, str):
             raise ValueError(f"DeltaConv: 'message_act' must be an "
                              f"activation name or None, got {message_act!r}")
+        if message_act is not None and k_source != 'anchor':
+            raise ValueError(f"DeltaConv: 'message_act' acts on the anchored "
+                             f"message; it needs k_source='anchor', got "
+                             f"{k_source!r}")
         self.message_act = message_act
         if dropout_value and v_source != 'message':
             raise ValueError(f"DeltaConv: 'dropout_value' drops the message "
                              f"written as the value; it needs v_source="
                              f"'message', got {v_source!r}")
         self.dropout_value = bool(dropout_value)
-        self.msg_act = (None if message_act is None
-                        else activation_resolver(message_act))
+        try:
+            self.msg_act = (None if message_act is None
+                            else activation_resolver(message_act))
+        except ValueError:
+            raise ValueError(f"DeltaConv: 'message_act' {message_act!r} is "
+                             f"not an activation PyG resolves (e.g. 'relu', "
+                             f"'tanh', 'gelu')") from None
         self.channels, self.d_v = channels, d_v
         self.heads, self.alpha = heads, float(alpha)
         self.scale_message = bool(scale_message)

@@ -86,6 +86,10 @@ def test_message_act_applies_to_the_anchored_message(graph, name, act):
     assert 'message_act=' + name in repr(layer)
     with pytest.raises(ValueError, match="'message_act' must be an"):
         DeltaConv(D, message_act=3)
+    with pytest.raises(ValueError, match="'message_act' 'foo' is not an"):
+        DeltaConv(D, message_act='foo')
+    with pytest.raises(ValueError, match="needs k_source='anchor'"):
+        DeltaConv(D, k_source='conv', message_act=name)
 
 
 @pytest.mark.parametrize('gamma', [0.0, 0.3, 1.0])
