@@ -119,33 +119,21 @@ def probe(ds, name, kwargs, depth, seed):
     top = rows[-1]
     ratio = rows[0]['grad_norm'] / top['grad_norm'] if top['grad_norm'] \
         else float('inf')
-    x0_eval = rows[0]['norm'] * data.num_nodes ** 0.5
-    top_train, x0_train = _train_norms(model, data)
-    train_ratio = (top_train / (top['norm'] * data.num_nodes ** 0.5)) / (
-        x0_train / x0_eval)
+    # The same probe in train mode: dropout's effect on the state's scale
+    # at the top, over its effect on the encoder output.
+    model.train()
+    with LayerProbe(model, track_grad=False) as p, torch.no_grad():
+        model(data.x, data.edge_index)
+        train = p.states
+    model.eval()
+    last = max(train)
+    train_ratio = float((train[last].norm() / states[last].norm()) /
+                        (train[0].norm() / states[0].norm()))
     del model, logits, loss
     gc.collect()
     return dict(grad_ratio=ratio, cos_last=top['cos_input'],
                 norm_last=top['norm'], train_norm_ratio=train_ratio,
                 per_layer=rows)
-
-
-def _train_norms(model, data):
-    """‖X_L‖_F and ‖X_0‖_F (the encoder output) of one train-mode forward
-    (dropout on)."""
-    model.train()
-    out = {}
-    hooks = [model.layers[-1].register_forward_hook(
-                 lambda mod, args, o: out.setdefault('top', o)),
-             model.encoder.register_forward_hook(
-                 lambda mod, args, o: out.setdefault('x0', model.act(o)))]
-    with torch.no_grad():
-        model(data.x, data.edge_index)
-    for hook in hooks:
-        hook.remove()
-    model.eval()
-    return (float(out['top'].double().norm()),
-            float(out['x0'].double().norm()))
 
 
 def _finite(v):
