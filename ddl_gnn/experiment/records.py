@@ -89,10 +89,15 @@ class ResultStore:
 
     :meth:`compact` moves the records into ``DIR/results.jsonl.gz`` (per-layer
     curves make a finished sweep's JSONL several MiB; gzip keeps about a
-    quarter);
-    :meth:`load` reads the archive and then the live file, and appends skip
-    a key found in either.
+    quarter). An archive part grows up to ``part_bytes`` compressed; the
+    records that would pass that go to a new part, ``results.jsonl.1.gz``, ``.2.gz``, ... (so no
+    file of a tracked results folder grows without bound).
+    :meth:`load` reads the archive parts in order and then the live file,
+    and appends skip a key found in any of them.
     """
+    #: Largest compressed size of an archive part that :meth:`compact`
+    #: still appends to.
+    part_bytes: int = 3 * 2 ** 19
 
     def __init__(self, out_dir: str, name: str = 'results.jsonl'):
         self.dir = Path(out_dir)
@@ -110,16 +115,31 @@ class ResultStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _archived(self) -> bytes:
-        if not self.archive.exists():
-            return b''
+    def _part(self, i: int) -> Path:
+        return self.archive if i == 0 else self.dir / (
+            f'{self.path.name}.{i}.gz')
+
+    @property
+    def archives(self) -> List[Path]:
+        """The archive parts that exist, in order."""
+        parts, i = [], 0
+        while self._part(i).exists():
+            parts.append(self._part(i))
+            i += 1
+        return parts
+
+    @staticmethod
+    def _unzip(path: Path) -> bytes:
         try:
-            return gzip.decompress(self.archive.read_bytes())
+            return gzip.decompress(path.read_bytes())
         except (OSError, EOFError) as err:  # BadGzipFile is an OSError
-            raise ValueError(f"{self.archive}: not a readable gzip archive "
+            raise ValueError(f"{path}: not a readable gzip archive "
                              f"of result records ({err}); restore it from "
                              f"git or move it aside to rerun its runs"
                              ) from None
+
+    def _archived(self) -> bytes:
+        return b''.join(self._unzip(p) for p in self.archives)
 
     def _live(self) -> bytes:
         if self.path.is_dir():
@@ -132,8 +152,8 @@ class ResultStore:
         killed between writing the archive and emptying the live file) is
         kept once."""
         records, seen = [], set()
-        lines = [(self.archive, line) for line in
-                 _text(self.archive, self._archived()).splitlines()]
+        lines = [(part, line) for part in self.archives for line in
+                 _text(part, self._unzip(part)).splitlines()]
         lines += [(self.path, line) for line in
                   _text(self.path, self._live()).splitlines()]
         for where, line in lines:
@@ -197,9 +217,14 @@ class ResultStore:
             moved = sum(1 for ln in live.splitlines() if ln.strip())
             if not moved:
                 return 0
-            data = self._archived() + live
-            self._replace(self.archive,
-                          gzip.compress(data, compresslevel=9, mtime=0))
+            parts = self.archives
+            last = parts[-1] if parts else self.archive
+            data = gzip.compress((self._unzip(last) if parts else b'')
+                                 + live, compresslevel=9, mtime=0)
+            if parts and len(data) > self.part_bytes:   # a new part
+                last = self._part(len(parts))
+                data = gzip.compress(live, compresslevel=9, mtime=0)
+            self._replace(last, data)
             self.path.unlink()
         return moved
 

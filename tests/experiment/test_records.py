@@ -46,6 +46,30 @@ def test_interrupted_compaction_keeps_each_key_once(tmp_path):
     assert not store.append(recs[0])
 
 
+def test_archive_parts_are_bounded_and_read_in_order(tmp_path):
+    """A compaction that would grow the last part past part_bytes starts
+    the next part; loads, keys and resume read every part in order."""
+    store = ResultStore(tmp_path)
+    store.part_bytes = 150
+    batches = [_records(6, start=6 * b) for b in range(4)]
+    for batch in batches:
+        for r in batch:
+            store.append(r)
+        store.compact()
+    parts = store.archives
+    assert [p.name for p in parts][:2] == ['results.jsonl.gz',
+                                            'results.jsonl.1.gz']
+    assert len(parts) >= 3
+    assert all(p.stat().st_size <= 150 for p in parts[:-1])
+    everything = [r for batch in batches for r in batch]
+    assert ResultStore(tmp_path).load() == everything
+    from_parts = [json.loads(ln) for p in parts for ln in
+                  gzip.decompress(p.read_bytes()).decode().splitlines()]
+    assert from_parts == everything
+    assert not store.append(everything[0])      # in the first part
+    assert store.append(_records(1, start=99)[0])
+
+
 def test_archive_bytes_do_not_depend_on_time(tmp_path):
     a, b = ResultStore(tmp_path / 'a'), ResultStore(tmp_path / 'b')
     for store in (a, b):
