@@ -25,6 +25,7 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 from torch_geometric.nn import global_add_pool, global_mean_pool
 from torch_geometric.nn.resolver import activation_resolver
 from torch_geometric.typing import Adj, OptTensor
+from torch_geometric.utils import dropout_edge, is_sparse
 
 from .._validate import (check_features, check_graph, check_readout_batch,
                          values_checked)
@@ -63,6 +64,12 @@ class DeepGNN(nn.Module):
             (default: :obj:`False`)
         checkpoint_segment (int, optional): Layers per checkpointed segment.
             (default: :obj:`None`, i.e. :math:`\lceil\sqrt{L}\rceil`)
+        edge_dropout (float, optional): DropEdge: in training, each forward
+            drops every edge with this probability
+            (:func:`~torch_geometric.utils.dropout_edge`) before the
+            adjacency is normalised, so the propagation keeps its scale
+            while the graph each layer reads is noisy. Needs an
+            ``edge_index`` tensor. (default: :obj:`0.`)
         **conv_kwargs: Passed to every conv.
     """
     family: str = 'base'
@@ -76,7 +83,8 @@ class DeepGNN(nn.Module):
                  encoder: Optional[nn.Module] = None,
                  edge_encoder: Optional[nn.Module] = None,
                  checkpoint: bool = False,
-                 checkpoint_segment: Optional[int] = None, **conv_kwargs):
+                 checkpoint_segment: Optional[int] = None,
+                 edge_dropout: float = 0.0, **conv_kwargs):
         super().__init__()
         name = type(self).__name__
         for arg, val in (('hidden_channels', hidden_channels),
@@ -94,9 +102,13 @@ class DeepGNN(nn.Module):
         if readout is not None and readout not in READOUTS:
             raise ValueError(f"{name}: 'readout' must be None, 'mean' or "
                              f"'sum', got {readout!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{name}: 'dropout' must lie in [0, 1), got "
-                             f"{dropout}")
+        for arg, val in (('dropout', dropout),
+                         ('edge_dropout', edge_dropout)):
+            if (isinstance(val, bool) or not isinstance(val, (int, float))
+                    or not 0.0 <= val < 1.0):
+                raise ValueError(f"{name}: '{arg}' must lie in [0, 1), got "
+                                 f"{val!r}")
+        self.edge_dropout = float(edge_dropout)
         self.in_channels, self.hidden_channels = in_channels, hidden_channels
         self.num_layers, self.out_channels = num_layers, out_channels
         self.conv_name, self.dropout, self.readout = conv, dropout, readout
@@ -187,6 +199,9 @@ class DeepGNN(nn.Module):
         elif self.readout is not None:
             check_readout_batch(batch, edge_index, N, name)
 
+        if self.training and self.edge_dropout > 0:
+            edge_index, edge_weight, edge_attr = self._drop_edges(
+                edge_index, edge_weight, edge_attr)
         if edge_attr is not None and self.edge_encoder is not None:
             edge_attr = self.edge_encoder(edge_attr)
 
@@ -215,6 +230,18 @@ class DeepGNN(nn.Module):
             h = READOUTS[self.readout](h, batch)
         h = F.dropout(h, p=self.dropout, training=self.training)
         return self.decoder(h)
+
+    def _drop_edges(self, edge_index: Adj, edge_weight: OptTensor,
+                    edge_attr: OptTensor):
+        if not isinstance(edge_index, Tensor) or is_sparse(edge_index):
+            raise ValueError(f"{type(self).__name__}: 'edge_dropout' drops "
+                             f"edges of an edge_index tensor [2, E]; got a "
+                             f"sparse adjacency")
+        edge_index, mask = dropout_edge(edge_index, p=self.edge_dropout,
+                                        training=True)
+        return (edge_index,
+                None if edge_weight is None else edge_weight[mask],
+                None if edge_attr is None else edge_attr[mask])
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}({self.in_channels}, '
