@@ -262,3 +262,10 @@ def test_anchored_message_path_matches_cpu_reference(save):
     torch.testing.assert_close(out.cpu(), ref.detach(), **tol)
     for a, b in zip(got, want):
         torch.testing.assert_close(a.cpu(), b, **tol)
+
+
+def test_compiled_regions_are_the_default_on_cuda():
+    """On CUDA (with Triton) the fused functions run compiled regions; the
+    tests above then compare those regions with the CPU reference."""
+    from ddl_gnn.ops.compiled import _has_triton, compile_enabled
+    assert compile_enabled(CUDA) == _has_triton()

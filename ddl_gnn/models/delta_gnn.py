@@ -11,6 +11,7 @@ from ..nn.compress import StateCompressor
 from ..nn.delta_conv import PAPER_DELTA, DeltaConv
 from ..nn.gates import BETA_INIT
 from ..ops import cpu_kernels
+from ..ops.compiled import compile_enabled
 from .base import DeepGNN
 
 
@@ -176,10 +177,12 @@ class DeltaGNN(DeepGNN):
         each layer's output, which the fused read splits in two)."""
         if self.d_v == 1 or end - start < 2:
             return False
-        # Only where the fused CPU kernel runs: elsewhere the chained read
-        # is the same composition, and keeping it (instead of recomputing)
-        # would cost N x d memory per layer for nothing.
-        if not cpu_kernels.usable(self.layers[start].compress.weight):
+        # Only where the fused CPU kernel or a compiled region runs:
+        # elsewhere the chained read is the same composition, and keeping
+        # it (instead of recomputing) would cost N x d memory per layer for
+        # nothing.
+        w = self.layers[start].compress.weight
+        if not (cpu_kernels.usable(w) or compile_enabled(w.device)):
             return False
         return all(layer.erase and not layer._forward_hooks
                    and not layer._forward_pre_hooks

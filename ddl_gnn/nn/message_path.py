@@ -29,7 +29,9 @@ small graphs. :class:`_AnchoredMessage` computes it from
     \partial x_0 = \alpha\, \partial k.
 
 On CPU float32/float64 both directions run as one pass over the rows in
-the fused kernels (``ops/csrc/delta_cpu.cpp``); elsewhere as torch ops.
+the fused kernels (``ops/csrc/delta_cpu.cpp``); elsewhere as torch ops,
+one compiled region each way where :mod:`ddl_gnn.ops.compiled` compiles
+(CUDA by default).
 Whether :math:`k` is saved or recomputed in backward follows
 :func:`ddl_gnn.ops.recompute.recompute_in_backward`. The generic path of
 :class:`~ddl_gnn.nn.DeltaConv` is the reference (tests compare values and
@@ -45,6 +47,7 @@ from torch import Tensor
 from torch_geometric.typing import OptTensor
 
 from ..ops import cpu_kernels
+from ..ops.compiled import region
 from ..ops.recompute import recompute_in_backward
 from .conv_resolver import call_conv
 
@@ -123,6 +126,29 @@ def _backward_ops(g: Tensor, x: Tensor, x0: Tensor, k: Tensor, W: Tensor,
     return gx, gk * (1.0 - alpha), gx0, gW, dl.sum(0)
 
 
+def _message_ops(x: Tensor, h: Tensor, x0: Tensor, W: Tensor, b: Tensor,
+                 anchor: bool, alpha: float, heads: int, eps: float,
+                 scale: float):
+    """``(out, beta, k, rho2, n, q)``: the forward chain off the fused CPU
+    kernels (one compiled region where :mod:`ddl_gnn.ops.compiled`
+    compiles)."""
+    k = torch.lerp(h, x0, alpha)
+    beta = scale * torch.sigmoid(gate_logit(x, x0, W, b, anchor))
+    out, rho2, n, q = _forward_ops(x, k, beta, heads, eps)
+    return out, beta, k, rho2, n, q
+
+
+def _message_grads(g: Tensor, x: Tensor, h: Tensor, x0: Tensor,
+                   k: Optional[Tensor], W: Tensor, beta: Tensor,
+                   rho2: Tensor, n: Tensor, q: Tensor, anchor: bool,
+                   heads: int, alpha: float, scale: float):
+    """:func:`_backward_ops`, rebuilding ``k`` when it was not saved."""
+    if k is None:
+        k = torch.lerp(h, x0, alpha)
+    return _backward_ops(g, x, x0, k, W, beta, rho2, n, q, anchor, heads,
+                         alpha, scale)
+
+
 def _vjp_with_graph(ctx, inputs, g: Tensor):
     """Gradients of :func:`anchored_message_reference` recorded with a graph
     (a ``create_graph=True`` backward)."""
@@ -153,9 +179,8 @@ class _AnchoredMessage(torch.autograd.Function):
                 W.contiguous(), b.contiguous(), anchor, alpha, eps, scale,
                 save_k)
         else:
-            k = torch.lerp(h, x0, alpha)
-            beta = scale * torch.sigmoid(gate_logit(x, x0, W, b, anchor))
-            out, rho2, n, q = _forward_ops(x, k, beta, heads, eps)
+            out, beta, k, rho2, n, q = region(_message_ops, x.device)(
+                x, h, x0, W, b, anchor, alpha, heads, eps, scale)
         ctx.anchor, ctx.alpha, ctx.heads = anchor, alpha, heads
         ctx.eps, ctx.scale = eps, scale
         ctx.save_for_backward(x, h, x0, W, b, beta, rho2, n, q,
@@ -178,10 +203,8 @@ class _AnchoredMessage(torch.autograd.Function):
                 x0.contiguous(), k, W.contiguous(), beta, rho2, n, q,
                 ctx.anchor, alpha, scale, need[:3] + [need[3] or need[4]])
         else:
-            if k is None:
-                k = torch.lerp(h, x0, alpha)
-            gx, gh, gx0, gW, gb = _backward_ops(
-                g, x, x0, k, W, beta, rho2, n, q, ctx.anchor, ctx.heads,
+            gx, gh, gx0, gW, gb = region(_message_grads, x.device)(
+                g, x, h, x0, k, W, beta, rho2, n, q, ctx.anchor, ctx.heads,
                 alpha, scale)
         out = [t if nd else None for t, nd in zip((gx, gh, gx0, gW, gb),
                                                   need)]

@@ -15,6 +15,7 @@ from torch import Tensor
 from .._validate import all_finite, check_values_here
 
 from . import cpu_kernels
+from .compiled import compile_enabled, region
 from .compress import compress_state
 
 
@@ -154,6 +155,82 @@ def _plain_read(X: Tensor, k: Tensor, beta: Tensor, V: Tensor, w: Tensor,
     return out, (out * w).sum(-1)
 
 
+def _update_ops(X: Tensor, k: Tensor, beta: Tensor, V: Tensor,
+                eps: float) -> Tuple[Tensor, Tensor, Tensor]:
+    """``(out, rho, s)`` of :class:`_DeltaUpdate` in torch ops (the
+    compiled region off the CPU kernels)."""
+    rho = torch.rsqrt((k * k).sum(-1) + eps * eps)                  # [N]
+    if X.dim() == 3:
+        rho_, beta_ = rho.unsqueeze(-1), beta.unsqueeze(-1)
+    else:
+        rho_, beta_ = rho, beta
+    s = _dot(k, X) * rho_                                       # k̂ᵀX
+    coef = (V - s) * (beta_ * rho_)                             # β ρ (v − s)
+    if X.dim() == 2:
+        out = torch.addcmul(X, k, coef.unsqueeze(-1))
+    else:
+        out = torch.addcmul(X, k.unsqueeze(-1), coef.unsqueeze(1))
+    return out, rho, s
+
+
+def _update_grads(g: Tensor, X: Tensor, k: Tensor, beta: Tensor, V: Tensor,
+                  rho: Tensor, s: Tensor, need_x: bool, need_k: bool,
+                  need_beta: bool, need_v: bool):
+    """``(gX, gk, gbeta, gV)`` of :class:`_DeltaUpdate` in torch ops
+    (:obj:`None` where not needed)."""
+    vec = X.dim() == 2
+    rho_ = rho if vec else rho.unsqueeze(-1)
+    beta_ = beta if vec else beta.unsqueeze(-1)
+    r = V - s
+    a = _dot(k, g) * rho_                                       # k̂ᵀg
+    gX = gk = gbeta = gV = None
+    if need_x:                                                  # g − β k̂ aᵀ
+        c = -beta_ * rho_ * a
+        gX = (torch.addcmul(g, k, c.unsqueeze(-1)) if vec else
+              torch.addcmul(g, k.unsqueeze(-1), c.unsqueeze(1)))
+    if need_k:
+        # dL/dk̂ = β (g r − X a); k̂ᵀ dL/dk̂ = β Σ a (r − s); then
+        # dL/dk = ρ (dL/dk̂ − k̂ k̂ᵀ dL/dk̂).
+        br = beta_ * rho_
+        proj = beta * (a * (r - s) if vec else (a * (r - s)).sum(-1))
+        if vec:
+            gk = g * (r * br).unsqueeze(-1)
+            gk.addcmul_(X, (-a * br).unsqueeze(-1))
+        else:
+            gk = _mix(g, r * br).sub_(_mix(X, a * br))
+        gk.addcmul_(k, (-rho * rho * proj).unsqueeze(-1))
+    if need_beta:
+        gbeta = a * r if vec else (a * r).sum(-1)
+    if need_v:
+        gV = a * beta_
+    return gX, gk, gbeta, gV
+
+
+def _update_read_ops(X: Tensor, k: Tensor, beta: Tensor, V: Tensor,
+                     w: Tensor, eps: float
+                     ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(out, read, rho, s)`` of :class:`_DeltaUpdateRead` in torch ops."""
+    out, rho, s = _update_ops(X, k, beta, V, eps)
+    return out, (out * w).sum(-1), rho, s
+
+
+def _update_read_grads(g: Tensor, gc: Tensor, X: Tensor, k: Tensor,
+                       beta: Tensor, V: Tensor, w: Tensor, rho: Tensor,
+                       s: Tensor, need_x: bool, need_k: bool,
+                       need_beta: bool, need_v: bool, need_w: bool):
+    """``(gX, gk, gbeta, gV, gw)`` of :class:`_DeltaUpdateRead` in torch
+    ops: the read's gradient joins the state's (``g + gc ⊗ w``); ``gw``
+    rebuilds ``X'`` from the saved per-node scalars instead of keeping it."""
+    gw = None
+    if need_w:
+        coef = (V - s) * (beta * rho).unsqueeze(-1)
+        out = torch.addcmul(X, k.unsqueeze(-1), coef.unsqueeze(1))
+        gw = torch.einsum('nd,ndv->dv', gc, out)
+    g = g + gc.unsqueeze(-1) * w
+    return (*_update_grads(g, X, k, beta, V, rho, s, need_x, need_k,
+                           need_beta, need_v), gw)
+
+
 class _DeltaUpdate(torch.autograd.Function):
     r"""Fused delta update with the closed-form backward.
 
@@ -180,18 +257,7 @@ class _DeltaUpdate(torch.autograd.Function):
             ctx.eps = eps
             ctx.save_for_backward(X, k, beta, V, rho, s)
             return out
-        rho = torch.rsqrt(torch.linalg.vector_norm(k, dim=-1).square() +
-                          eps * eps)                                # [N]
-        if X.dim() == 3:
-            rho_, beta_ = rho.unsqueeze(-1), beta.unsqueeze(-1)
-        else:
-            rho_, beta_ = rho, beta
-        s = _dot(k, X) * rho_                                   # k̂ᵀX
-        coef = (V - s) * (beta_ * rho_)                         # β ρ (v − s)
-        if X.dim() == 2:
-            out = torch.addcmul(X, k, coef.unsqueeze(-1))
-        else:
-            out = torch.addcmul(X, k.unsqueeze(-1), coef.unsqueeze(1))
+        out, rho, s = region(_update_ops, X.device)(X, k, beta, V, eps)
         # ρ and s are per-node scalars: keeping them costs N (N d_v)
         # floats and saves two passes over k and X in backward.
         ctx.eps = eps
@@ -220,30 +286,8 @@ class _DeltaUpdate(torch.autograd.Function):
             if gV is not None:
                 gV = gV.view_as(V)
             return gX, gk, gbeta, gV, None
-        rho_ = rho if vec else rho.unsqueeze(-1)
-        beta_ = beta if vec else beta.unsqueeze(-1)
-        r = V - s
-        a = _dot(k, g) * rho_                                   # k̂ᵀg
-        gX = gk = gbeta = gV = None
-        if ctx.needs_input_grad[0]:                             # g − β k̂ aᵀ
-            c = -beta_ * rho_ * a
-            gX = (torch.addcmul(g, k, c.unsqueeze(-1)) if vec else
-                  torch.addcmul(g, k.unsqueeze(-1), c.unsqueeze(1)))
-        if ctx.needs_input_grad[1]:
-            # dL/dk̂ = β (g r − X a); k̂ᵀ dL/dk̂ = β Σ a (r − s); then
-            # dL/dk = ρ (dL/dk̂ − k̂ k̂ᵀ dL/dk̂).
-            br = beta_ * rho_
-            proj = beta * (a * (r - s) if vec else (a * (r - s)).sum(-1))
-            if vec:
-                gk = g * (r * br).unsqueeze(-1)
-                gk.addcmul_(X, (-a * br).unsqueeze(-1))
-            else:
-                gk = _mix(g, r * br).sub_(_mix(X, a * br))
-            gk.addcmul_(k, (-rho * rho * proj).unsqueeze(-1))
-        if ctx.needs_input_grad[2]:
-            gbeta = a * r if vec else (a * r).sum(-1)
-        if ctx.needs_input_grad[3]:
-            gV = a * beta_
+        gX, gk, gbeta, gV = region(_update_grads, X.device)(
+            g, X, k, beta, V, rho, s, *ctx.needs_input_grad[:4])
         return gX, gk, gbeta, gV, None
 
 
@@ -326,14 +370,20 @@ def delta_update(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
 class _DeltaUpdateRead(torch.autograd.Function):
     r"""``(X', compress(X', w))`` from one pass of the CPU kernel; backward
     in one pass too (the read's gradient joins ``X'``'s inside the kernel,
-    see ``csrc/delta_cpu.cpp``). Matrix states only."""
+    see ``csrc/delta_cpu.cpp``). Off the CPU kernels, the same in one
+    compiled region each way (:mod:`ddl_gnn.ops.compiled`). Matrix states
+    only."""
 
     @staticmethod
     def forward(ctx, X: Tensor, k: Tensor, beta: Tensor, V: Tensor,
                 w: Tensor, eps: float) -> Tuple[Tensor, Tensor]:
-        out, read, rho, s = cpu_kernels.kernels().delta_forward(
-            X.contiguous(), k.contiguous(), beta.contiguous(),
-            V.contiguous(), w.contiguous(), eps)
+        if cpu_kernels.usable(X, k, beta, V, w):
+            out, read, rho, s = cpu_kernels.kernels().delta_forward(
+                X.contiguous(), k.contiguous(), beta.contiguous(),
+                V.contiguous(), w.contiguous(), eps)
+        else:
+            out, read, rho, s = region(_update_read_ops, X.device)(
+                X, k, beta, V, w, eps)
         ctx.eps = eps
         ctx.save_for_backward(X, k, beta, V, w, rho, s)
         return out, read
@@ -345,10 +395,14 @@ class _DeltaUpdateRead(torch.autograd.Function):
         if torch.is_grad_enabled():   # create_graph: differentiable ops
             return _vjp_with_graph(ctx, lambda *t: _plain_read(*t, ctx.eps),
                                    (X, k, beta, V, w), (g, gc))
-        grads = cpu_kernels.kernels().delta_backward(
-            g.contiguous(), gc.contiguous(), X.contiguous(), k.contiguous(),
-            beta.contiguous(), V.contiguous(), w.contiguous(), rho, s,
-            list(need))
+        if cpu_kernels.usable(X, g, gc, k):
+            grads = cpu_kernels.kernels().delta_backward(
+                g.contiguous(), gc.contiguous(), X.contiguous(),
+                k.contiguous(), beta.contiguous(), V.contiguous(),
+                w.contiguous(), rho, s, list(need))
+        else:
+            grads = region(_update_read_grads, X.device)(
+                g, gc, X, k, beta, V, w, rho, s, *need)
         return (*grads, None)
 
 
@@ -364,8 +418,9 @@ def delta_update_read(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
         \mathrm{compress\_state}(X', w)\bigr).
 
     On CPU with the fused kernels (:mod:`ddl_gnn.ops.cpu_kernels`) both come
-    from one pass over the state, and so do all gradients; elsewhere it is
-    exactly that composition.
+    from one pass over the state, and so do all gradients; where
+    :mod:`ddl_gnn.ops.compiled` compiles (CUDA by default), from one
+    compiled region each way; elsewhere it is exactly that composition.
 
     Args:
         x (torch.Tensor): Node states :obj:`[N, d, d_v]`.
@@ -386,7 +441,7 @@ def delta_update_read(x: Tensor, k: Tensor, beta: Tensor, v: Tensor,
         raise ValueError(f"delta_update_read: 'weight' must have shape "
                          f"[d, d_v] = [{X.size(1)}, {X.size(2)}], got "
                          f"{tuple(weight.shape)}")
-    if cpu_kernels.usable(X, k, b, V, weight):
+    if cpu_kernels.usable(X, k, b, V, weight) or compile_enabled(X.device):
         return _DeltaUpdateRead.apply(X, k, b, V, weight, float(eps))
     out = delta_update(x, k, beta, v, eps)
     return out, compress_state(out, weight)
