@@ -1,6 +1,7 @@
 r"""The delta message-passing layer."""
 from __future__ import annotations
 
+import math
 from typing import Optional, Union
 
 import torch
@@ -222,6 +223,10 @@ class DeltaConv(MessagePassing):
         if not isinstance(heads, int) or heads < 1 or channels % heads:
             raise ValueError(f"DeltaConv: 'heads' must be a positive int "
                              f"dividing channels = {channels}, got {heads!r}")
+        if (isinstance(eps, bool) or not isinstance(eps, (int, float))
+                or not math.isfinite(eps) or eps < 0):
+            raise ValueError(f"DeltaConv: 'eps' must be a finite number "
+                             f">= 0, got {eps!r}")
         if not 0.0 <= float(alpha) <= 1.0:
             raise ValueError(f"DeltaConv: 'alpha' must lie in [0, 1], got "
                              f"{alpha!r}")

@@ -75,6 +75,21 @@ def test_default_layer_is_the_documented_update(graph):
     torch.testing.assert_close(layer.last_beta, beta)
 
 
+@pytest.mark.parametrize('eps', [1e-5, 0.01, 0.5])
+def test_eps_is_the_directions_guard(graph, eps):
+    """``eps`` of DeltaConv (and of every layer of DeltaGNN) is the guard
+    of k̂ = k / sqrt(|k|² + eps²) in the oracle's update."""
+    G, x, x0, edge_index = graph
+    torch.manual_seed(0)
+    layer = _perturbed(DeltaConv(D, eps=eps).double().eval())
+    want, _ = oracle(G, layer, x, x0, eps=eps)
+    torch.testing.assert_close(layer(x, edge_index, x0=x0), want)
+    assert {lay.eps for lay in DeltaGNN(4, D, 3, 2, eps=eps).layers} == {eps}
+    for bad in (-1e-3, float('nan'), 'small', True):
+        with pytest.raises(ValueError, match="'eps' must be a finite"):
+            DeltaConv(D, eps=bad)
+
+
 @pytest.mark.parametrize('name,act', [
     ('relu', lambda a: np.maximum(a, 0)), ('tanh', np.tanh)])
 def test_message_act_applies_to_the_anchored_message(graph, name, act):
