@@ -69,6 +69,12 @@ class DeltaGNN(DeepGNN):
             stays undropped. (default: :obj:`False`)
         message_act, dropout_value: see :class:`~ddl_gnn.nn.DeltaConv`
             (defaults :obj:`None`, :obj:`False`).
+        read_act (bool, optional): Apply the activation to the read of
+            the top state before the decoder (and a graph readout) where
+            there is no norm; with a norm the read is always
+            :math:`\mathrm{act}(\mathrm{norm}(\cdot))`. Without it, the
+            default stack (no norm) reads a state that is close to linear
+            in the encoder output. (default: :obj:`False`)
         eps (float, optional): The direction's guard
             :math:`\hat k = k / \sqrt{\lVert k\rVert^2 + \epsilon^2}`
             of every layer. With ``theta`` the deep layers start near a
@@ -98,7 +104,7 @@ class DeltaGNN(DeepGNN):
                  theta: Optional[float] = None,
                  input_norm: bool = False,
                  layer_dropout: Optional[float] = None,
-                 state_dropout: bool = False,
+                 state_dropout: bool = False, read_act: bool = False,
                  layer_options: Optional[Sequence[dict]] = None, **kwargs):
         if not isinstance(d_v, int) or d_v < 1:
             raise ValueError(f"DeltaGNN: 'd_v' must be a positive int, got "
@@ -136,6 +142,7 @@ class DeltaGNN(DeepGNN):
         self.layer_dropout = (None if layer_dropout is None
                               else float(layer_dropout))
         self.state_dropout = bool(state_dropout)
+        self.read_act = bool(read_act)
         super().__init__(in_channels, hidden_channels, num_layers,
                          out_channels, conv=conv, **kwargs)
         self.out_compress = StateCompressor(hidden_channels, d_v)
@@ -171,7 +178,10 @@ class DeltaGNN(DeepGNN):
         return h0.unsqueeze(-1).expand(-1, -1, self.d_v).contiguous()
 
     def read_state(self, X: Tensor) -> Tensor:
-        return self.out_compress(X)
+        h = self.out_compress(X)
+        # With a norm, the skeleton applies norm -> act before the
+        # decoder; without one it applies neither.
+        return self.act(h) if self.read_act and self.out_norm is None else h
 
     def layer_forward(self, layer, x, x0, edge_index, edge_weight, edge_attr):
         if not layer.needs_x0:
