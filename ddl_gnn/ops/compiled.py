@@ -22,16 +22,14 @@ variable's choice).
 """
 from __future__ import annotations
 
-import os
 from typing import Callable, Dict, Optional, Union
 
 import torch
 
+from ._flags import forced
+
 _override: dict = {}
 _compiled: Dict[Callable, Callable] = {}
-
-_TRUE = ('1', 'true', 'yes', 'on', 'always')
-_FALSE = ('0', 'false', 'no', 'off', 'never')
 
 
 def set_compile(value: Optional[bool]) -> None:
@@ -56,16 +54,9 @@ def compile_enabled(device: Union[torch.device, str, None] = None) -> bool:
     ``device`` (see the module docstring)."""
     if torch.compiler.is_compiling():
         return False      # an enclosing torch.compile traces the ops itself
-    if 'value' in _override:
-        return _override['value']
-    flag = os.environ.get('DDL_GNN_COMPILE', 'auto').strip().lower()
-    if flag in _TRUE:
-        return True
-    if flag in _FALSE:
-        return False
-    if flag not in ('', 'auto'):
-        raise ValueError(f"DDL_GNN_COMPILE must be auto, 1/always or "
-                         f"0/never, got {flag!r}")
+    value = forced(_override, 'DDL_GNN_COMPILE')
+    if value is not None:
+        return value
     kind = torch.device(device).type if device is not None else 'cpu'
     return kind == 'cuda' and _has_triton()
 

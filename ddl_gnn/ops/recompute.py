@@ -22,15 +22,13 @@ way (tests run both).
 """
 from __future__ import annotations
 
-import os
 from typing import Optional, Union
 
 import torch
 
-_override: dict = {}
+from ._flags import forced
 
-_TRUE = ('1', 'true', 'yes', 'on', 'always')
-_FALSE = ('0', 'false', 'no', 'off', 'never')
+_override: dict = {}
 
 
 def set_recompute(value: Optional[bool]) -> None:
@@ -47,15 +45,8 @@ def recompute_in_backward(device: Union[torch.device, str, None] = None
                           ) -> bool:
     r"""Whether fused functions on ``device`` recompute their
     intermediates in backward (see the module docstring)."""
-    if 'value' in _override:
-        return _override['value']
-    flag = os.environ.get('DDL_GNN_RECOMPUTE', 'auto').strip().lower()
-    if flag in _TRUE:
-        return True
-    if flag in _FALSE:
-        return False
-    if flag not in ('', 'auto'):
-        raise ValueError(f"DDL_GNN_RECOMPUTE must be auto, 1/always or "
-                         f"0/never, got {flag!r}")
+    value = forced(_override, 'DDL_GNN_RECOMPUTE')
+    if value is not None:
+        return value
     kind = torch.device(device).type if device is not None else 'cpu'
     return kind == 'cpu'
