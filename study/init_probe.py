@@ -56,9 +56,10 @@ FAMILIES = {
     'delta (theta=0.5)': ('delta', dict(theta=0.5)),
     'delta (theta=0.5, dropout outside the layers)': ('delta', dict(
         theta=0.5, layer_dropout=0.0, state_dropout=True)),
-    'delta (theta=0.5, dropout outside the layers, eps=0.01)': ('delta', dict(
-        theta=0.5, layer_dropout=0.0, state_dropout=True,
-        layer_options=[dict(eps=0.01)])),
+    # ddl_gnn/configs/recommended.toml's layer on Cora and CiteSeer
+    'delta (recommended: theta=0.5, dropout outside the layers, eps=0.01)': (
+        'delta', dict(theta=0.5, layer_dropout=0.0, state_dropout=True,
+                      eps=0.01)),
     'delta-paper (beta0=0.1)': ('delta-paper', dict(beta_init=0.1)),
     'delta-paper (beta0=1)': ('delta-paper', {}),
     'delta-diffuse-64': ('delta', dict(
