@@ -24,13 +24,14 @@ flat) and ``cos_last`` = cos_input at the top layer.
 
     python study/init_probe.py --depths 16 64 256 --seeds 0 1 2
 
-Writes ``study/results/init_probe/{records.jsonl,report.md}``; a rerun
+Writes ``study/results/init_probe/{records.jsonl.gz,report.md}``; a rerun
 skips (family, depth, seed) cells already recorded.
 """
 from __future__ import annotations
 
 import argparse
 import gc
+import gzip
 import json
 import os
 import statistics
@@ -141,6 +142,19 @@ def _finite(v):
     return v if v == v and abs(v) != float('inf') else None
 
 
+def _load(out: Path) -> list:
+    """The records so far: ``records.jsonl.gz``, or a plain
+    ``records.jsonl`` written by an older version of this script."""
+    if (out / 'records.jsonl.gz').exists():
+        text = gzip.decompress((out / 'records.jsonl.gz').read_bytes())
+        text = text.decode()
+    elif (out / 'records.jsonl').exists():
+        text = (out / 'records.jsonl').read_text()
+    else:
+        return []
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--depths', type=int, nargs='+', default=[16, 64, 256])
@@ -156,9 +170,8 @@ def main():
     torch.set_flush_denormal(True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / 'records.jsonl'
-    records = ([json.loads(line) for line in path.read_text().splitlines()]
-               if path.exists() else [])
+    path = out / 'records.jsonl.gz'
+    records = _load(out)
     if args.refresh:   # measure the chosen families again
         records = [r for r in records if r['family'] not in args.families]
     done = {(r['family'], r['depth'], r['seed']) for r in records}
@@ -176,13 +189,16 @@ def main():
                 print(f"{fam:26s} L={depth:<4d} seed={seed} grad ratio "
                       f"{r['grad_ratio']:.3g}  cos(X_L, X_0) "
                       f"{r['cos_last']:.3f}", flush=True)
-                tmp = path.with_suffix('.tmp')
-                tmp.write_text(''.join(
+                text = ''.join(
                     json.dumps(x, allow_nan=False, default=_finite) + '\n'
                     for x in [{k: (_finite(v) if isinstance(v, float)
                                    else v) for k, v in rec.items()}
-                              for rec in records]))
+                              for rec in records])
+                tmp = path.with_suffix('.tmp')
+                # gzip without a timestamp: the same records, the same bytes
+                tmp.write_bytes(gzip.compress(text.encode(), mtime=0))
                 os.replace(tmp, path)
+                (out / 'records.jsonl').unlink(missing_ok=True)
     write_report(records, out)
 
 
