@@ -90,8 +90,9 @@ class ResultStore:
     :meth:`compact` moves the records into ``DIR/results.jsonl.gz`` (per-layer
     curves make a finished sweep's JSONL several MiB; gzip keeps about a
     quarter). An archive part grows up to ``part_bytes`` compressed; the
-    records that would pass that go to a new part, ``results.jsonl.1.gz``, ``.2.gz``, ... (so no
-    file of a tracked results folder grows without bound).
+    records that would pass that go to a new part (``results.jsonl.1.gz``,
+    ``.2.gz``, ...), so no file of a tracked results folder grows without
+    bound.
     :meth:`load` reads the archive parts in order and then the live file,
     and appends skip a key found in any of them.
     """

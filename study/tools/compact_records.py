@@ -1,5 +1,6 @@
 """Moves finished result records into their gzip archive
-(``results.jsonl`` -> ``results.jsonl.gz``, :meth:`ResultStore.compact`).
+(``results.jsonl`` -> ``results.jsonl.gz``, then ``results.jsonl.1.gz``,
+... past :attr:`ResultStore.part_bytes`; :meth:`ResultStore.compact`).
 
     python study/tools/compact_records.py [FOLDER ...]
 
@@ -23,6 +24,6 @@ if __name__ == '__main__':
     for folder in folders:
         store = ResultStore(folder)
         moved = store.compact()
-        size = store.archive.stat().st_size if store.archive.exists() else 0
-        print(f'{folder.name}: {moved} records moved, archive '
-              f'{size / 2**20:.2f} MiB')
+        parts = ', '.join(f'{p.name} {p.stat().st_size / 2**20:.2f} MiB'
+                          for p in store.archives) or 'none'
+        print(f'{folder.name}: {moved} records moved; archive {parts}')

@@ -122,8 +122,8 @@ class Commits:
 
 
 def name_folder(folder: Path, written: Commits, check: bool) -> Counter:
-    """Renames the records of ``folder`` (live file and archive); returns
-    the counts of what changed and what was left."""
+    """Renames the records of ``folder`` (live file and archive parts);
+    returns the counts of what changed and what was left."""
     store, counts = ResultStore(str(folder)), Counter()
     # The store's own lock and atomic write: sweeps appending meanwhile
     # wait, and a kill leaves the old or the new file.
@@ -131,7 +131,7 @@ def name_folder(folder: Path, written: Commits, check: bool) -> Counter:
         # The new keys may not meet a key of the folder's other records.
         texts = {p: (gzip.decompress(p.read_bytes()) if p.suffix == '.gz'
                      else p.read_bytes()).decode('utf-8')
-                 for p in (store.archive, store.path) if p.exists()}
+                 for p in (*store.archives, store.path) if p.exists()}
         keys = Counter(json.loads(line).get('key') for text in texts.values()
                        for line in text.splitlines() if line.strip())
         writes = {}
