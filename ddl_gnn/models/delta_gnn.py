@@ -67,6 +67,13 @@ class DeltaGNN(DeepGNN):
             start state :math:`X^0 = \mathrm{drop}(x_0)`, as GCNII drops
             its first layer's input; the anchor :math:`x_0` the layers read
             stays undropped. (default: :obj:`False`)
+        update_dropout (float, optional): Dropout on each layer's write,
+            :math:`X^{l+1} = X^l + \mathrm{drop}(X'^{\,l} - X^l)` with
+            :math:`X'^{\,l}` the layer's output, in training only: the
+            stochastic regulariser of a transformer's residual branch. It
+            perturbs what a layer changes rather than what its conv reads,
+            so the message norm the layer writes is not inflated (see
+            ``layer_dropout``). (default: :obj:`0.0`)
         message_act, dropout_value: see :class:`~ddl_gnn.nn.DeltaConv`
             (defaults :obj:`None`, :obj:`False`).
         read_act (bool, optional): Apply the activation to the read of
@@ -105,6 +112,7 @@ class DeltaGNN(DeepGNN):
                  input_norm: bool = False,
                  layer_dropout: Optional[float] = None,
                  state_dropout: bool = False, read_act: bool = False,
+                 update_dropout: float = 0.0,
                  layer_options: Optional[Sequence[dict]] = None, **kwargs):
         if not isinstance(d_v, int) or d_v < 1:
             raise ValueError(f"DeltaGNN: 'd_v' must be a positive int, got "
@@ -142,6 +150,12 @@ class DeltaGNN(DeepGNN):
         self.layer_dropout = (None if layer_dropout is None
                               else float(layer_dropout))
         self.state_dropout = bool(state_dropout)
+        if not (isinstance(update_dropout, (int, float))
+                and not isinstance(update_dropout, bool)
+                and 0.0 <= update_dropout < 1.0):
+            raise ValueError(f"DeltaGNN: 'update_dropout' must lie in [0, 1), "
+                             f"got {update_dropout!r}")
+        self.update_dropout = float(update_dropout)
         self.read_act = bool(read_act)
         super().__init__(in_channels, hidden_channels, num_layers,
                          out_channels, conv=conv, **kwargs)
@@ -186,7 +200,10 @@ class DeltaGNN(DeepGNN):
     def layer_forward(self, layer, x, x0, edge_index, edge_weight, edge_attr):
         if not layer.needs_x0:
             x0 = None
-        return layer(x, edge_index, edge_weight, edge_attr, x0=x0)
+        out = layer(x, edge_index, edge_weight, edge_attr, x0=x0)
+        if self.training and self.update_dropout > 0:
+            out = x + F.dropout(out - x, p=self.update_dropout)
+        return out
 
     def _fused_reads(self, start: int, end: int) -> bool:
         """Chain the layers' reads (see :class:`DeltaConv`): matrix states,
@@ -195,6 +212,8 @@ class DeltaGNN(DeepGNN):
         each layer's output, which the fused read splits in two)."""
         if self.d_v == 1 or end - start < 2:
             return False
+        if self.training and self.update_dropout > 0:
+            return False    # each write is dropped on its own
         # Only where the fused CPU kernel or a compiled region runs:
         # elsewhere the chained read is the same composition, and keeping
         # it (instead of recomputing) would cost N x d memory per layer for

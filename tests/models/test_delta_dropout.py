@@ -120,3 +120,32 @@ def test_dropout_value_writes_the_dropped_message_along_the_clean_direction(
                                clean.eval()(x, edge_index, x0=x0))
     with pytest.raises(ValueError, match="needs v_source='message'"):
         DeltaConv(32, v_source='context', dropout_value=True)
+
+
+def test_update_dropout_drops_each_layers_write(graph):
+    """``update_dropout``: in training layer l's output is
+    X + drop(layer(X) - X), computed here layer by layer from the same
+    weights and the same dropout masks; eval mode is the plain stack."""
+    import torch.nn.functional as F
+    x, edge_index = graph
+    torch.manual_seed(0)
+    model = DeltaGNN(32, 16, 3, 3, theta=0.5, update_dropout=0.4).train()
+    torch.manual_seed(5)
+    got = model(x, edge_index)
+    torch.manual_seed(5)
+    from ddl_gnn.nn.adjacency import normalize_adjacency
+    x0 = model.encode(x)
+    ei, ew = edge_index, None
+    if model.shared_gcn_norm:
+        ei, ew = normalize_adjacency(ei, None, x.size(0), x0.dtype)
+    X = model.init_state(x0)
+    for layer in model.layers:
+        X = X + F.dropout(layer(X, ei, ew, x0=x0) - X, p=0.4)
+    torch.testing.assert_close(got, model.decoder(model.read_state(X)))
+    plain = DeltaGNN(32, 16, 3, 3, theta=0.5)
+    plain.load_state_dict(model.state_dict())
+    torch.testing.assert_close(plain.eval()(x, edge_index),
+                               model.eval()(x, edge_index))
+    for bad in (1.0, -0.1, 'half', True):
+        with pytest.raises(ValueError, match="'update_dropout' must lie in"):
+            DeltaGNN(8, 16, 2, 2, update_dropout=bad)
