@@ -61,6 +61,11 @@ FAMILIES = {
     'delta (recommended: theta=0.5, dropout outside the layers, eps=0.01)': (
         'delta', dict(theta=0.5, layer_dropout=0.0, state_dropout=True,
                       eps=0.01)),
+    # the same with one head per channel (the recommended layer there)
+    'delta (recommended: theta=0.5, dropout outside the layers, eps=0.01, '
+    '64 heads)': (
+        'delta', dict(theta=0.5, layer_dropout=0.0, state_dropout=True,
+                      eps=0.01, heads=64)),
     'delta-paper (beta0=0.1)': ('delta-paper', dict(beta_init=0.1)),
     'delta-paper (beta0=1)': ('delta-paper', {}),
     'delta-diffuse-64': ('delta', dict(
