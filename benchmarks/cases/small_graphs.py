@@ -6,7 +6,9 @@ ratios are medians over steps after warm-up. ``delta`` is the default
 ``build_model('delta', ...)`` (anchored messages, 8 heads: the fused path
 of ``ddl_gnn/nn/message_path.py``), ``delta-paper`` the paper layer
 (``build_model('delta-paper', ...)``: the GCN fast path of
-``ddl_gnn/nn/context.py``). Prints one JSON line per graph.
+``ddl_gnn/nn/context.py``), ``gcnii`` GCNII at its paper's α, θ and
+``delta-64-heads`` the layer ``ddl-gnn train`` runs on Cora and CiteSeer
+(one head per channel, ``theta=0.5``). Prints one JSON line per graph.
 
     python benchmarks/run.py small-graphs --steps 9
 """
@@ -24,7 +26,11 @@ from ddl_gnn.models import build_model
 #: label -> (nodes, undirected pairs sampled, depth)
 SIZES = {'cora': (2708, 5278, 64), '10k': (10_000, 50_000, 32)}
 MODELS = {'res': ('res', {}), 'delta': ('delta', {}),
-          'delta-paper': ('delta-paper', {})}
+          'delta-paper': ('delta-paper', {}),
+          'gcnii': ('gcnii', dict(alpha=0.1, theta=0.5)),
+          # ddl_gnn/configs/recommended.toml's delta layer on Cora/CiteSeer
+          # (its dropout options do nothing here: the step has none)
+          'delta-64-heads': ('delta', dict(theta=0.5, eps=0.01, heads=64))}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
