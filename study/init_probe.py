@@ -61,11 +61,18 @@ FAMILIES = {
     'delta (recommended: theta=0.5, dropout outside the layers, eps=0.01)': (
         'delta', dict(theta=0.5, layer_dropout=0.0, state_dropout=True,
                       eps=0.01)),
-    # the same with one head per channel (the recommended layer there)
+    # the same with one head per channel (the recommended layer there),
+    # and between the two
     'delta (recommended: theta=0.5, dropout outside the layers, eps=0.01, '
     '64 heads)': (
         'delta', dict(theta=0.5, layer_dropout=0.0, state_dropout=True,
                       eps=0.01, heads=64)),
+    'delta (theta=0.5, dropout outside the layers, eps=0.01, 16 heads)': (
+        'delta', dict(theta=0.5, layer_dropout=0.0, state_dropout=True,
+                      eps=0.01, heads=16)),
+    'delta (theta=0.5, dropout outside the layers, eps=0.01, 32 heads)': (
+        'delta', dict(theta=0.5, layer_dropout=0.0, state_dropout=True,
+                      eps=0.01, heads=32)),
     'delta-paper (beta0=0.1)': ('delta-paper', dict(beta_init=0.1)),
     'delta-paper (beta0=1)': ('delta-paper', {}),
     'delta-diffuse-64': ('delta', dict(
@@ -208,8 +215,10 @@ def main():
 
 
 def _cell(vals):
+    if not vals:              # not measured at this depth
+        return '–'
     vals = [v for v in vals if v is not None]
-    if not vals:
+    if not vals:              # measured, every value non-finite
         return 'non-finite'
     if len(vals) == 1:
         return f'{vals[0]:.3g}'
