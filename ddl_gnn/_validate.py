@@ -68,6 +68,21 @@ def all_finite(t: Tensor) -> bool:
     return ok
 
 
+def check_rate(value, arg: str, where: str,
+               allow_none: bool = False) -> Optional[float]:
+    """``value`` as a float dropout rate in [0, 1) (or :obj:`None` where
+    ``allow_none``); a bool, a string or a rate outside the range is named
+    as an error."""
+    if value is None and allow_none:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not 0.0 <= value < 1.0):
+        extra = ' or be None' if allow_none else ''
+        raise ValueError(f"{where}: '{arg}' must lie in [0, 1){extra}, got "
+                         f"{value!r}")
+    return float(value)
+
+
 def check_x(x: Tensor, name: str = 'x', allow_3d: bool = False) -> Tensor:
     r"""Checks that :obj:`x` is a finite floating-point node feature matrix
     of shape :obj:`[N, d]` (or :obj:`[N, d, d_v]` if :obj:`allow_3d`)."""

@@ -57,22 +57,14 @@ FAMILIES = {
     'delta (theta=0.5)': ('delta', dict(theta=0.5)),
     'delta (theta=0.5, dropout outside the layers)': ('delta', dict(
         theta=0.5, layer_dropout=0.0, state_dropout=True)),
+    'delta (theta=0.5, dropout outside the layers, eps=0.01)': ('delta', dict(
+        theta=0.5, layer_dropout=0.0, state_dropout=True, eps=0.01)),
+    # the same by head count; one head per channel is
     # ddl_gnn/configs/recommended.toml's layer on Cora and CiteSeer
-    'delta (recommended: theta=0.5, dropout outside the layers, eps=0.01)': (
+    **{f'delta (theta=0.5, dropout outside the layers, eps=0.01, '
+       f'{heads} heads)': (
         'delta', dict(theta=0.5, layer_dropout=0.0, state_dropout=True,
-                      eps=0.01)),
-    # the same with one head per channel (the recommended layer there),
-    # and between the two
-    'delta (recommended: theta=0.5, dropout outside the layers, eps=0.01, '
-    '64 heads)': (
-        'delta', dict(theta=0.5, layer_dropout=0.0, state_dropout=True,
-                      eps=0.01, heads=64)),
-    'delta (theta=0.5, dropout outside the layers, eps=0.01, 16 heads)': (
-        'delta', dict(theta=0.5, layer_dropout=0.0, state_dropout=True,
-                      eps=0.01, heads=16)),
-    'delta (theta=0.5, dropout outside the layers, eps=0.01, 32 heads)': (
-        'delta', dict(theta=0.5, layer_dropout=0.0, state_dropout=True,
-                      eps=0.01, heads=32)),
+                      eps=0.01, heads=heads)) for heads in (16, 32, 64)},
     'delta-paper (beta0=0.1)': ('delta-paper', dict(beta_init=0.1)),
     'delta-paper (beta0=1)': ('delta-paper', {}),
     'delta-diffuse-64': ('delta', dict(
@@ -154,16 +146,11 @@ def _finite(v):
     return v if v == v and abs(v) != float('inf') else None
 
 
-def _load(out: Path) -> list:
-    """The records so far: ``records.jsonl.gz``, or a plain
-    ``records.jsonl`` written by an older version of this script."""
-    if (out / 'records.jsonl.gz').exists():
-        text = gzip.decompress((out / 'records.jsonl.gz').read_bytes())
-        text = text.decode()
-    elif (out / 'records.jsonl').exists():
-        text = (out / 'records.jsonl').read_text()
-    else:
+def _load(path: Path) -> list:
+    """The records so far (none before the first run)."""
+    if not path.exists():
         return []
+    text = gzip.decompress(path.read_bytes()).decode()
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
@@ -183,7 +170,7 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / 'records.jsonl.gz'
-    records = _load(out)
+    records = _load(path)
     if args.refresh:   # measure the chosen families again
         records = [r for r in records if r['family'] not in args.families]
     done = {(r['family'], r['depth'], r['seed']) for r in records}
@@ -210,7 +197,6 @@ def main():
                 # gzip without a timestamp: the same records, the same bytes
                 tmp.write_bytes(gzip.compress(text.encode(), mtime=0))
                 os.replace(tmp, path)
-                (out / 'records.jsonl').unlink(missing_ok=True)
     write_report(records, out)
 
 

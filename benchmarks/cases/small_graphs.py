@@ -21,16 +21,19 @@ import statistics
 import torch
 from common import CLASSES, graph_input, random_graph, train_step
 
+from ddl_gnn.experiment.recommended import recommended_settings
 from ddl_gnn.models import build_model
 
 #: label -> (nodes, undirected pairs sampled, depth)
 SIZES = {'cora': (2708, 5278, 64), '10k': (10_000, 50_000, 32)}
 MODELS = {'res': ('res', {}), 'delta': ('delta', {}),
           'delta-paper': ('delta-paper', {}),
-          'gcnii': ('gcnii', dict(alpha=0.1, theta=0.5)),
-          # ddl_gnn/configs/recommended.toml's delta layer on Cora/CiteSeer
-          # (its dropout options do nothing here: the step has none)
-          'delta-64-heads': ('delta', dict(theta=0.5, eps=0.01, heads=64))}
+          'gcnii': ('gcnii', recommended_settings('cora', 'gcnii')[
+              'model_kwargs']),
+          # the delta layer ddl-gnn train runs on Cora (its dropout options
+          # do nothing here: the step has none)
+          'delta-64-heads': ('delta', recommended_settings('cora', 'delta')[
+              'model_kwargs'])}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

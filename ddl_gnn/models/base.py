@@ -27,8 +27,8 @@ from torch_geometric.nn.resolver import activation_resolver
 from torch_geometric.typing import Adj, OptTensor
 from torch_geometric.utils import dropout_edge, is_sparse
 
-from .._validate import (check_features, check_graph, check_readout_batch,
-                         values_checked)
+from .._validate import (check_features, check_graph, check_rate,
+                         check_readout_batch, values_checked)
 from ..nn._hetero import reject_hetero
 from ..nn.adjacency import normalize_adjacency
 from ..nn.norms import make_norm
@@ -102,13 +102,8 @@ class DeepGNN(nn.Module):
         if readout is not None and readout not in READOUTS:
             raise ValueError(f"{name}: 'readout' must be None, 'mean' or "
                              f"'sum', got {readout!r}")
-        for arg, val in (('dropout', dropout),
-                         ('edge_dropout', edge_dropout)):
-            if (isinstance(val, bool) or not isinstance(val, (int, float))
-                    or not 0.0 <= val < 1.0):
-                raise ValueError(f"{name}: '{arg}' must lie in [0, 1), got "
-                                 f"{val!r}")
-        self.edge_dropout = float(edge_dropout)
+        check_rate(dropout, 'dropout', name)
+        self.edge_dropout = check_rate(edge_dropout, 'edge_dropout', name)
         self.in_channels, self.hidden_channels = in_channels, hidden_channels
         self.num_layers, self.out_channels = num_layers, out_channels
         self.conv_name, self.dropout, self.readout = conv, dropout, readout

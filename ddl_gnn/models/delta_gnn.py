@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._validate import check_rate
 from ..nn.compress import StateCompressor
 from ..nn.delta_conv import PAPER_DELTA, DeltaConv
 from ..nn.gates import BETA_INIT
@@ -141,21 +142,11 @@ class DeltaGNN(DeepGNN):
                                  scale_message=scale_message,
                                  message_act=message_act,
                                  dropout_value=dropout_value, eps=eps)
-        if layer_dropout is not None and not (
-                isinstance(layer_dropout, (int, float))
-                and not isinstance(layer_dropout, bool)
-                and 0.0 <= layer_dropout < 1.0):
-            raise ValueError(f"DeltaGNN: 'layer_dropout' must lie in [0, 1) "
-                             f"or be None, got {layer_dropout!r}")
-        self.layer_dropout = (None if layer_dropout is None
-                              else float(layer_dropout))
+        self.layer_dropout = check_rate(layer_dropout, 'layer_dropout',
+                                        'DeltaGNN', allow_none=True)
         self.state_dropout = bool(state_dropout)
-        if not (isinstance(update_dropout, (int, float))
-                and not isinstance(update_dropout, bool)
-                and 0.0 <= update_dropout < 1.0):
-            raise ValueError(f"DeltaGNN: 'update_dropout' must lie in [0, 1), "
-                             f"got {update_dropout!r}")
-        self.update_dropout = float(update_dropout)
+        self.update_dropout = check_rate(update_dropout, 'update_dropout',
+                                         'DeltaGNN')
         self.read_act = bool(read_act)
         super().__init__(in_channels, hidden_channels, num_layers,
                          out_channels, conv=conv, **kwargs)

@@ -187,3 +187,16 @@ def test_finite_check_rereads_a_tensor_changed_in_place():
     assert all_finite(x) and all_finite(x)
     x[0, 0] = float('inf')
     assert not all_finite(x)
+
+
+@pytest.mark.parametrize('family', ['res', 'gcnii', 'delta'])
+@pytest.mark.parametrize('bad', [1.0, -0.1, 'half', True, None])
+def test_a_bad_dropout_rate_is_named(family, bad):
+    """Every family's ``dropout`` (and delta's ``update_dropout``) is a rate
+    in [0, 1); anything else is named with the family."""
+    with pytest.raises(ValueError, match=r"'dropout' must lie in \[0, 1\)"):
+        _model(family, dropout=bad)
+    if family == 'delta':
+        with pytest.raises(ValueError,
+                           match=r"DeltaGNN: 'update_dropout' must lie in"):
+            _model(family, update_dropout=bad)
