@@ -36,7 +36,7 @@ class DeltaGNN(DeepGNN):
             (default: :obj:`BETA_INIT`)
         beta_mode (str, optional): ``'learned'``, ``'learned01'``,
             ``'fixed'``. (default: :obj:`'learned01'`)
-        k_source, beta_source, v_source, erase, heads, alpha,
+        k_source, beta_source, v_source, erase, heads, alpha, block_gate,
         scale_message: see
             :class:`~ddl_gnn.nn.DeltaConv`; the anchored sources read the
             encoder output :math:`x_0` (every layer gets it).
@@ -106,7 +106,7 @@ class DeltaGNN(DeepGNN):
                  beta_mode: str = 'learned01', k_source: str = 'anchor',
                  beta_source: str = 'anchor', v_source: str = 'message',
                  erase: bool = True, heads: int = 8, alpha: float = 0.1,
-                 scale_message: bool = False,
+                 block_gate: bool = False, scale_message: bool = False,
                  message_act: Optional[str] = None,
                  dropout_value: bool = False, eps: float = 1e-5,
                  theta: Optional[float] = None,
@@ -139,6 +139,7 @@ class DeltaGNN(DeepGNN):
                                  k_source=k_source, beta_source=beta_source,
                                  v_source=v_source, erase=erase,
                                  heads=heads, alpha=alpha,
+                                 block_gate=block_gate,
                                  scale_message=scale_message,
                                  message_act=message_act,
                                  dropout_value=dropout_value, eps=eps)

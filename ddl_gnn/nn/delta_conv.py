@@ -132,6 +132,12 @@ class DeltaConv(MessagePassing):
             writes :math:`H` scalars per node and layer. Must divide
             ``channels``. (GAT's attention heads: pass a ``GATConv``.)
             (default: :obj:`8`)
+        block_gate (bool, optional): Each head's gate reads only its own
+            block of the gate's input (of :math:`x` and :math:`x_0` for
+            ``beta_source='anchor'``): :math:`2d` gate weights per layer
+            instead of :math:`2dH`, so one head per channel gates each
+            channel from its own state and input value.
+            (default: :obj:`False`)
         scale_message (bool, optional): With ``v_source='message'``, rescale
             the conv output to the per-node norm of the state before writing
             it, so the conv's gain does not compound over the layers.
@@ -203,7 +209,7 @@ class DeltaConv(MessagePassing):
                  k_source: str = 'anchor', beta_source: str = 'anchor',
                  v_source: str = 'message', erase: bool = True,
                  eps: float = 1e-5, heads: int = 8, alpha: float = 0.1,
-                 scale_message: bool = False,
+                 block_gate: bool = False, scale_message: bool = False,
                  identity_map: Optional[float] = None,
                  message_act: Optional[str] = None,
                  dropout_value: bool = False, **kwargs):
@@ -275,8 +281,12 @@ class DeltaConv(MessagePassing):
                              f"of a GCNConv; got conv={self.conv_name!r}")
         two = 2 * channels
         self.k_lin = Linear(two, channels) if k_source == 'proj' else None
-        self.gate = BetaGate(channels if beta_source == 'context' else two,
-                             beta_init, beta_mode, heads)
+        if not isinstance(block_gate, bool):
+            raise ValueError(f"DeltaConv: 'block_gate' must be a bool, got "
+                             f"{block_gate!r}")
+        parts = 1 if beta_source == 'context' else 2
+        self.gate = BetaGate(parts * channels, beta_init, beta_mode, heads,
+                             block=block_gate, parts=parts)
         self.v_lin = (None if v_source in ('restore', 'diffuse', 'message')
                       else Linear(two if v_source == 'anchor' else channels,
                                   heads * d_v))
@@ -527,6 +537,8 @@ class DeltaConv(MessagePassing):
         extra = '' if self.erase else ', erase=False'
         if self.heads > 1:
             extra += f', heads={self.heads}'
+        if self.gate.block:
+            extra += ', block_gate=True'
         if self.scale_message:
             extra += ', scale_message=True'
         if self.identity_map is not None:

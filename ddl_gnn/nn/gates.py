@@ -11,6 +11,13 @@ Modes (``beta_mode``):
 The bias starts at :math:`\operatorname{logit}(\beta_0 / s)` (``s`` = 2 or 1)
 and the weight at zero, so at initialisation every node's gate equals
 ``beta_init`` exactly while the weight still receives gradient.
+
+With ``heads = H > 1`` each head's gate reads the whole context (a dense
+:math:`H \times F` weight) or, with ``block=True``, only its own block of
+each of the context's ``parts`` (``[c ‖ c0]``: 2 parts): the head-:math:`h`
+logit is :math:`\sum_p w_{h,p}^\top c_{p,h} + b_h`, :math:`F` weights per
+layer instead of :math:`H F`. With one head per channel that is a gate
+per channel from the channel's own state and input value.
 """
 from __future__ import annotations
 
@@ -44,6 +51,11 @@ class BetaGate(Module):
             ``'fixed'``. (default: :obj:`'learned'`)
         heads (int, optional): Gates per node, one per head of the
             multi-head update. (default: :obj:`1`)
+        block (bool, optional): Each head's gate reads only its own block
+            of every part of the context. (default: :obj:`False`)
+        parts (int, optional): Number of equal-width vectors concatenated
+            in the context (``block`` splits each into ``heads`` blocks).
+            (default: :obj:`1`)
 
     Shapes:
         - **input:** context :math:`(|\mathcal{V}|, F)`
@@ -52,7 +64,8 @@ class BetaGate(Module):
     """
 
     def __init__(self, in_channels: int, beta_init: float = BETA_INIT,
-                 beta_mode: str = 'learned', heads: int = 1):
+                 beta_mode: str = 'learned', heads: int = 1,
+                 block: bool = False, parts: int = 1):
         super().__init__()
         if beta_mode not in BETA_MODES:
             raise ValueError(f"BetaGate: 'beta_mode' must be one of "
@@ -64,7 +77,16 @@ class BetaGate(Module):
         if not isinstance(heads, int) or heads < 1:
             raise ValueError(f"BetaGate: 'heads' must be a positive int, got "
                              f"{heads!r}")
+        if not isinstance(parts, int) or parts < 1 or in_channels % parts:
+            raise ValueError(f"BetaGate: 'parts' must be a positive int "
+                             f"dividing in_channels = {in_channels}, got "
+                             f"{parts!r}")
+        if block and (in_channels // parts) % heads:
+            raise ValueError(f"BetaGate: with block=True, heads = {heads} "
+                             f"must divide the part width "
+                             f"{in_channels // parts}")
         self.in_channels, self.heads = in_channels, heads
+        self.block, self.parts = bool(block) and heads > 1, parts
         self.beta_init = float(beta_init)
         self.beta_mode = beta_mode
         self.scale = hi
@@ -73,7 +95,9 @@ class BetaGate(Module):
             self.register_parameter('bias', None)
         else:
             # One head: a vector weight (the gate is w·c + b, shape [N]).
-            shape = (in_channels, ) if heads == 1 else (heads, in_channels)
+            shape = ((in_channels, ) if heads == 1 else
+                     (heads, in_channels // heads if self.block
+                      else in_channels))
             self.weight = Parameter(torch.empty(shape))
             self.bias = Parameter(torch.empty(heads))
         self.reset_parameters()
@@ -89,8 +113,19 @@ class BetaGate(Module):
             return self.from_logit(None, c)
         # Logits in float32 at least, as the official code does.
         dt = c.dtype if c.dtype == torch.float64 else torch.float32
+        if self.block:
+            logit = (self.blocks(c.to(dt)) * self.weight.to(dt)).sum(-1)
+            return self.from_logit(logit + self.bias.to(dt), c)
         logit = c.to(dt) @ self.weight.to(dt).t() + self.bias.to(dt)
         return self.from_logit(logit, c)
+
+    def blocks(self, c: Tensor) -> Tensor:
+        r"""The context ``[N, F]`` rearranged as ``[N, H, F / H]``: row
+        :math:`h` holds head :math:`h`'s block of every part, in the order
+        of the block gate's weight row."""
+        N, H, P = c.size(0), self.heads, self.parts
+        w = self.in_channels // (P * H)
+        return c.reshape(N, P, H, w).transpose(1, 2).reshape(N, H, P * w)
 
     def from_logit(self, logit: Optional[Tensor], like: Tensor) -> Tensor:
         r"""The gate :math:`\beta` from its logit ``w·c + b`` (``[N]``, or
@@ -105,6 +140,8 @@ class BetaGate(Module):
 
     def __repr__(self) -> str:
         heads = '' if self.heads == 1 else f', heads={self.heads}'
+        if self.block:
+            heads += ', block=True'
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'beta_init={self.beta_init:g}, beta_mode={self.beta_mode}'
                 f'{heads})')

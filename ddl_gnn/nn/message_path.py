@@ -13,7 +13,9 @@ head :math:`h` (block of width :math:`d/H`):
 
 with :math:`n = \lVert k\rVert^2`, :math:`\rho = (n + \epsilon^2)^{-1/2}`
 and the gate logit :math:`\ell` (``'anchor'``: :math:`W_c x + W_0 x_0 + b`,
-``'context'``: :math:`W x + b`). Through autograd ops it is about twenty
+``'context'``: :math:`W x + b`; a block gate's per-head sums over the
+head's own block, elementwise with one head per channel). Through autograd
+ops it is about twenty
 kernels forward and as many backward per layer, which dominates a step on
 small graphs. :class:`_AnchoredMessage` computes it from
 ``(x, h, x0, logit)`` with one closed-form backward, per head
@@ -29,7 +31,9 @@ small graphs. :class:`_AnchoredMessage` computes it from
     \partial x_0 = \alpha\, \partial k.
 
 On CPU float32/float64 both directions run as one pass over the rows in
-the fused kernels (``ops/csrc/delta_cpu.cpp``); elsewhere as torch ops,
+the fused kernels (``ops/csrc/message_cpu.cpp``; with one head per channel
+an elementwise pass the compiler vectorises), the gate's own products as
+torch ops around them; elsewhere as torch ops,
 one compiled region each way where :mod:`ddl_gnn.ops.compiled` compiles
 (CUDA by default).
 Whether :math:`k` is saved or recomputed in backward follows
@@ -63,24 +67,37 @@ def _heads(t: Tensor, heads: int) -> Tensor:
 
 
 def gate_logit(x: Tensor, x0: Tensor, W: Tensor, b: Tensor,
-               anchor: bool) -> Tensor:
-    r"""The gate logits :math:`[x \Vert x_0] W^\top + b` (``anchor``) or
-    :math:`x W^\top + b`, :obj:`[N, H]`, with ``W`` :obj:`[H, 2d]` or
-    :obj:`[H, d]`, as :class:`~ddl_gnn.nn.gates.BetaGate` computes them."""
-    return F.linear(torch.cat([x, x0], -1) if anchor else x, W, b)
+               anchor: bool, block: bool = False) -> Tensor:
+    r"""The gate logits :obj:`[N, H]` as :class:`~ddl_gnn.nn.gates.BetaGate`
+    computes them: :math:`[x \Vert x_0] W^\top + b` (``anchor``) or
+    :math:`x W^\top + b` with a dense ``W`` :obj:`[H, 2d]` / :obj:`[H, d]`;
+    with ``block``, head :math:`h` reads only its own block of :math:`x`
+    (and of :math:`x_0`), ``W`` :obj:`[H, 2d/H]` / :obj:`[H, d/H]`."""
+    d, H = x.size(1), W.size(0)
+    if not block:
+        logit = torch.addmm(b, x, W[:, :d].t())
+        return logit.addmm(x0, W[:, d:].t()) if anchor else logit
+    w = d // H
+    if w == 1:                 # one head per channel: elementwise
+        logit = torch.addcmul(b, x, W[:, 0])
+        return torch.addcmul(logit, x0, W[:, 1]) if anchor else logit
+    logit = (_heads(x, H) * W[:, :w]).sum(-1)
+    if anchor:
+        logit = logit + (_heads(x0, H) * W[:, w:]).sum(-1)
+    return logit + b
 
 
 def anchored_message_reference(x: Tensor, h: Tensor, x0: Tensor, W: Tensor,
                                b: Tensor, anchor: bool, alpha: float,
-                               heads: int, eps: float, scale: float = 2.0
-                               ) -> Tensor:
+                               heads: int, eps: float, scale: float = 2.0,
+                               block: bool = False) -> Tensor:
     r"""The chain of the module docstring in plain autograd ops (the
     layer's generic path, written out): ``lerp``, the gate,
     :func:`~ddl_gnn.ops.head_components` and
     :func:`~ddl_gnn.ops.delta_update`."""
     from ..ops import delta_update, head_components
     k = torch.lerp(h, x0, alpha)
-    beta = scale * torch.sigmoid(gate_logit(x, x0, W, b, anchor))
+    beta = scale * torch.sigmoid(gate_logit(x, x0, W, b, anchor, block))
     if heads == 1:
         beta = beta.view(-1)
     v = head_components(k, k, heads, eps)
@@ -99,41 +116,72 @@ def _forward_ops(x: Tensor, k: Tensor, beta: Tensor, heads: int,
     return out, rho2, n, q
 
 
-def _backward_ops(g: Tensor, x: Tensor, x0: Tensor, k: Tensor, W: Tensor,
-                  beta: Tensor, rho2: Tensor, n: Tensor, q: Tensor,
-                  anchor: bool, heads: int, alpha: float, scale: float
-                  ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """``(gx, gh, gx0, gW, gb)`` in torch ops."""
+def _rows_backward_ops(g: Tensor, x: Tensor, k: Tensor, beta: Tensor,
+                       rho2: Tensor, n: Tensor, q: Tensor, heads: int,
+                       scale: float) -> Tuple[Tensor, Tensor, Tensor]:
+    """``(gx, gk, dl)`` in torch ops: ``gx`` without the gate's term, ``dl``
+    the gradient of the gate logits."""
     kb, xb, gb_ = _heads(k, heads), _heads(x, heads), _heads(g, heads)
     a = (kb * gb_).sum(-1)
     r = n - q
     c = beta * rho2 * r
     abr = a * beta * rho2
     dl = a * rho2 * r * beta * (1.0 - beta / scale)          # [N, H]
-    d = x.size(1)
     gx = torch.addcmul(gb_, kb, (-abr).unsqueeze(-1)).view_as(x)
-    gx.addmm_(dl, W[:, :d])
     gk = gb_ * c.unsqueeze(-1)
     gk.addcmul_(xb, (-abr).unsqueeze(-1))
     gk.addcmul_(kb, (2.0 * abr * (1.0 - rho2 * r)).unsqueeze(-1))
-    gk = gk.view_as(x)
-    gx0 = gk * alpha
+    return gx, gk.view_as(x), dl
+
+
+def _gate_backward(dl: Tensor, x: Tensor, x0: Tensor, W: Tensor,
+                   anchor: bool, block: bool, gx: Optional[Tensor],
+                   gx0: Optional[Tensor], need_w: bool
+                   ) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+    """Adds the gate's terms to ``gx`` and ``gx0`` (in place, where given)
+    and returns ``(gW, gb)`` (``None`` unless ``need_w``)."""
+    N, d, H = x.size(0), x.size(1), W.size(0)
+    w = d // H
+    if not block:
+        if gx is not None:
+            gx.addmm_(dl, W[:, :d])
+        if gx0 is not None and anchor:
+            gx0.addmm_(dl, W[:, d:])
+        if not need_w:
+            return None, None
+        dlt = dl.t()
+        gW = torch.cat([dlt.mm(x), dlt.mm(x0)], 1) if anchor else dlt.mm(x)
+        return gW, dl.sum(0)
+    if w == 1:                 # one head per channel: elementwise
+        if gx is not None:
+            gx.addcmul_(dl, W[:, 0])
+        if gx0 is not None and anchor:
+            gx0.addcmul_(dl, W[:, 1])
+        if not need_w:
+            return None, None
+        cols = [(dl * x).sum(0)] + ([(dl * x0).sum(0)] if anchor else [])
+        return torch.stack(cols, 1), dl.sum(0)
+    dl3 = dl.unsqueeze(-1)
+    if gx is not None:
+        gx.add_((dl3 * W[:, :w]).view(N, d))
+    if gx0 is not None and anchor:
+        gx0.add_((dl3 * W[:, w:]).view(N, d))
+    if not need_w:
+        return None, None
+    cols = [(dl3 * _heads(x, H)).sum(0)]
     if anchor:
-        gx0.addmm_(dl, W[:, d:])
-        gW = torch.cat([dl.t().mm(x), dl.t().mm(x0)], 1)
-    else:
-        gW = dl.t().mm(x)
-    return gx, gk * (1.0 - alpha), gx0, gW, dl.sum(0)
+        cols.append((dl3 * _heads(x0, H)).sum(0))
+    return torch.cat(cols, 1), dl.sum(0)
 
 
 def _message_ops(x: Tensor, h: Tensor, x0: Tensor, W: Tensor, b: Tensor,
                  anchor: bool, alpha: float, heads: int, eps: float,
-                 scale: float):
+                 scale: float, block: bool):
     """``(out, beta, k, rho2, n, q)``: the forward chain off the fused CPU
     kernels (one compiled region where :mod:`ddl_gnn.ops.compiled`
     compiles)."""
     k = torch.lerp(h, x0, alpha)
-    beta = scale * torch.sigmoid(gate_logit(x, x0, W, b, anchor))
+    beta = scale * torch.sigmoid(gate_logit(x, x0, W, b, anchor, block))
     out, rho2, n, q = _forward_ops(x, k, beta, heads, eps)
     return out, beta, k, rho2, n, q
 
@@ -141,12 +189,15 @@ def _message_ops(x: Tensor, h: Tensor, x0: Tensor, W: Tensor, b: Tensor,
 def _message_grads(g: Tensor, x: Tensor, h: Tensor, x0: Tensor,
                    k: Optional[Tensor], W: Tensor, beta: Tensor,
                    rho2: Tensor, n: Tensor, q: Tensor, anchor: bool,
-                   heads: int, alpha: float, scale: float):
-    """:func:`_backward_ops`, rebuilding ``k`` when it was not saved."""
+                   heads: int, alpha: float, scale: float, block: bool):
+    """``(gx, gh, gx0, gW, gb)`` in torch ops, rebuilding ``k`` when it was
+    not saved."""
     if k is None:
         k = torch.lerp(h, x0, alpha)
-    return _backward_ops(g, x, x0, k, W, beta, rho2, n, q, anchor, heads,
-                         alpha, scale)
+    gx, gk, dl = _rows_backward_ops(g, x, k, beta, rho2, n, q, heads, scale)
+    gx0 = gk * alpha
+    gW, gb = _gate_backward(dl, x, x0, W, anchor, block, gx, gx0, True)
+    return gx, gk * (1.0 - alpha), gx0, gW, gb
 
 
 def _vjp_with_graph(ctx, inputs, g: Tensor):
@@ -154,10 +205,11 @@ def _vjp_with_graph(ctx, inputs, g: Tensor):
     (a ``create_graph=True`` backward)."""
     idx = [i for i in range(5) if ctx.needs_input_grad[i]]
     out = anchored_message_reference(*inputs, ctx.anchor, ctx.alpha,
-                                     ctx.heads, ctx.eps, ctx.scale)
+                                     ctx.heads, ctx.eps, ctx.scale,
+                                     ctx.block)
     got = torch.autograd.grad(out, [inputs[i] for i in idx], g,
                               create_graph=True, allow_unused=True)
-    full = [None] * 10
+    full = [None] * 11
     for i, gi in zip(idx, got):
         full[i] = gi
     return tuple(full)
@@ -171,18 +223,19 @@ class _AnchoredMessage(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, h: Tensor, x0: Tensor, W: Tensor, b: Tensor,
                 anchor: bool, alpha: float, heads: int, eps: float,
-                scale: float) -> Tuple[Tensor, Tensor]:
+                scale: float, block: bool) -> Tuple[Tensor, Tensor]:
         save_k = not recompute_in_backward(x.device)
         if _fused(x, h, x0, W, b):
-            out, beta, k, rho2, n, q = cpu_kernels.kernels().message_forward(
-                x.contiguous(), h.contiguous(), x0.contiguous(),
-                W.contiguous(), b.contiguous(), anchor, alpha, eps, scale,
-                save_k)
+            beta = gate_logit(x, x0, W, b, anchor, block).sigmoid_()
+            beta = beta.mul_(scale).contiguous()
+            out, k, rho2, n, q = cpu_kernels.kernels().message_forward(
+                x.contiguous(), h.contiguous(), x0.contiguous(), beta,
+                alpha, eps, save_k)
         else:
             out, beta, k, rho2, n, q = region(_message_ops, x.device)(
-                x, h, x0, W, b, anchor, alpha, heads, eps, scale)
+                x, h, x0, W, b, anchor, alpha, heads, eps, scale, block)
         ctx.anchor, ctx.alpha, ctx.heads = anchor, alpha, heads
-        ctx.eps, ctx.scale = eps, scale
+        ctx.eps, ctx.scale, ctx.block = eps, scale, block
         ctx.save_for_backward(x, h, x0, W, b, beta, rho2, n, q,
                               k if save_k else None)
         ctx.mark_non_differentiable(beta)
@@ -198,23 +251,26 @@ class _AnchoredMessage(torch.autograd.Function):
         need = list(ctx.needs_input_grad[:5])
         alpha, scale = ctx.alpha, ctx.scale
         if _fused(g, x, h, x0, W):
-            gx, gh, gx0, gW, gb = cpu_kernels.kernels().message_backward(
-                g.contiguous(), x.contiguous(), h.contiguous(),
-                x0.contiguous(), k, W.contiguous(), beta, rho2, n, q,
-                ctx.anchor, alpha, scale, need[:3] + [need[3] or need[4]])
+            x, x0 = x.contiguous(), x0.contiguous()
+            gx, gh, gx0, dl = cpu_kernels.kernels().message_backward(
+                g.contiguous(), x, h.contiguous(), x0, k, beta, rho2, n, q,
+                alpha, scale, need[:3])
+            gW, gb = _gate_backward(dl, x, x0, W, ctx.anchor, ctx.block,
+                                    gx, gx0, need[3] or need[4])
         else:
             gx, gh, gx0, gW, gb = region(_message_grads, x.device)(
                 g, x, h, x0, k, W, beta, rho2, n, q, ctx.anchor, ctx.heads,
-                alpha, scale)
+                alpha, scale, ctx.block)
         out = [t if nd else None for t, nd in zip((gx, gh, gx0, gW, gb),
                                                   need)]
-        return (*out, None, None, None, None, None)
+        return (*out, None, None, None, None, None, None)
 
 
 def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor, W: Tensor,
                             b: Tensor, anchor: bool, alpha: float,
                             heads: int = 1, eps: float = 1e-5,
-                            scale: float = 2.0) -> Tuple[Tensor, Tensor]:
+                            scale: float = 2.0, block: bool = False
+                            ) -> Tuple[Tensor, Tensor]:
     r"""The anchored-message update of the module docstring, gate
     included, as one fused function: returns ``(x', beta)``, ``beta``
     detached.
@@ -225,7 +281,9 @@ def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor, W: Tensor,
         h (torch.Tensor): Conv output :obj:`[N, d]`.
         x0 (torch.Tensor): Input state :obj:`[N, d]`.
         W (torch.Tensor): Gate weight :obj:`[H, 2d]` (``anchor``: the
-            :math:`c` half, then the :math:`c_0` half) or :obj:`[H, d]`.
+            :math:`c` half, then the :math:`c_0` half) or :obj:`[H, d]`;
+            with ``block``, :obj:`[H, 2d/H]` or :obj:`[H, d/H]` (head
+            :math:`h`'s block of :math:`c`, then of :math:`c_0`).
         b (torch.Tensor): Gate bias :obj:`[H]`.
         anchor (bool): Whether the gate reads :math:`[c \Vert x_0]`.
         alpha (float): Input weight :math:`\alpha` of the direction.
@@ -233,13 +291,16 @@ def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor, W: Tensor,
         eps (float, optional): Normalisation guard. (default: :obj:`1e-5`)
         scale (float, optional): Gate range :math:`s` (2 for
             ``'learned'``, 1 for ``'learned01'``). (default: :obj:`2.`)
+        block (bool, optional): Each head's gate reads only its own block
+            (:class:`~ddl_gnn.nn.gates.BetaGate`'s ``block``).
+            (default: :obj:`False`)
 
     Shapes:
         - **output:** :obj:`([N, d], [N] or [N, H])`
     """
     out, beta = _AnchoredMessage.apply(x, h, x0, W, b, bool(anchor),
                                        float(alpha), int(heads), float(eps),
-                                       float(scale))
+                                       float(scale), bool(block))
     return out, (beta.view(-1) if heads == 1 else beta)
 
 
@@ -271,6 +332,6 @@ def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
     W = gate.weight.view(layer.heads, -1).to(x.dtype)
     out, beta = anchored_message_update(
         x, h, x0, W, gate.bias.to(x.dtype), layer.beta_source == 'anchor',
-        layer.alpha, layer.heads, layer.eps, gate.scale)
+        layer.alpha, layer.heads, layer.eps, gate.scale, gate.block)
     layer.last_beta = beta
     return out

@@ -35,28 +35,50 @@ def recompute(request):
     set_recompute(None)
 
 
-def _inputs(N, d, H, anchor, dtype=torch.float64, seed=0, zero_rows=True):
+def _inputs(N, d, H, anchor, dtype=torch.float64, seed=0, zero_rows=True,
+            block=False):
     g = torch.Generator().manual_seed(seed)
     x, h, x0 = (torch.randn(N, d, generator=g, dtype=dtype)
                 for _ in range(3))
     if zero_rows:                      # k = 0 rows: the eps guard
         h[:2] = 0.0
         x0[:2] = 0.0
-    W = 0.3 * torch.randn(H, 2 * d if anchor else d, generator=g,
-                          dtype=dtype)
+    F = (2 * d if anchor else d) // (H if block else 1)
+    W = 0.3 * torch.randn(H, F, generator=g, dtype=dtype)
     b = torch.randn(H, generator=g, dtype=dtype)
     return [t.requires_grad_() for t in (x, h, x0, W, b)]
 
 
+def _dense_gate_weight(W, d, anchor):
+    """A block gate's weight ``[H, P w]`` as the dense ``[H, P d]`` one."""
+    H, P = W.size(0), 2 if anchor else 1
+    w = d // H
+    rows = []
+    for h in range(H):
+        row = W.new_zeros(P * d)
+        for p in range(P):
+            row = row.index_put(
+                (torch.arange(p * d + h * w, p * d + (h + 1) * w),),
+                W[h, p * w:(p + 1) * w])
+        rows.append(row)
+    return torch.stack(rows)
+
+
 @pytest.mark.parametrize('anchor', [True, False])
-@pytest.mark.parametrize('heads', [1, 4])
-def test_function_matches_dense_reference(path, recompute, anchor, heads):
-    ins = _inputs(300, 16, heads, anchor)
+@pytest.mark.parametrize('heads, block', [(1, False), (4, False), (16, False),
+                                          (4, True), (16, True)])
+def test_function_matches_dense_reference(path, recompute, anchor, heads,
+                                          block):
+    ins = _inputs(300, 16, heads, anchor, block=block)
     x, h, x0, W, b = ins
-    out, beta = anchored_message_update(*ins, anchor, 0.3, heads, 1e-5, 2.0)
-    # dense oracle: explicit operators, value k̂ᵀk per head
+    out, beta = anchored_message_update(*ins, anchor, 0.3, heads, 1e-5, 2.0,
+                                        block)
+    # dense oracle: explicit operators, value k̂ᵀk per head; a block gate
+    # is the dense gate with its weight zero outside the head's blocks
     k = torch.lerp(h, x0, 0.3)
-    logit = torch.cat([x, x0], -1) @ W.t() + b if anchor else x @ W.t() + b
+    Wd = _dense_gate_weight(W, 16, anchor) if block else W
+    logit = (torch.cat([x, x0], -1) @ Wd.t() + b if anchor
+             else x @ Wd.t() + b)
     beta_ref = 2 * torch.sigmoid(logit)
     kb = k.view(300, heads, -1)
     v = (kb * kb).sum(-1) / torch.sqrt((kb * kb).sum(-1) + 1e-10)
@@ -71,27 +93,36 @@ def test_function_matches_dense_reference(path, recompute, anchor, heads):
 
 
 @pytest.mark.parametrize('anchor', [True, False])
-def test_gradcheck_and_gradgradcheck(path, recompute, anchor):
+@pytest.mark.parametrize('heads, block', [(2, False), (2, True), (8, True)])
+def test_gradcheck_and_gradgradcheck(path, recompute, anchor, heads, block):
     # no k = 0 rows: finite differences there are off by O(1 / eps)
-    ins = _inputs(23, 8, 2, anchor, seed=1, zero_rows=False)
+    ins = _inputs(23, 8, heads, anchor, seed=1, zero_rows=False,
+                  block=block)
 
     def fn(*t):
-        return anchored_message_update(*t, anchor, 0.2, 2, 1e-5, 2.0)[0]
+        return anchored_message_update(*t, anchor, 0.2, heads, 1e-5, 2.0,
+                                       block)[0]
 
     assert torch.autograd.gradcheck(fn, ins)
     assert torch.autograd.gradgradcheck(fn, ins)
-    ref = anchored_message_reference(*ins, anchor, 0.2, 2, 1e-5, 2.0)
+    ref = anchored_message_reference(*ins, anchor, 0.2, heads, 1e-5, 2.0,
+                                     block)
     torch.testing.assert_close(fn(*ins), ref)
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
 @pytest.mark.parametrize('beta_source', ['anchor', 'context'])
-@pytest.mark.parametrize('heads', [1, 8])
+@pytest.mark.parametrize('heads, block', [(1, False), (8, False), (8, True),
+                                          (32, True)])
 def test_layer_fast_path_matches_generic_path(path, recompute, monkeypatch,
-                                             dtype, beta_source, heads):
+                                             dtype, beta_source, heads,
+                                             block):
     torch.manual_seed(0)
     N, d = 200, 32
-    kw = dict(MSG, beta_source=beta_source, heads=heads)
+    # one channel per head with eps = 1e-5: a near-zero message amplifies
+    # float32 rounding by up to 1 / eps, so that case runs at eps = 0.01
+    kw = dict(MSG, beta_source=beta_source, heads=heads, block_gate=block,
+              eps=1e-2 if d // heads == 1 else 1e-5)
     layer = DeltaConv(d, **kw).to(dtype)
     with torch.no_grad():               # a gate that depends on its input
         layer.gate.weight.normal_(0, 0.2)

@@ -620,13 +620,12 @@ std::vector<at::Tensor> compress_backward(const at::Tensor& g,
 // csrc/message_cpu.cpp: the anchored-message layer (nn/message_path.py).
 std::vector<at::Tensor> message_forward(const at::Tensor&, const at::Tensor&,
                                         const at::Tensor&, const at::Tensor&,
-                                        const at::Tensor&, bool, double,
                                         double, double, bool);
 std::vector<at::Tensor> message_backward(
     const at::Tensor&, const at::Tensor&, const at::Tensor&,
     const at::Tensor&, const c10::optional<at::Tensor>&, const at::Tensor&,
-    const at::Tensor&, const at::Tensor&, const at::Tensor&,
-    const at::Tensor&, bool, double, double, std::vector<bool>);
+    const at::Tensor&, const at::Tensor&, const at::Tensor&, double, double,
+    std::vector<bool>);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("delta_forward", &delta_forward);

@@ -9,9 +9,12 @@
 //   dk  = c g - a beta rho2 x + 2 a beta rho2 (1 - rho2 r) k
 //   dh  = (1 - alpha) dk,   dx0 = alpha dk + W0^T dl,
 //   dW  = sum_n dl [x | x0],  db = sum_n dl.
-// The gate's products with W run as matrix products (BLAS); everything
-// else is one pass over the rows in each direction, every row read once. Math: nn/message_path.py; the torch-op path there and the
-// layer's generic path are the references (tests/nn/test_message_path.py).
+// The kernels take the gates and return dl: the gate's own products
+// (a dense weight's matrix products, a block gate's per-head sums) run as
+// torch ops in the caller. Everything else is one pass over the rows in
+// each direction, every row read once. Math: nn/message_path.py; the
+// torch-op path there and the layer's generic path are the references
+// (tests/nn/test_message_path.py).
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
@@ -44,6 +47,21 @@ void forward_rows(const T* x, const T* h, const T* x0, T alpha, T eps,
                   T* out, const T* beta, T* kout, T* rho2, T* nn, T* qq,
                   int64_t N, int64_t d, int64_t H) {
   const int64_t w = d / H;
+  if (w == 1) {  // one head per channel: an elementwise pass (vectorised)
+    at::parallel_for(0, N * d, kBlock * d, [&](int64_t lo, int64_t hi) {
+      for (int64_t e = lo; e < hi; ++e) {
+        const T k = h[e] + alpha * (x0[e] - h[e]);
+        const T n = k * k, q = k * x[e];
+        const T r2 = T(1) / (n + eps * eps);
+        out[e] = x[e] + beta[e] * r2 * (n - q) * k;
+        if (kout) kout[e] = k;
+        rho2[e] = r2;
+        nn[e] = n;
+        qq[e] = q;
+      }
+    });
+    return;
+  }
   at::parallel_for(0, N, kBlock, [&](int64_t lo, int64_t hi) {
     std::vector<T> kbuf(d);
     for (int64_t i = lo; i < hi; ++i) {
@@ -78,6 +96,23 @@ void backward_rows(const T* g, const T* x, const T* h, const T* x0,
                    const T* nn, const T* qq, T alpha, T scale, T* gx, T* gh,
                    T* gx0, T* dl, int64_t N, int64_t d, int64_t H) {
   const int64_t w = d / H;
+  if (w == 1) {  // one head per channel: an elementwise pass (vectorised)
+    const T one_a = T(1) - alpha;
+    at::parallel_for(0, N * d, kBlock * d, [&](int64_t lo, int64_t hi) {
+      for (int64_t e = lo; e < hi; ++e) {
+        const T k = ksaved ? ksaved[e] : h[e] + alpha * (x0[e] - h[e]);
+        const T a = k * g[e];
+        const T bt = beta[e], r2 = rho2[e], r = nn[e] - qq[e];
+        const T c = bt * r2 * r, abr = a * bt * r2;
+        const T gk = c * g[e] - abr * x[e] + T(2) * abr * (T(1) - r2 * r) * k;
+        dl[e] = a * r2 * r * bt * (T(1) - bt / scale);
+        if (gx) gx[e] = g[e] - abr * k;
+        if (gh) gh[e] = one_a * gk;
+        if (gx0) gx0[e] = alpha * gk;
+      }
+    });
+    return;
+  }
   at::parallel_for(0, N, kBlock, [&](int64_t lo, int64_t hi) {
     std::vector<T> kbuf(d), gk(d);
     for (int64_t i = lo; i < hi; ++i) {
@@ -136,23 +171,17 @@ void check(const at::Tensor& t, const char* name) {
 
 }  // namespace
 
-// (x, h, x0 [N, d]; W [H, F] with F = 2d ('anchor') or d; b [H])
-// -> (x', beta, k or undefined, rho2, n, q), the last four [N, H].
-// The gate logits are two matrix products (BLAS), the rest one row pass.
+// (x, h, x0 [N, d]; beta [N, H], the gates) -> (x', k or undefined, rho2,
+// n, q), the last three [N, H]: one pass over the rows.
 std::vector<at::Tensor> message_forward(const at::Tensor& x,
                                         const at::Tensor& h,
                                         const at::Tensor& x0,
-                                        const at::Tensor& W,
-                                        const at::Tensor& b, bool anchor,
-                                        double alpha, double eps,
-                                        double scale, bool save_k) {
-  for (auto* t : {&x, &h, &x0, &W, &b}) check(*t, "input");
-  const int64_t N = x.size(0), d = x.size(1), H = W.size(0);
-  TORCH_CHECK(d % H == 0 && W.size(1) == (anchor ? 2 * d : d),
-              "message_forward: bad gate weight shape ", W.sizes());
-  auto logit = at::addmm(b, x, W.narrow(1, 0, d).t());
-  if (anchor) logit.addmm_(x0, W.narrow(1, d, d).t());
-  auto beta = logit.sigmoid_().mul_(scale);
+                                        const at::Tensor& beta, double alpha,
+                                        double eps, bool save_k) {
+  for (auto* t : {&x, &h, &x0, &beta}) check(*t, "input");
+  const int64_t N = x.size(0), d = x.size(1), H = beta.size(1);
+  TORCH_CHECK(beta.dim() == 2 && beta.size(0) == N && d % H == 0,
+              "message_forward: bad gate shape ", beta.sizes());
   auto out = at::empty_like(x);
   auto o = x.options();
   auto rho2 = at::empty({N, H}, o), n = at::empty({N, H}, o);
@@ -164,21 +193,21 @@ std::vector<at::Tensor> message_forward(const at::Tensor& x,
                     ptr<T>(out), ptr<T>(beta), ptr<T>(k), ptr<T>(rho2),
                     ptr<T>(n), ptr<T>(q), N, d, H);
   });
-  return {out, beta, k, rho2, n, q};
+  return {out, k, rho2, n, q};
 }
 
-// needs: (x, h, x0, W/b) -> (dx, dh, dx0, dW, db), undefined where not
-// needed; k may be undefined (recomputed from h and x0).
+// needs: (x, h, x0) -> (dx, dh, dx0, dl), the first three undefined where
+// not needed, dx and dx0 without the gate's terms (the caller adds them
+// with the gate's weight); k may be undefined (recomputed from h and x0).
 std::vector<at::Tensor> message_backward(
     const at::Tensor& g, const at::Tensor& x, const at::Tensor& h,
     const at::Tensor& x0, const c10::optional<at::Tensor>& k,
-    const at::Tensor& W, const at::Tensor& beta, const at::Tensor& rho2,
-    const at::Tensor& n, const at::Tensor& q, bool anchor, double alpha,
-    double scale, std::vector<bool> needs) {
-  for (auto* t : {&g, &x, &h, &x0, &W, &beta, &rho2, &n, &q})
-    check(*t, "input");
+    const at::Tensor& beta, const at::Tensor& rho2, const at::Tensor& n,
+    const at::Tensor& q, double alpha, double scale,
+    std::vector<bool> needs) {
+  for (auto* t : {&g, &x, &h, &x0, &beta, &rho2, &n, &q}) check(*t, "input");
   at::Tensor kt = k.has_value() ? *k : at::Tensor();
-  const int64_t N = x.size(0), d = x.size(1), H = W.size(0);
+  const int64_t N = x.size(0), d = x.size(1), H = beta.size(1);
   auto gx = needs[0] ? at::empty_like(x) : at::Tensor();
   auto gh = needs[1] ? at::empty_like(x) : at::Tensor();
   auto gx0 = needs[2] ? at::empty_like(x) : at::Tensor();
@@ -190,13 +219,5 @@ std::vector<at::Tensor> message_backward(
                      ptr<T>(q), T(alpha), T(scale), ptr<T>(gx), ptr<T>(gh),
                      ptr<T>(gx0), ptr<T>(dl), N, d, H);
   });
-  at::Tensor gW, gb;
-  if (gx.defined()) gx.addmm_(dl, W.narrow(1, 0, d));
-  if (gx0.defined() && anchor) gx0.addmm_(dl, W.narrow(1, d, d));
-  if (needs[3]) {
-    auto dlt = dl.t();
-    gW = anchor ? at::cat({dlt.mm(x), dlt.mm(x0)}, 1) : dlt.mm(x);
-    gb = dl.sum(0);
-  }
-  return {gx, gh, gx0, gW, gb};
+  return {gx, gh, gx0, dl};
 }
