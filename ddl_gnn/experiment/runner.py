@@ -47,10 +47,13 @@ def make_model(cfg: RunConfig, ds) -> nn.Module:
 
 def make_optimizer(cfg: RunConfig, params_model: nn.Module,
                    extra: Optional[nn.Module] = None):
-    if cfg.weight_decay_conv is not None and hasattr(params_model,
-                                                      'param_groups'):
-        groups = params_model.param_groups(cfg.weight_decay_conv,
-                                           cfg.weight_decay)
+    if hasattr(params_model, 'param_groups'):
+        # without weight_decay_conv every group takes weight_decay (Adam is
+        # elementwise: the same updates as one group), but a model's own
+        # groups (DeltaGNN's gate_decay) still apply
+        wdc = cfg.weight_decay_conv
+        groups = params_model.param_groups(
+            cfg.weight_decay if wdc is None else wdc, cfg.weight_decay)
     else:
         groups = [dict(params=list(params_model.parameters()),
                        weight_decay=cfg.weight_decay)]

@@ -83,6 +83,11 @@ class DeltaGNN(DeepGNN):
             :math:`\mathrm{act}(\mathrm{norm}(\cdot))`. Without it, the
             default stack (no norm) reads a state that is close to linear
             in the encoder output. (default: :obj:`False`)
+        gate_decay (float, optional): Weight decay of the gates'
+            parameters in :meth:`param_groups`, in place of the layers'
+            decay: under the layers' 0.01 on Cora the gate weights decay
+            to zero and every node, channel and layer ends with one
+            gate value. (default: :obj:`None`, the layers' decay)
         eps (float, optional): The direction's guard
             :math:`\hat k = k / \sqrt{\lVert k\rVert^2 + \epsilon^2}`
             of every layer. With ``theta`` the deep layers start near a
@@ -112,6 +117,7 @@ class DeltaGNN(DeepGNN):
                  theta: Optional[float] = None,
                  input_norm: bool = False,
                  layer_dropout: Optional[float] = None,
+                 gate_decay: Optional[float] = None,
                  state_dropout: bool = False, read_act: bool = False,
                  update_dropout: float = 0.0,
                  layer_options: Optional[Sequence[dict]] = None, **kwargs):
@@ -149,6 +155,13 @@ class DeltaGNN(DeepGNN):
         self.update_dropout = check_rate(update_dropout, 'update_dropout',
                                          'DeltaGNN')
         self.read_act = bool(read_act)
+        if gate_decay is not None and (
+                isinstance(gate_decay, bool)
+                or not isinstance(gate_decay, (int, float))
+                or not math.isfinite(gate_decay) or gate_decay < 0):
+            raise ValueError(f"DeltaGNN: 'gate_decay' must be a finite "
+                             f"number >= 0 or None, got {gate_decay!r}")
+        self.gate_decay = None if gate_decay is None else float(gate_decay)
         super().__init__(in_channels, hidden_channels, num_layers,
                          out_channels, conv=conv, **kwargs)
         self.out_compress = StateCompressor(hidden_channels, d_v)
@@ -188,6 +201,19 @@ class DeltaGNN(DeepGNN):
         # With a norm, the skeleton applies norm -> act before the
         # decoder; without one it applies neither.
         return self.act(h) if self.read_act and self.out_norm is None else h
+
+    def param_groups(self, weight_decay_conv: float = 0.01,
+                     weight_decay_lin: float = 5e-4) -> list:
+        """The base groups; with ``gate_decay``, the gates' parameters in
+        a third group decayed by it."""
+        groups = super().param_groups(weight_decay_conv, weight_decay_lin)
+        if self.gate_decay is None:
+            return groups
+        gates = [p for layer in self.layers for p in layer.gate.parameters()]
+        ids = {id(p) for p in gates}
+        groups[0]['params'] = [p for p in groups[0]['params']
+                               if id(p) not in ids]
+        return groups + [dict(params=gates, weight_decay=self.gate_decay)]
 
     def layer_forward(self, layer, x, x0, edge_index, edge_weight, edge_attr):
         if not layer.needs_x0:
