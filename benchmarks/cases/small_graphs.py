@@ -8,7 +8,8 @@ of ``ddl_gnn/nn/message_path.py``), ``delta-paper`` the paper layer
 (``build_model('delta-paper', ...)``: the GCN fast path of
 ``ddl_gnn/nn/context.py``), ``gcnii`` GCNII at its paper's α, θ and
 ``delta-64-heads`` the layer ``ddl-gnn train`` runs on Cora and CiteSeer
-(one head per channel, ``theta=0.5``). Prints one JSON line per graph.
+(one head per channel, ``theta=0.5``), ``delta-64-heads-block-gate`` that
+layer with ``block_gate=True``. Prints one JSON line per graph.
 
     python benchmarks/run.py small-graphs --steps 9
 """
@@ -33,7 +34,11 @@ MODELS = {'res': ('res', {}), 'delta': ('delta', {}),
           # the delta layer ddl-gnn train runs on Cora (its dropout options
           # do nothing here: the step has none)
           'delta-64-heads': ('delta', recommended_settings('cora', 'delta')[
-              'model_kwargs'])}
+              'model_kwargs']),
+          # the same with each channel's gate reading only its own channel
+          'delta-64-heads-block-gate': ('delta', dict(
+              recommended_settings('cora', 'delta')['model_kwargs'],
+              block_gate=True))}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -56,8 +56,10 @@ from ..ops.recompute import recompute_in_backward
 from .conv_resolver import call_conv
 
 
-def _fused(*tensors: Tensor) -> bool:
-    """Whether the fused CPU kernels serve these tensors."""
+def _fused(*tensors: Optional[Tensor]) -> bool:
+    """Whether the fused CPU kernels serve these tensors (``None``s, a
+    fixed gate's missing weight and bias, aside)."""
+    tensors = [t for t in tensors if t is not None]
     return (cpu_kernels.usable(*tensors) and
             hasattr(cpu_kernels.kernels(), 'message_forward'))
 
@@ -87,17 +89,29 @@ def gate_logit(x: Tensor, x0: Tensor, W: Tensor, b: Tensor,
     return logit + b
 
 
-def anchored_message_reference(x: Tensor, h: Tensor, x0: Tensor, W: Tensor,
-                               b: Tensor, anchor: bool, alpha: float,
-                               heads: int, eps: float, scale: float = 2.0,
-                               block: bool = False) -> Tensor:
+def _gates(x: Tensor, x0: Tensor, W: Optional[Tensor], b: Optional[Tensor],
+           anchor: bool, heads: int, scale: float, block: bool,
+           fixed: Optional[float]) -> Tensor:
+    """The gates :obj:`[N, H]`: ``fixed`` everywhere when there is no gate
+    weight, else :math:`s\,\sigma(\ell)`."""
+    if W is None:
+        return x.new_full((x.size(0), heads), fixed)
+    return scale * torch.sigmoid(gate_logit(x, x0, W, b, anchor, block))
+
+
+def anchored_message_reference(x: Tensor, h: Tensor, x0: Tensor,
+                               W: Optional[Tensor], b: Optional[Tensor],
+                               anchor: bool, alpha: float, heads: int,
+                               eps: float, scale: float = 2.0,
+                               block: bool = False,
+                               fixed: Optional[float] = None) -> Tensor:
     r"""The chain of the module docstring in plain autograd ops (the
     layer's generic path, written out): ``lerp``, the gate,
     :func:`~ddl_gnn.ops.head_components` and
     :func:`~ddl_gnn.ops.delta_update`."""
     from ..ops import delta_update, head_components
     k = torch.lerp(h, x0, alpha)
-    beta = scale * torch.sigmoid(gate_logit(x, x0, W, b, anchor, block))
+    beta = _gates(x, x0, W, b, anchor, heads, scale, block, fixed)
     if heads == 1:
         beta = beta.view(-1)
     v = head_components(k, k, heads, eps)
@@ -174,20 +188,21 @@ def _gate_backward(dl: Tensor, x: Tensor, x0: Tensor, W: Tensor,
     return torch.cat(cols, 1), dl.sum(0)
 
 
-def _message_ops(x: Tensor, h: Tensor, x0: Tensor, W: Tensor, b: Tensor,
-                 anchor: bool, alpha: float, heads: int, eps: float,
-                 scale: float, block: bool):
+def _message_ops(x: Tensor, h: Tensor, x0: Tensor, W: Optional[Tensor],
+                 b: Optional[Tensor], anchor: bool, alpha: float, heads: int,
+                 eps: float, scale: float, block: bool,
+                 fixed: Optional[float]):
     """``(out, beta, k, rho2, n, q)``: the forward chain off the fused CPU
     kernels (one compiled region where :mod:`ddl_gnn.ops.compiled`
     compiles)."""
     k = torch.lerp(h, x0, alpha)
-    beta = scale * torch.sigmoid(gate_logit(x, x0, W, b, anchor, block))
+    beta = _gates(x, x0, W, b, anchor, heads, scale, block, fixed)
     out, rho2, n, q = _forward_ops(x, k, beta, heads, eps)
     return out, beta, k, rho2, n, q
 
 
 def _message_grads(g: Tensor, x: Tensor, h: Tensor, x0: Tensor,
-                   k: Optional[Tensor], W: Tensor, beta: Tensor,
+                   k: Optional[Tensor], W: Optional[Tensor], beta: Tensor,
                    rho2: Tensor, n: Tensor, q: Tensor, anchor: bool,
                    heads: int, alpha: float, scale: float, block: bool):
     """``(gx, gh, gx0, gW, gb)`` in torch ops, rebuilding ``k`` when it was
@@ -196,7 +211,9 @@ def _message_grads(g: Tensor, x: Tensor, h: Tensor, x0: Tensor,
         k = torch.lerp(h, x0, alpha)
     gx, gk, dl = _rows_backward_ops(g, x, k, beta, rho2, n, q, heads, scale)
     gx0 = gk * alpha
-    gW, gb = _gate_backward(dl, x, x0, W, anchor, block, gx, gx0, True)
+    gW = gb = None
+    if W is not None:
+        gW, gb = _gate_backward(dl, x, x0, W, anchor, block, gx, gx0, True)
     return gx, gk * (1.0 - alpha), gx0, gW, gb
 
 
@@ -206,10 +223,10 @@ def _vjp_with_graph(ctx, inputs, g: Tensor):
     idx = [i for i in range(5) if ctx.needs_input_grad[i]]
     out = anchored_message_reference(*inputs, ctx.anchor, ctx.alpha,
                                      ctx.heads, ctx.eps, ctx.scale,
-                                     ctx.block)
+                                     ctx.block, ctx.fixed)
     got = torch.autograd.grad(out, [inputs[i] for i in idx], g,
                               create_graph=True, allow_unused=True)
-    full = [None] * 11
+    full = [None] * 12
     for i, gi in zip(idx, got):
         full[i] = gi
     return tuple(full)
@@ -221,21 +238,26 @@ class _AnchoredMessage(torch.autograd.Function):
     for the β audit)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, h: Tensor, x0: Tensor, W: Tensor, b: Tensor,
-                anchor: bool, alpha: float, heads: int, eps: float,
-                scale: float, block: bool) -> Tuple[Tensor, Tensor]:
+    def forward(ctx, x: Tensor, h: Tensor, x0: Tensor, W: Optional[Tensor],
+                b: Optional[Tensor], anchor: bool, alpha: float, heads: int,
+                eps: float, scale: float, block: bool,
+                fixed: Optional[float]) -> Tuple[Tensor, Tensor]:
         save_k = not recompute_in_backward(x.device)
         if _fused(x, h, x0, W, b):
-            beta = gate_logit(x, x0, W, b, anchor, block).sigmoid_()
-            beta = beta.mul_(scale).contiguous()
+            if W is None:
+                beta = x.new_full((x.size(0), heads), fixed)
+            else:
+                beta = gate_logit(x, x0, W, b, anchor, block).sigmoid_()
+                beta = beta.mul_(scale).contiguous()
             out, k, rho2, n, q = cpu_kernels.kernels().message_forward(
                 x.contiguous(), h.contiguous(), x0.contiguous(), beta,
                 alpha, eps, save_k)
         else:
             out, beta, k, rho2, n, q = region(_message_ops, x.device)(
-                x, h, x0, W, b, anchor, alpha, heads, eps, scale, block)
+                x, h, x0, W, b, anchor, alpha, heads, eps, scale, block,
+                fixed)
         ctx.anchor, ctx.alpha, ctx.heads = anchor, alpha, heads
-        ctx.eps, ctx.scale, ctx.block = eps, scale, block
+        ctx.eps, ctx.scale, ctx.block, ctx.fixed = eps, scale, block, fixed
         ctx.save_for_backward(x, h, x0, W, b, beta, rho2, n, q,
                               k if save_k else None)
         ctx.mark_non_differentiable(beta)
@@ -255,21 +277,25 @@ class _AnchoredMessage(torch.autograd.Function):
             gx, gh, gx0, dl = cpu_kernels.kernels().message_backward(
                 g.contiguous(), x, h.contiguous(), x0, k, beta, rho2, n, q,
                 alpha, scale, need[:3])
-            gW, gb = _gate_backward(dl, x, x0, W, ctx.anchor, ctx.block,
-                                    gx, gx0, need[3] or need[4])
+            gW = gb = None
+            if W is not None:
+                gW, gb = _gate_backward(dl, x, x0, W, ctx.anchor, ctx.block,
+                                        gx, gx0, need[3] or need[4])
         else:
             gx, gh, gx0, gW, gb = region(_message_grads, x.device)(
                 g, x, h, x0, k, W, beta, rho2, n, q, ctx.anchor, ctx.heads,
                 alpha, scale, ctx.block)
         out = [t if nd else None for t, nd in zip((gx, gh, gx0, gW, gb),
                                                   need)]
-        return (*out, None, None, None, None, None, None)
+        return (*out, None, None, None, None, None, None, None)
 
 
-def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor, W: Tensor,
-                            b: Tensor, anchor: bool, alpha: float,
-                            heads: int = 1, eps: float = 1e-5,
-                            scale: float = 2.0, block: bool = False
+def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor,
+                            W: Optional[Tensor], b: Optional[Tensor],
+                            anchor: bool, alpha: float, heads: int = 1,
+                            eps: float = 1e-5, scale: float = 2.0,
+                            block: bool = False,
+                            fixed: Optional[float] = None
                             ) -> Tuple[Tensor, Tensor]:
     r"""The anchored-message update of the module docstring, gate
     included, as one fused function: returns ``(x', beta)``, ``beta``
@@ -283,8 +309,9 @@ def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor, W: Tensor,
         W (torch.Tensor): Gate weight :obj:`[H, 2d]` (``anchor``: the
             :math:`c` half, then the :math:`c_0` half) or :obj:`[H, d]`;
             with ``block``, :obj:`[H, 2d/H]` or :obj:`[H, d/H]` (head
-            :math:`h`'s block of :math:`c`, then of :math:`c_0`).
-        b (torch.Tensor): Gate bias :obj:`[H]`.
+            :math:`h`'s block of :math:`c`, then of :math:`c_0`);
+            :obj:`None` for a fixed gate (``fixed``).
+        b (torch.Tensor): Gate bias :obj:`[H]` (:obj:`None` with ``W``).
         anchor (bool): Whether the gate reads :math:`[c \Vert x_0]`.
         alpha (float): Input weight :math:`\alpha` of the direction.
         heads (int, optional): Number of heads :math:`H`. (default: :obj:`1`)
@@ -294,13 +321,19 @@ def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor, W: Tensor,
         block (bool, optional): Each head's gate reads only its own block
             (:class:`~ddl_gnn.nn.gates.BetaGate`'s ``block``).
             (default: :obj:`False`)
+        fixed (float, optional): The gate of every node and head where
+            ``W`` is :obj:`None` (``beta_mode='fixed'``).
+            (default: :obj:`None`)
 
     Shapes:
         - **output:** :obj:`([N, d], [N] or [N, H])`
     """
-    out, beta = _AnchoredMessage.apply(x, h, x0, W, b, bool(anchor),
-                                       float(alpha), int(heads), float(eps),
-                                       float(scale), bool(block))
+    if (W is None) != (fixed is not None) or (W is None) != (b is None):
+        raise ValueError("anchored_message_update: pass the gate weight W "
+                         "and bias b, or neither and a fixed gate 'fixed'")
+    out, beta = _AnchoredMessage.apply(
+        x, h, x0, W, b, bool(anchor), float(alpha), int(heads), float(eps),
+        float(scale), bool(block), None if fixed is None else float(fixed))
     return out, (beta.view(-1) if heads == 1 else beta)
 
 
@@ -308,14 +341,14 @@ def message_path_ok(layer, x: Tensor, read: Optional[Tensor],
                     next_weight: Optional[Tensor]) -> bool:
     r"""Whether :func:`message_forward` computes ``layer``'s function: the
     anchored direction with the message value, the erase update, no norm
-    (so :math:`c_0 = x_0`), a learned gate reading ``'anchor'`` or
-    ``'context'``, a float32/float64 vector state, no fused read and no
+    (so :math:`c_0 = x_0`), a fixed gate or a learned one reading
+    ``'anchor'`` or ``'context'``, a float32/float64 vector state, no fused read and no
     dropout in effect (the gate and the conv then read the state itself)."""
     return (layer.k_source == 'anchor' and layer.v_source == 'message'
             and layer.beta_source in ('anchor', 'context')
             and layer.norm is None and layer.erase and layer.d_v == 1
             and not layer.scale_message and layer.msg_act is None
-            and layer.gate.weight is not None and x.dim() == 2
+            and x.dim() == 2
             and x.dtype in (torch.float32, torch.float64)
             and read is None and next_weight is None
             and not (layer.training and layer.dropout > 0))
@@ -329,9 +362,14 @@ def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
     fused."""
     h = layer.message_conv(x, edge_index, edge_weight, edge_attr)
     gate = layer.gate
-    W = gate.weight.view(layer.heads, -1).to(x.dtype)
+    if gate.weight is None:    # beta_mode='fixed'
+        W = b = None
+        fixed = gate.beta_init
+    else:
+        W = gate.weight.view(layer.heads, -1).to(x.dtype)
+        b, fixed = gate.bias.to(x.dtype), None
     out, beta = anchored_message_update(
-        x, h, x0, W, gate.bias.to(x.dtype), layer.beta_source == 'anchor',
-        layer.alpha, layer.heads, layer.eps, gate.scale, gate.block)
+        x, h, x0, W, b, layer.beta_source == 'anchor', layer.alpha,
+        layer.heads, layer.eps, gate.scale, gate.block, fixed)
     layer.last_beta = beta
     return out

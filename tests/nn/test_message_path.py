@@ -171,13 +171,68 @@ def test_model_fast_path_matches_generic_path(path, monkeypatch):
 def test_not_taken_where_the_function_differs():
     x = torch.randn(5, 16)
     for kw in (dict(norm='layer_norm'), dict(k_source='conv'),
-               dict(beta_mode='fixed'), dict(erase=False), dict(d_v=2)):
+               dict(erase=False), dict(d_v=2)):
         layer = DeltaConv(16, **dict(MSG, **kw))
         assert not message_path_ok(layer, x, None, None), kw
     layer = DeltaConv(16, **MSG, dropout=0.5)
     assert not message_path_ok(layer, x, None, None)   # training: dropout
     layer.eval()
     assert message_path_ok(layer, x, None, None)
+
+
+@pytest.mark.parametrize('heads', [1, 4, 16])
+def test_fixed_gate_matches_dense_reference(path, recompute, heads):
+    x, h, x0, _, _ = _inputs(300, 16, heads, True)
+    ins = [x, h, x0]
+    out, beta = anchored_message_update(x, h, x0, None, None, True, 0.3,
+                                        heads, 1e-2, 2.0, fixed=0.25)
+    k = torch.lerp(h, x0, 0.3)
+    kb = k.view(300, heads, -1)
+    v = (kb * kb).sum(-1) / torch.sqrt((kb * kb).sum(-1) + 1e-4)
+    beta_ref = torch.full((300, heads), 0.25, dtype=x.dtype)
+    ref = delta_update_reference(x, k, beta_ref, v, 1e-2, heads)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(beta, beta_ref.view_as(beta))
+    w = torch.randn_like(ref)
+    got = torch.autograd.grad((out * w).sum(), ins)
+    want = torch.autograd.grad((ref * w).sum(), ins)
+    for name, a, e in zip(['x', 'h', 'x0'], got, want):
+        torch.testing.assert_close(a, e, rtol=1e-10, atol=1e-10, msg=name)
+    assert torch.autograd.gradcheck(
+        lambda *t: anchored_message_update(*t, None, None, True, 0.3, heads,
+                                           1e-2, 2.0, fixed=0.25)[0],
+        [t.detach()[:20].clone().requires_grad_() for t in ins])
+
+
+def test_fixed_gate_layer_fast_path_matches_generic_path(path, monkeypatch):
+    torch.manual_seed(0)
+    layer = DeltaConv(32, **dict(MSG, heads=32, eps=1e-2, beta_mode='fixed',
+                                 beta_init=0.25)).double()
+    x = torch.randn(200, 32, dtype=torch.float64, requires_grad=True)
+    x0 = torch.randn(200, 32, dtype=torch.float64, requires_grad=True)
+    ei = torch.randint(0, 200, (2, 800))
+    assert message_path_ok(layer, x, None, None)
+
+    def run():
+        out = layer(x, ei, x0=x0)
+        return out, torch.autograd.grad(out.square().sum(),
+                                        [x, x0, *layer.parameters()])
+
+    fast = run()
+    monkeypatch.setattr(delta_conv_mod, 'message_path_ok',
+                        lambda *a: False)
+    slow = run()
+    torch.testing.assert_close(fast[0], slow[0], rtol=1e-11, atol=1e-11)
+    for a, b in zip(fast[1], slow[1]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_gate_weight_and_fixed_gate_are_exclusive():
+    x, h, x0, W, b = _inputs(5, 8, 2, True)
+    with pytest.raises(ValueError, match="or neither and a fixed gate"):
+        anchored_message_update(x, h, x0, W, b, True, 0.1, 2, fixed=0.3)
+    with pytest.raises(ValueError, match="or neither and a fixed gate"):
+        anchored_message_update(x, h, x0, None, None, True, 0.1, 2)
 
 
 def test_recompute_default_per_device(monkeypatch):
