@@ -9,7 +9,8 @@ of ``ddl_gnn/nn/message_path.py``), ``delta-paper`` the paper layer
 ``ddl_gnn/nn/context.py``), ``gcnii`` GCNII at its paper's α, θ and
 ``delta-64-heads`` the layer ``ddl-gnn train`` runs on Cora and CiteSeer
 (one head per channel, ``theta=0.5``), ``delta-64-heads-block-gate`` that
-layer with ``block_gate=True``. Prints one JSON line per graph.
+layer with ``block_gate=True`` and ``delta-64-heads-fixed-gate`` with its
+gate fixed at 0.25. Prints one JSON line per graph.
 
     python benchmarks/run.py small-graphs --steps 9
 """
@@ -38,7 +39,12 @@ MODELS = {'res': ('res', {}), 'delta': ('delta', {}),
           # the same with each channel's gate reading only its own channel
           'delta-64-heads-block-gate': ('delta', dict(
               recommended_settings('cora', 'delta')['model_kwargs'],
-              block_gate=True))}
+              block_gate=True)),
+          # the same with its gate fixed at the value the learned one
+          # settles at on Cora (no gate products)
+          'delta-64-heads-fixed-gate': ('delta', dict(
+              recommended_settings('cora', 'delta')['model_kwargs'],
+              beta_mode='fixed', beta_init=0.25))}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
