@@ -28,23 +28,21 @@ from ddl_gnn.models import build_model
 
 #: label -> (nodes, undirected pairs sampled, depth)
 SIZES = {'cora': (2708, 5278, 64), '10k': (10_000, 50_000, 32)}
+#: the delta layer ddl-gnn train runs on Cora (its dropout options do
+#: nothing here: the step has none)
+CORA_DELTA = recommended_settings('cora', 'delta')['model_kwargs']
 MODELS = {'res': ('res', {}), 'delta': ('delta', {}),
           'delta-paper': ('delta-paper', {}),
           'gcnii': ('gcnii', recommended_settings('cora', 'gcnii')[
               'model_kwargs']),
-          # the delta layer ddl-gnn train runs on Cora (its dropout options
-          # do nothing here: the step has none)
-          'delta-64-heads': ('delta', recommended_settings('cora', 'delta')[
-              'model_kwargs']),
+          'delta-64-heads': ('delta', CORA_DELTA),
           # the same with each channel's gate reading only its own channel
-          'delta-64-heads-block-gate': ('delta', dict(
-              recommended_settings('cora', 'delta')['model_kwargs'],
-              block_gate=True)),
+          'delta-64-heads-block-gate': ('delta', dict(CORA_DELTA,
+                                                      block_gate=True)),
           # the same with its gate fixed at the value the learned one
           # settles at on Cora (no gate products)
           'delta-64-heads-fixed-gate': ('delta', dict(
-              recommended_settings('cora', 'delta')['model_kwargs'],
-              beta_mode='fixed', beta_init=0.25))}
+              CORA_DELTA, beta_mode='fixed', beta_init=0.25))}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -85,9 +85,9 @@ class DeltaGNN(DeepGNN):
             in the encoder output. (default: :obj:`False`)
         gate_decay (float, optional): Weight decay of the gates'
             parameters in :meth:`param_groups`, in place of the layers'
-            decay: under the layers' 0.01 on Cora the gate weights decay
-            to zero and every node, channel and layer ends with one
-            gate value. (default: :obj:`None`, the layers' decay)
+            decay: under the layers' 0.01 on Cora every node, channel and
+            layer ends with nearly one gate value (docs/findings.md).
+            (default: :obj:`None`, the layers' decay)
         eps (float, optional): The direction's guard
             :math:`\hat k = k / \sqrt{\lVert k\rVert^2 + \epsilon^2}`
             of every layer. With ``theta`` the deep layers start near a

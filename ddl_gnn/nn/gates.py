@@ -77,6 +77,9 @@ class BetaGate(Module):
         if not isinstance(heads, int) or heads < 1:
             raise ValueError(f"BetaGate: 'heads' must be a positive int, got "
                              f"{heads!r}")
+        if not isinstance(block, bool):
+            raise ValueError(f"BetaGate: 'block' must be a bool, got "
+                             f"{block!r}")
         if not isinstance(parts, int) or parts < 1 or in_channels % parts:
             raise ValueError(f"BetaGate: 'parts' must be a positive int "
                              f"dividing in_channels = {in_channels}, got "
@@ -86,7 +89,7 @@ class BetaGate(Module):
                              f"must divide the part width "
                              f"{in_channels // parts}")
         self.in_channels, self.heads = in_channels, heads
-        self.block, self.parts = bool(block) and heads > 1, parts
+        self.block, self.parts = block and heads > 1, parts
         self.beta_init = float(beta_init)
         self.beta_mode = beta_mode
         self.scale = hi

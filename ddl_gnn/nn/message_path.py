@@ -14,7 +14,7 @@ head :math:`h` (block of width :math:`d/H`):
 with :math:`n = \lVert k\rVert^2`, :math:`\rho = (n + \epsilon^2)^{-1/2}`
 and the gate logit :math:`\ell` (``'anchor'``: :math:`W_c x + W_0 x_0 + b`,
 ``'context'``: :math:`W x + b`; a block gate's per-head sums over the
-head's own block, elementwise with one head per channel). Through autograd
+head's own block). Through autograd
 ops it is about twenty
 kernels forward and as many backward per layer, which dominates a step on
 small graphs. :class:`_AnchoredMessage` computes it from
@@ -80,9 +80,6 @@ def gate_logit(x: Tensor, x0: Tensor, W: Tensor, b: Tensor,
         logit = torch.addmm(b, x, W[:, :d].t())
         return logit.addmm(x0, W[:, d:].t()) if anchor else logit
     w = d // H
-    if w == 1:                 # one head per channel: elementwise
-        logit = torch.addcmul(b, x, W[:, 0])
-        return torch.addcmul(logit, x0, W[:, 1]) if anchor else logit
     logit = (_heads(x, H) * W[:, :w]).sum(-1)
     if anchor:
         logit = logit + (_heads(x0, H) * W[:, w:]).sum(-1)
@@ -166,15 +163,6 @@ def _gate_backward(dl: Tensor, x: Tensor, x0: Tensor, W: Tensor,
         dlt = dl.t()
         gW = torch.cat([dlt.mm(x), dlt.mm(x0)], 1) if anchor else dlt.mm(x)
         return gW, dl.sum(0)
-    if w == 1:                 # one head per channel: elementwise
-        if gx is not None:
-            gx.addcmul_(dl, W[:, 0])
-        if gx0 is not None and anchor:
-            gx0.addcmul_(dl, W[:, 1])
-        if not need_w:
-            return None, None
-        cols = [(dl * x).sum(0)] + ([(dl * x0).sum(0)] if anchor else [])
-        return torch.stack(cols, 1), dl.sum(0)
     dl3 = dl.unsqueeze(-1)
     if gx is not None:
         gx.add_((dl3 * W[:, :w]).view(N, d))
@@ -244,11 +232,8 @@ class _AnchoredMessage(torch.autograd.Function):
                 fixed: Optional[float]) -> Tuple[Tensor, Tensor]:
         save_k = not recompute_in_backward(x.device)
         if _fused(x, h, x0, W, b):
-            if W is None:
-                beta = x.new_full((x.size(0), heads), fixed)
-            else:
-                beta = gate_logit(x, x0, W, b, anchor, block).sigmoid_()
-                beta = beta.mul_(scale).contiguous()
+            beta = _gates(x, x0, W, b, anchor, heads, scale, block,
+                          fixed).contiguous()
             out, k, rho2, n, q = cpu_kernels.kernels().message_forward(
                 x.contiguous(), h.contiguous(), x0.contiguous(), beta,
                 alpha, eps, save_k)

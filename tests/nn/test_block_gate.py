@@ -91,6 +91,8 @@ def test_model_has_two_gate_weights_per_channel_and_layer():
 def test_bad_block_options_are_named():
     with pytest.raises(ValueError, match="'block_gate' must be a bool"):
         DeltaConv(16, heads=4, block_gate='yes')
+    with pytest.raises(ValueError, match="'block' must be a bool"):
+        BetaGate(16, heads=4, block=1)
     with pytest.raises(ValueError, match="'parts' must be a positive int"):
         BetaGate(15, heads=1, parts=2)
     with pytest.raises(ValueError, match="heads = 3 must divide"):

@@ -179,9 +179,10 @@ std::vector<at::Tensor> message_forward(const at::Tensor& x,
                                         const at::Tensor& beta, double alpha,
                                         double eps, bool save_k) {
   for (auto* t : {&x, &h, &x0, &beta}) check(*t, "input");
-  const int64_t N = x.size(0), d = x.size(1), H = beta.size(1);
-  TORCH_CHECK(beta.dim() == 2 && beta.size(0) == N && d % H == 0,
+  TORCH_CHECK(beta.dim() == 2 && beta.size(0) == x.size(0) &&
+                  beta.size(1) > 0 && x.size(1) % beta.size(1) == 0,
               "message_forward: bad gate shape ", beta.sizes());
+  const int64_t N = x.size(0), d = x.size(1), H = beta.size(1);
   auto out = at::empty_like(x);
   auto o = x.options();
   auto rho2 = at::empty({N, H}, o), n = at::empty({N, H}, o);
