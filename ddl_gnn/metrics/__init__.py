@@ -10,8 +10,8 @@ from .mad_gap import mad_gap
 from .probe import (DEFAULT_METRICS, METRICS, LayerProbe, probe_model,
                     resolve_layers)
 from .rank import effective_rank, numerical_rank
-from .signal import (fit_decay_rate, influence_per_hop, representation_norm,
-                     state_gradient_norms)
+from .signal import (fit_decay_rate, influence_per_hop, input_cosine,
+                     representation_norm, state_gradient_norms)
 from .smoothing import (dirichlet_energy, mad, normalized_dirichlet_energy,
                         relative_dirichlet_energy)
 
@@ -24,6 +24,7 @@ __all__ = [
     'numerical_rank',
     'effective_rank',
     'representation_norm',
+    'input_cosine',
     'state_gradient_norms',
     'influence_per_hop',
     'fit_decay_rate',

@@ -45,6 +45,63 @@ def representation_norm(x: Tensor, batch: Optional[Tensor] = None) -> Tensor:
     return graph_mean((sq / n.clamp(min=1)).sqrt(), n > 0)
 
 
+def input_cosine(x: Tensor, x0: Tensor, centered: bool = False,
+                 batch: Optional[Tensor] = None) -> Tensor:
+    r"""Frobenius cosine of a state :math:`\mathbf{X}^{l}` with the stack's
+    input state :math:`\mathbf{X}^{0}`: how much of the input a deep
+    state still holds,
+
+    .. math::
+        \cos(\mathbf{X}^{l}, \mathbf{X}^{0}) =
+        \frac{\langle \mathbf{X}^{l}, \mathbf{X}^{0} \rangle_F}
+        {\|\mathbf{X}^{l}\|_F \, \|\mathbf{X}^{0}\|_F}.
+
+    With :obj:`centered=True` each state first loses its mean over nodes
+    (:math:`\mathbf{X} - \mathbf{1}\bar{\mathbf{x}}^\top`), the component
+    every node shares. That component tells no two nodes apart, yet it can
+    carry most of the norm: an encoder's bias dominates its output when the
+    features are small (row-normalised bag-of-words), and any stack that
+    keeps the bias then scores near 1 on the plain cosine. The centred
+    cosine counts only the node-specific part of the input.
+
+    Args:
+        x (torch.Tensor): Node states (a 3-D state :obj:`[N, d, d_v]` is
+            accepted: the inner product runs over all trailing dims).
+        x0 (torch.Tensor): The input state, the same shape as :obj:`x`.
+        centered (bool, optional): Remove each state's node mean first.
+            (default: :obj:`False`)
+        batch (torch.Tensor, optional): Graph assignment; the means and the
+            cosine are taken per graph and the cosines averaged.
+            (default: :obj:`None`)
+
+    Shapes:
+        - **input:** :math:`(|\mathcal{V}|, F)` or :math:`(|\mathcal{V}|, F,
+          d_v)`, twice
+        - **output:** scalar (0-dim float64 tensor); NaN for a graph where
+          either state is zero (after centring)
+    """
+    check_x(x, allow_3d=True)
+    check_x(x0, 'x0', allow_3d=True)
+    if x.shape != x0.shape:
+        raise ValueError(f"'x' and 'x0' must have the same shape (got "
+                         f'{tuple(x.shape)} and {tuple(x0.shape)})')
+    check_batch(batch, x.size(0))
+    size = num_graphs(batch)
+    a = x.reshape(x.size(0), -1).to(torch.float64)
+    b = x0.reshape(x0.size(0), -1).to(torch.float64)
+    n = nodes_per_graph(batch, x.size(0), x.device)
+    if centered:
+        index = (torch.zeros(x.size(0), dtype=torch.long, device=x.device)
+                 if batch is None else batch)
+        count = n.clamp(min=1)[:, None]
+        a = a - (segment_sum(a, batch, size) / count)[index]
+        b = b - (segment_sum(b, batch, size) / count)[index]
+    dot = segment_sum((a * b).sum(-1), batch, size)
+    na = segment_sum(a.square().sum(-1), batch, size).sqrt()
+    nb = segment_sum(b.square().sum(-1), batch, size).sqrt()
+    return graph_mean(dot / (na * nb), n > 0)
+
+
 def state_gradient_norms(loss: Tensor, states: Sequence[Tensor],
                          retain_graph: bool = False) -> List[float]:
     r"""Frobenius norms :math:`\|\partial \mathcal{L} / \partial
