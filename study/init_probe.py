@@ -9,6 +9,12 @@ forward and one backward of the training cross-entropy, and per layer
 - ``cos_input``: :math:`\langle X_l, X_0\rangle_F /
   (\lVert X_l\rVert_F \lVert X_0\rVert_F)` (how much of the input the state
   still holds);
+- ``cos_centred``: the same after removing each state's mean over nodes
+  (:func:`ddl_gnn.metrics.input_cosine` with ``centered=True``): only the
+  node-specific part of the input counts. With row-normalised features the
+  encoder's bias is most of :math:`X_0` (the features' entries are about
+  1/18), and any stack that keeps that shared row scores near 1 on
+  ``cos_input``;
 - ``grad_norm``: :math:`\lVert \partial\mathcal{L}/\partial X_l\rVert_F`.
 
 and, in train mode with the training dropout (0.6, one forward without
@@ -20,9 +26,13 @@ how much dropout changes the state's scale on its way through the stack
 
 Each record also carries ``grad_ratio`` = grad_norm at layer 0 / grad_norm
 at the top layer (how much the state gradient grows on its way down; 1 =
-flat) and ``cos_last`` = cos_input at the top layer.
+flat), ``cos_last`` = cos_input and ``cos_centred_last`` = cos_centred
+at the top layer, and ``features``: the feature protocol, ``raw`` or
+``normalized`` (row-normalised, as ``ddl-gnn train`` runs GCNII and the
+recommended delta layer on Cora).
 
-    python study/init_probe.py --depths 16 64 256 --seeds 0 1 2
+    python study/init_probe.py --depths 16 64 256 --seeds 0 1 2 \
+        --features raw normalized
 
 Writes ``study/results/init_probe/{records.jsonl.gz,report.md}``; a rerun
 skips (family, depth, seed) cells already recorded.
@@ -45,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ddl_gnn.data import load_dataset  # noqa: E402
-from ddl_gnn.metrics import LayerProbe  # noqa: E402
+from ddl_gnn.metrics import LayerProbe, input_cosine  # noqa: E402
 from ddl_gnn.models import build_model  # noqa: E402
 
 #: label -> (registry name, model kwargs). ``delta`` is the package default;
@@ -71,6 +81,11 @@ FAMILIES = {
     'fixed gate 0.25)': ('delta', dict(
         theta=0.5, layer_dropout=0.0, state_dropout=True, eps=0.01, heads=64,
         beta_mode='fixed', beta_init=0.25)),
+    # the same with a stronger anchor (GCNII's alpha; 0.1 by default)
+    'delta (theta=0.5, dropout outside the layers, eps=0.01, 64 heads, '
+    'alpha=0.3)': ('delta', dict(
+        theta=0.5, layer_dropout=0.0, state_dropout=True, eps=0.01, heads=64,
+        alpha=0.3)),
     'delta-paper (beta0=0.1)': ('delta-paper', dict(beta_init=0.1)),
     'delta-paper (beta0=1)': ('delta-paper', {}),
     'delta-diffuse-64': ('delta', dict(
@@ -115,16 +130,16 @@ def probe(ds, name, kwargs, depth, seed):
         loss = F.cross_entropy(logits[idx], data.y[idx])
         grads = p.gradient_norms(loss) if torch.isfinite(loss) else {}
         states = p.states
-        x0 = states[0].flatten().double()
         rows = []
         for layer, state in states.items():
-            s = state.flatten().double()
             node_cos = F.cosine_similarity(state.double(),
                                            states[0].double(), dim=-1)
             rows.append(dict(
                 layer=layer,
-                norm=float(s.norm() / state.size(0) ** 0.5),
-                cos_input=float(s @ x0 / (s.norm() * x0.norm())),
+                norm=float(state.double().norm() / state.size(0) ** 0.5),
+                cos_input=float(input_cosine(state, states[0])),
+                cos_centred=float(input_cosine(state, states[0],
+                                               centered=True)),
                 node_cos_input=float(node_cos.mean()),
                 grad_norm=grads.get(layer, float('nan'))))
         p.clear()
@@ -144,6 +159,7 @@ def probe(ds, name, kwargs, depth, seed):
     del model, logits, loss
     gc.collect()
     return dict(grad_ratio=ratio, cos_last=top['cos_input'],
+                cos_centred_last=top['cos_centred'],
                 norm_last=top['norm'], train_norm_ratio=train_ratio,
                 per_layer=rows)
 
@@ -166,9 +182,14 @@ def main():
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--families', nargs='+', default=list(FAMILIES),
                    choices=list(FAMILIES))
+    p.add_argument('--features', nargs='+', default=['raw'],
+                   choices=['raw', 'normalized'],
+                   help='feature protocols: raw bag-of-words, or '
+                        'row-normalised as ddl-gnn train runs Cora')
     p.add_argument('--refresh', action='store_true',
-                   help='measure the chosen families again (records '
-                        'written before a column existed lack it)')
+                   help='measure the chosen families again under the chosen '
+                        'feature protocols (records written before a column '
+                        'existed lack it)')
     p.add_argument('--out', default=str(ROOT / 'study' / 'results' /
                                         'init_probe'))
     args = p.parse_args()
@@ -177,33 +198,44 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     path = out / 'records.jsonl.gz'
     records = _load(path)
+    for r in records:    # records from before the option are raw
+        r.setdefault('features', 'raw')
     if args.refresh:   # measure the chosen families again
-        records = [r for r in records if r['family'] not in args.families]
-    done = {(r['family'], r['depth'], r['seed']) for r in records}
-    ds = load_dataset('cora')
-    for depth in args.depths:
-        for fam in args.families:
-            for seed in args.seeds:
-                if (fam, depth, seed) in done:
-                    continue
-                name, kw = FAMILIES[fam]
-                r = dict(family=fam, model=name, model_kwargs=kw,
-                         depth=depth, seed=seed,
-                         **probe(ds, name, kw, depth, seed))
-                records.append(r)
-                print(f"{fam:26s} L={depth:<4d} seed={seed} grad ratio "
-                      f"{r['grad_ratio']:.3g}  cos(X_L, X_0) "
-                      f"{r['cos_last']:.3f}", flush=True)
-                text = ''.join(
-                    json.dumps(x, allow_nan=False, default=_finite) + '\n'
-                    for x in [{k: (_finite(v) if isinstance(v, float)
-                                   else v) for k, v in rec.items()}
-                              for rec in records])
-                tmp = path.with_suffix('.tmp')
-                # gzip without a timestamp: the same records, the same bytes
-                tmp.write_bytes(gzip.compress(text.encode(), mtime=0))
-                os.replace(tmp, path)
+        records = [r for r in records if r['family'] not in args.families
+                   or r['features'] not in args.features]
+    done = {(r['family'], r['features'], r['depth'], r['seed'])
+            for r in records}
+    for features in args.features:
+        ds = load_dataset('cora',
+                          normalize_features=features == 'normalized')
+        for depth in args.depths:
+            for fam in args.families:
+                for seed in args.seeds:
+                    if (fam, features, depth, seed) in done:
+                        continue
+                    name, kw = FAMILIES[fam]
+                    r = dict(family=fam, model=name, model_kwargs=kw,
+                             features=features, depth=depth, seed=seed,
+                             **probe(ds, name, kw, depth, seed))
+                    records.append(r)
+                    print(f"{fam:26s} {features:10s} L={depth:<4d} "
+                          f"seed={seed} grad ratio {r['grad_ratio']:.3g}  "
+                          f"cos(X_L, X_0) {r['cos_last']:.3f} (centred "
+                          f"{r['cos_centred_last']:.3f})", flush=True)
+                    _save(records, path)
     write_report(records, out)
+
+
+def _save(records, path: Path):
+    """Writes the records atomically."""
+    text = ''.join(
+        json.dumps(x, allow_nan=False, default=_finite) + '\n'
+        for x in [{k: (_finite(v) if isinstance(v, float) else v)
+                   for k, v in rec.items()} for rec in records])
+    tmp = path.with_suffix('.tmp')
+    # gzip without a timestamp: the same records, the same bytes
+    tmp.write_bytes(gzip.compress(text.encode(), mtime=0))
+    os.replace(tmp, path)
 
 
 def _cell(vals):
@@ -217,39 +249,63 @@ def _cell(vals):
     return f'{statistics.fmean(vals):.3g} ± {statistics.stdev(vals):.2g}'
 
 
+#: Report section per feature protocol.
+FEATURES = {'raw': 'raw bag-of-words features',
+            'normalized': 'row-normalised features (as `ddl-gnn train` '
+                          'runs GCNII and the recommended delta layer on '
+                          'Cora)'}
+
+
+def _column(rs, key):
+    """A cell of ``key`` over records; '–' where no record has it."""
+    if not any(key in r for r in rs):
+        return '–'
+    return _cell([r[key] for r in rs if key in r])
+
+
 def write_report(records, out: Path):
     depths = sorted({r['depth'] for r in records})
-    fams = [f for f in FAMILIES if any(r['family'] == f for r in records)]
     lines = ['# Signal at initialisation (Cora, width 64)', '',
              '`python study/init_probe.py --depths '
-             + ' '.join(map(str, depths)) + '`', '',
+             + ' '.join(map(str, depths)) + ' --features raw normalized`',
+             '',
              'Untrained models in eval mode, one forward and one backward of '
              'the training cross-entropy; mean ± std over seeds. '
              '**grad ratio** = ‖∂L/∂X_0‖ / ‖∂L/∂X_L‖ (growth of the state '
              'gradient from the top layer to the encoder output; 1 = flat). '
              '**cos** = Frobenius cosine of the top state X_L with the '
-             'encoder output X_0. **norm** = ‖X_L‖_F/√N. **train/eval norm** '
+             'encoder output X_0; **centred cos** = the same after removing '
+             "each state's mean over nodes (the part every node shares, "
+             "which with row-normalised features is mostly the encoder's "
+             'bias). **norm** = ‖X_L‖_F/√N. **train/eval norm** '
              '= ‖X_L‖_F of a train-mode forward (dropout 0.6) / eval mode, '
              'over the same ratio of X_0 (1 = dropout does not change the '
-             'scale on the way through the stack).', '',
-             '| family | kwargs | ' + ' | '.join(
-                 f'L={d} grad ratio | L={d} cos | L={d} norm | '
-                 f'L={d} train/eval norm' for d in depths) + ' |',
-             '|---|---|' + '---|' * (4 * len(depths))]
-    for fam in fams:
-        cells = []
-        for d in depths:
-            rs = [r for r in records if r['family'] == fam and
-                  r['depth'] == d]
-            cells += [_cell([r['grad_ratio'] for r in rs]),
-                      _cell([r['cos_last'] for r in rs]),
-                      _cell([r['norm_last'] for r in rs]),
-                      _cell([r['train_norm_ratio'] for r in rs
-                             if 'train_norm_ratio' in r])
-                      if any('train_norm_ratio' in r for r in rs) else '–']
-        kw = next(r['model_kwargs'] for r in records if r['family'] == fam)
-        kw_txt = ', '.join(f'{k}={v}' for k, v in kw.items()) or 'defaults'
-        lines.append(f'| {fam} | {kw_txt} | ' + ' | '.join(cells) + ' |')
+             'scale on the way through the stack).']
+    for features, title in FEATURES.items():
+        recs = [r for r in records if r.get('features', 'raw') == features]
+        if not recs:
+            continue
+        lines += ['', f'## {title[0].upper() + title[1:]}', '',
+                  '| family | kwargs | ' + ' | '.join(
+                      f'L={d} grad ratio | L={d} cos | L={d} centred cos | '
+                      f'L={d} norm | L={d} train/eval norm'
+                      for d in depths) + ' |',
+                  '|---|---|' + '---|' * (5 * len(depths))]
+        for fam in [f for f in FAMILIES
+                    if any(r['family'] == f for r in recs)]:
+            cells = []
+            for d in depths:
+                rs = [r for r in recs if r['family'] == fam and
+                      r['depth'] == d]
+                cells += [_cell([r['grad_ratio'] for r in rs]),
+                          _cell([r['cos_last'] for r in rs]),
+                          _column(rs, 'cos_centred_last'),
+                          _cell([r['norm_last'] for r in rs]),
+                          _column(rs, 'train_norm_ratio')]
+            kw = next(r['model_kwargs'] for r in recs if r['family'] == fam)
+            kw_txt = ', '.join(f'{k}={v}' for k, v in kw.items()) or \
+                'defaults'
+            lines.append(f'| {fam} | {kw_txt} | ' + ' | '.join(cells) + ' |')
     (out / 'report.md').write_text('\n'.join(lines) + '\n')
 
 
