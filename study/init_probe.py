@@ -35,7 +35,7 @@ recommended delta layer on Cora).
         --features raw normalized
 
 Writes ``study/results/init_probe/{records.jsonl.gz,report.md}``; a rerun
-skips (family, depth, seed) cells already recorded.
+skips (family, features, depth, seed) cells already recorded.
 """
 from __future__ import annotations
 
@@ -116,6 +116,11 @@ FAMILIES = {
 
 #: The dropout the study trains with (study/configs/depth_*.toml).
 TRAIN_DROPOUT = 0.6
+#: Feature protocols (``--features``) and their report sections.
+FEATURES = {'raw': 'raw bag-of-words features',
+            'normalized': 'row-normalised features (as `ddl-gnn train` '
+                          'runs GCNII and the recommended delta layer on '
+                          'Cora)'}
 
 
 def probe(ds, name, kwargs, depth, seed):
@@ -183,7 +188,7 @@ def main():
     p.add_argument('--families', nargs='+', default=list(FAMILIES),
                    choices=list(FAMILIES))
     p.add_argument('--features', nargs='+', default=['raw'],
-                   choices=['raw', 'normalized'],
+                   choices=list(FEATURES),
                    help='feature protocols: raw bag-of-words, or '
                         'row-normalised as ddl-gnn train runs Cora')
     p.add_argument('--refresh', action='store_true',
@@ -247,13 +252,6 @@ def _cell(vals):
     if len(vals) == 1:
         return f'{vals[0]:.3g}'
     return f'{statistics.fmean(vals):.3g} ± {statistics.stdev(vals):.2g}'
-
-
-#: Report section per feature protocol.
-FEATURES = {'raw': 'raw bag-of-words features',
-            'normalized': 'row-normalised features (as `ddl-gnn train` '
-                          'runs GCNII and the recommended delta layer on '
-                          'Cora)'}
 
 
 def _column(rs, key):

@@ -90,12 +90,12 @@ def input_cosine(x: Tensor, x0: Tensor, centered: bool = False,
     a = x.reshape(x.size(0), -1).to(torch.float64)
     b = x0.reshape(x0.size(0), -1).to(torch.float64)
     n = nodes_per_graph(batch, x.size(0), x.device)
-    if centered:
-        index = (torch.zeros(x.size(0), dtype=torch.long, device=x.device)
-                 if batch is None else batch)
+    if centered:   # subtract each graph's node mean (one row per graph)
         count = n.clamp(min=1)[:, None]
-        a = a - (segment_sum(a, batch, size) / count)[index]
-        b = b - (segment_sum(b, batch, size) / count)[index]
+        mean_a = segment_sum(a, batch, size) / count
+        mean_b = segment_sum(b, batch, size) / count
+        a = a - (mean_a if batch is None else mean_a[batch])
+        b = b - (mean_b if batch is None else mean_b[batch])
     dot = segment_sum((a * b).sum(-1), batch, size)
     na = segment_sum(a.square().sum(-1), batch, size).sqrt()
     nb = segment_sum(b.square().sum(-1), batch, size).sqrt()
