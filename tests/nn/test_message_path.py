@@ -92,6 +92,30 @@ def test_function_matches_dense_reference(path, recompute, anchor, heads,
         torch.testing.assert_close(a, e, rtol=1e-10, atol=1e-10, msg=name)
 
 
+@pytest.mark.parametrize('d, heads', [(64, 8), (128, 16), (32, 4),
+                                      (64, 16)])
+def test_float32_matches_float64_reference(path, recompute, d, heads):
+    # heads of eight features in groups of eight heads are the kernels'
+    # vector path for float32 (d = 64, 128); (32, 4) has heads of eight
+    # but not a group of eight, (64, 16) heads of four: the row loops
+    ins = _inputs(300, d, heads, True, dtype=torch.float32)
+    out, beta = anchored_message_update(*ins, True, 0.3, heads, 1e-5, 2.0)
+    ref_ins = [t.detach().double().requires_grad_() for t in ins]
+    ref = anchored_message_reference(*ref_ins, True, 0.3, heads, 1e-5, 2.0)
+    tol = dict(rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out, ref.float(), **tol)
+    torch.testing.assert_close(beta.double(), 2 * torch.sigmoid(
+        torch.cat([ref_ins[0], ref_ins[2]], -1) @ ref_ins[3].t()
+        + ref_ins[4]).detach(), **tol)
+    w = torch.randn(300, d, dtype=torch.float64)
+    got = torch.autograd.grad((out * w.float()).sum(), ins)
+    want = torch.autograd.grad((ref * w).sum(), ref_ins)
+    for name, a, e in zip(['x', 'h', 'x0', 'W', 'b'], got, want):
+        torch.testing.assert_close(a.double(), e, rtol=1e-4,
+                                   atol=1e-4 * e.abs().max().item(),
+                                   msg=name)
+
+
 @pytest.mark.parametrize('anchor', [True, False])
 @pytest.mark.parametrize('heads, block', [(2, False), (2, True), (8, True)])
 def test_gradcheck_and_gradgradcheck(path, recompute, anchor, heads, block):

@@ -12,13 +12,18 @@
 // The kernels take the gates and return dl: the gate's own products
 // (a dense weight's matrix products, a block gate's per-head sums) run as
 // torch ops in the caller. Everything else is one pass over the rows in
-// each direction, every row read once. Math: nn/message_path.py; the
+// each direction, every row read once; float heads of eight features take
+// an AVX2 path (eight heads per vector operation). Math: nn/message_path.py; the
 // torch-op path there and the layer's generic path are the references
 // (tests/nn/test_message_path.py).
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
 #include <cmath>
+#include <type_traits>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
 #include <vector>
 
 namespace {
@@ -41,12 +46,146 @@ inline T dot(const T* a, const T* b, int64_t n) {
   return (p0 + p2) + (p1 + p3);
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+// float heads of eight features (w = 8, H % 8 == 0: the default layer at
+// d = 64) with AVX2: a head is one vector. The generic row passes below sum
+// each head's products on their own and then take a division and a handful
+// of scalar products per head; here eight heads' sums come out of one
+// transposing add tree and their per-head scalars are computed eight at a
+// time (N = 2708, d = 64, one thread: forward 116 -> 49 us, backward
+// 168 -> 74 us).
+constexpr int64_t kW = 8;
+
+// Lane j holds the sum of v[j]'s eight lanes.
+inline __m256 head_sums(const __m256* v) {
+  const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]),
+                                  _mm256_hadd_ps(v[2], v[3]));
+  const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]),
+                                  _mm256_hadd_ps(v[6], v[7]));
+  // a: heads 0-3 (lower lanes' halves | upper lanes' halves), b: heads 4-7
+  return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20),
+                       _mm256_permute2f128_ps(a, b, 0x31));
+}
+
+inline bool heads_of_eight(int64_t d, int64_t H) {
+  return d / H == kW && H % kW == 0;
+}
+
+// The anchored direction k = h + alpha (x0 - h) of eight heads.
+inline void direction8(const float* h, const float* x0, __m256 alpha,
+                       __m256* k) {
+  for (int64_t j = 0; j < kW; ++j) {
+    const __m256 hv = _mm256_loadu_ps(h + j * kW);
+    k[j] = _mm256_fmadd_ps(alpha, _mm256_sub_ps(_mm256_loadu_ps(x0 + j * kW),
+                                                hv), hv);
+  }
+}
+
+// forward_rows for one row: heads [j0, j0 + 8) at a time, pointers at the
+// row (x, h, x0, out, k: d values; beta, rho2, nn, qq: H values).
+inline void forward_row8(const float* x, const float* h, const float* x0,
+                         float alpha, float eps2, const float* beta,
+                         float* out, float* kout, float* rho2, float* nn,
+                         float* qq, int64_t H) {
+  for (int64_t j0 = 0; j0 < H; j0 += kW) {
+    const int64_t o = j0 * kW;
+    __m256 k[kW], kk[kW], kx[kW];
+    direction8(h + o, x0 + o, _mm256_set1_ps(alpha), k);
+    for (int64_t j = 0; j < kW; ++j) {
+      kk[j] = _mm256_mul_ps(k[j], k[j]);
+      kx[j] = _mm256_mul_ps(k[j], _mm256_loadu_ps(x + o + j * kW));
+      if (kout) _mm256_storeu_ps(kout + o + j * kW, k[j]);
+    }
+    const __m256 n = head_sums(kk), q = head_sums(kx);
+    const __m256 r2 = _mm256_div_ps(_mm256_set1_ps(1.f),
+                                    _mm256_add_ps(n, _mm256_set1_ps(eps2)));
+    alignas(32) float c[kW];    // beta rho2 (n - q), one per head
+    _mm256_store_ps(c, _mm256_mul_ps(
+        _mm256_mul_ps(_mm256_loadu_ps(beta + j0), r2), _mm256_sub_ps(n, q)));
+    _mm256_storeu_ps(rho2 + j0, r2);
+    _mm256_storeu_ps(nn + j0, n);
+    _mm256_storeu_ps(qq + j0, q);
+    for (int64_t j = 0; j < kW; ++j) {
+      const int64_t f = o + j * kW;
+      _mm256_storeu_ps(out + f, _mm256_fmadd_ps(
+          _mm256_set1_ps(c[j]), k[j], _mm256_loadu_ps(x + f)));
+    }
+  }
+}
+
+// backward_rows for one row, eight heads at a time (pointers at the row;
+// ksaved may be null: k is then rebuilt from h and x0).
+inline void backward_row8(const float* g, const float* x, const float* h,
+                          const float* x0, const float* ksaved,
+                          const float* beta, const float* rho2,
+                          const float* nn, const float* qq, float alpha,
+                          float scale, float* gx, float* gh, float* gx0,
+                          float* dl, int64_t H) {
+  for (int64_t j0 = 0; j0 < H; j0 += kW) {
+    const int64_t o = j0 * kW;
+    __m256 k[kW], kg[kW];
+    if (ksaved) {
+      for (int64_t j = 0; j < kW; ++j)
+        k[j] = _mm256_loadu_ps(ksaved + o + j * kW);
+    } else {
+      direction8(h + o, x0 + o, _mm256_set1_ps(alpha), k);
+    }
+    for (int64_t j = 0; j < kW; ++j)
+      kg[j] = _mm256_mul_ps(k[j], _mm256_loadu_ps(g + o + j * kW));
+    const __m256 a = head_sums(kg);
+    const __m256 bt = _mm256_loadu_ps(beta + j0);
+    const __m256 r2 = _mm256_loadu_ps(rho2 + j0);
+    const __m256 r = _mm256_sub_ps(_mm256_loadu_ps(nn + j0),
+                                   _mm256_loadu_ps(qq + j0));
+    const __m256 one = _mm256_set1_ps(1.f);
+    const __m256 abr = _mm256_mul_ps(_mm256_mul_ps(a, bt), r2);
+    alignas(32) float c[kW], ab[kW], ck[kW];
+    _mm256_store_ps(c, _mm256_mul_ps(_mm256_mul_ps(bt, r2), r));
+    _mm256_store_ps(ab, abr);
+    _mm256_store_ps(ck, _mm256_mul_ps(
+        _mm256_add_ps(abr, abr),
+        _mm256_sub_ps(one, _mm256_mul_ps(r2, r))));
+    _mm256_storeu_ps(dl + j0, _mm256_mul_ps(
+        _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(a, r2), r), bt),
+        _mm256_sub_ps(one, _mm256_div_ps(bt, _mm256_set1_ps(scale)))));
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(1.f - alpha);
+    for (int64_t j = 0; j < kW; ++j) {
+      const int64_t f = o + j * kW;
+      const __m256 gv = _mm256_loadu_ps(g + f);
+      const __m256 nab = _mm256_set1_ps(-ab[j]);
+      if (gx) _mm256_storeu_ps(gx + f, _mm256_fmadd_ps(nab, k[j], gv));
+      // dk = c g - a beta rho2 x + 2 a beta rho2 (1 - rho2 r) k
+      const __m256 gk = _mm256_fmadd_ps(
+          _mm256_set1_ps(ck[j]), k[j],
+          _mm256_fmadd_ps(nab, _mm256_loadu_ps(x + f),
+                          _mm256_mul_ps(_mm256_set1_ps(c[j]), gv)));
+      if (gh) _mm256_storeu_ps(gh + f, _mm256_mul_ps(vb, gk));
+      if (gx0) _mm256_storeu_ps(gx0 + f, _mm256_mul_ps(va, gk));
+    }
+  }
+}
+#endif
+
 // Row pass of the forward; beta [N, H] holds the gates on entry.
 template <typename T>
 void forward_rows(const T* x, const T* h, const T* x0, T alpha, T eps,
                   T* out, const T* beta, T* kout, T* rho2, T* nn, T* qq,
                   int64_t N, int64_t d, int64_t H) {
   const int64_t w = d / H;
+#if defined(__AVX2__) && defined(__FMA__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (heads_of_eight(d, H)) {
+      at::parallel_for(0, N, kBlock, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i)
+          forward_row8(x + i * d, h + i * d, x0 + i * d, alpha, eps * eps,
+                       beta + i * H, out + i * d,
+                       kout ? kout + i * d : nullptr, rho2 + i * H,
+                       nn + i * H, qq + i * H, H);
+      });
+      return;
+    }
+  }
+#endif
   if (w == 1) {  // one head per channel: an elementwise pass (vectorised)
     at::parallel_for(0, N * d, kBlock * d, [&](int64_t lo, int64_t hi) {
       for (int64_t e = lo; e < hi; ++e) {
@@ -96,6 +235,23 @@ void backward_rows(const T* g, const T* x, const T* h, const T* x0,
                    const T* nn, const T* qq, T alpha, T scale, T* gx, T* gh,
                    T* gx0, T* dl, int64_t N, int64_t d, int64_t H) {
   const int64_t w = d / H;
+#if defined(__AVX2__) && defined(__FMA__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (heads_of_eight(d, H)) {
+      at::parallel_for(0, N, kBlock, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) {
+          const int64_t r = i * d, s = i * H;
+          backward_row8(g + r, x + r, h + r, x0 + r,
+                        ksaved ? ksaved + r : nullptr, beta + s, rho2 + s,
+                        nn + s, qq + s, alpha, scale, gx ? gx + r : nullptr,
+                        gh ? gh + r : nullptr, gx0 ? gx0 + r : nullptr,
+                        dl + s, H);
+        }
+      });
+      return;
+    }
+  }
+#endif
   if (w == 1) {  // one head per channel: an elementwise pass (vectorised)
     const T one_a = T(1) - alpha;
     at::parallel_for(0, N * d, kBlock * d, [&](int64_t lo, int64_t hi) {
