@@ -31,9 +31,12 @@ small graphs. :class:`_AnchoredMessage` computes it from
     \partial x_0 = \alpha\, \partial k.
 
 On CPU float32/float64 both directions run as one pass over the rows in
-the fused kernels (``ops/csrc/message_cpu.cpp``; with one head per channel
-an elementwise pass the compiler vectorises), the gate's own products as
-torch ops around them; elsewhere as torch ops,
+the fused kernels (``ops/csrc/message_cpu.cpp``; float heads of eight
+channels eight heads per AVX2 operation; with one head per channel an
+elementwise pass the compiler vectorises, which keeps no per-head scalars
+for backward: it recomputes :math:`n, q, \rho^2` from :math:`k` and
+:math:`x`), the gate's own products as torch ops around them; elsewhere as
+torch ops,
 one compiled region each way where :mod:`ddl_gnn.ops.compiled` compiles
 (CUDA by default).
 Whether :math:`k` is saved or recomputed in backward follows
@@ -115,15 +118,22 @@ def anchored_message_reference(x: Tensor, h: Tensor, x0: Tensor,
     return delta_update(x, k, beta, v, eps, heads)
 
 
-def _forward_ops(x: Tensor, k: Tensor, beta: Tensor, heads: int,
-                 eps: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``(out, rho2, n, q)`` in torch ops (per-head scalars ``[N, H]``)."""
+def _head_scalars(x: Tensor, k: Tensor, heads: int,
+                  eps: float) -> Tuple[Tensor, Tensor, Tensor]:
+    """``(rho2, n, q)``, the per-head scalars ``[N, H]``, in torch ops."""
     kb, xb = _heads(k, heads), _heads(x, heads)
     n = (kb * kb).sum(-1)
     q = (kb * xb).sum(-1)
-    rho2 = 1.0 / (n + eps * eps)
+    return 1.0 / (n + eps * eps), n, q
+
+
+def _forward_ops(x: Tensor, k: Tensor, beta: Tensor, heads: int,
+                 eps: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(out, rho2, n, q)`` in torch ops (per-head scalars ``[N, H]``)."""
+    rho2, n, q = _head_scalars(x, k, heads, eps)
     c = beta * rho2 * (n - q)
-    out = torch.addcmul(xb, kb, c.unsqueeze(-1)).view_as(x)
+    out = torch.addcmul(_heads(x, heads), _heads(k, heads),
+                        c.unsqueeze(-1)).view_as(x)
     return out, rho2, n, q
 
 
@@ -191,12 +201,16 @@ def _message_ops(x: Tensor, h: Tensor, x0: Tensor, W: Optional[Tensor],
 
 def _message_grads(g: Tensor, x: Tensor, h: Tensor, x0: Tensor,
                    k: Optional[Tensor], W: Optional[Tensor], beta: Tensor,
-                   rho2: Tensor, n: Tensor, q: Tensor, anchor: bool,
-                   heads: int, alpha: float, scale: float, block: bool):
-    """``(gx, gh, gx0, gW, gb)`` in torch ops, rebuilding ``k`` when it was
-    not saved."""
+                   rho2: Optional[Tensor], n: Optional[Tensor],
+                   q: Optional[Tensor], anchor: bool, heads: int,
+                   alpha: float, eps: float, scale: float, block: bool):
+    """``(gx, gh, gx0, gW, gb)`` in torch ops, rebuilding ``k`` and the
+    per-head scalars when they were not saved (the kernels keep no scalars
+    with one head per channel)."""
     if k is None:
         k = torch.lerp(h, x0, alpha)
+    if rho2 is None:
+        rho2, n, q = _head_scalars(x, k, heads, eps)
     gx, gk, dl = _rows_backward_ops(g, x, k, beta, rho2, n, q, heads, scale)
     gx0 = gk * alpha
     gW = gb = None
@@ -261,7 +275,7 @@ class _AnchoredMessage(torch.autograd.Function):
             x, x0 = x.contiguous(), x0.contiguous()
             gx, gh, gx0, dl = cpu_kernels.kernels().message_backward(
                 g.contiguous(), x, h.contiguous(), x0, k, beta, rho2, n, q,
-                alpha, scale, need[:3])
+                alpha, ctx.eps, scale, need[:3])
             gW = gb = None
             if W is not None:
                 gW, gb = _gate_backward(dl, x, x0, W, ctx.anchor, ctx.block,
@@ -269,7 +283,7 @@ class _AnchoredMessage(torch.autograd.Function):
         else:
             gx, gh, gx0, gW, gb = region(_message_grads, x.device)(
                 g, x, h, x0, k, W, beta, rho2, n, q, ctx.anchor, ctx.heads,
-                alpha, scale, ctx.block)
+                alpha, ctx.eps, scale, ctx.block)
         out = [t if nd else None for t, nd in zip((gx, gh, gx0, gW, gb),
                                                   need)]
         return (*out, None, None, None, None, None, None, None)

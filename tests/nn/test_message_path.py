@@ -93,27 +93,57 @@ def test_function_matches_dense_reference(path, recompute, anchor, heads,
 
 
 @pytest.mark.parametrize('d, heads', [(64, 8), (128, 16), (32, 4),
-                                      (64, 16)])
-def test_float32_matches_float64_reference(path, recompute, d, heads):
-    # heads of eight features in groups of eight heads are the kernels'
-    # vector path for float32 (d = 64, 128); (32, 4) has heads of eight
-    # but not a group of eight, (64, 16) heads of four: the row loops
+                                      (64, 16), (64, 64)])
+@pytest.mark.parametrize('frozen', [(), ('h', 'x0')], ids=['all', 'x-W-b'])
+def test_float32_matches_float64_reference(path, recompute, d, heads,
+                                           frozen):
+    # float32 vector paths of the kernels: heads of eight features in
+    # groups of eight heads (d = 64, 128) and one head per channel (64, 64,
+    # no per-head scalars kept for backward); (32, 4) has heads of eight
+    # but not a group of eight, (64, 16) heads of four: the row loops.
+    # 'x-W-b': h and x0 without gradient (the kernels skip those outputs).
+    # One channel per head amplifies float32 rounding near k = 0 by up to
+    # 1 / eps, so that case runs at eps = 0.01.
+    eps = 1e-2 if d == heads else 1e-5
     ins = _inputs(300, d, heads, True, dtype=torch.float32)
-    out, beta = anchored_message_update(*ins, True, 0.3, heads, 1e-5, 2.0)
-    ref_ins = [t.detach().double().requires_grad_() for t in ins]
-    ref = anchored_message_reference(*ref_ins, True, 0.3, heads, 1e-5, 2.0)
+    for i, name in enumerate(['x', 'h', 'x0', 'W', 'b']):
+        if name in frozen:
+            ins[i] = ins[i].detach()
+    out, beta = anchored_message_update(*ins, True, 0.3, heads, eps, 2.0)
+    ref_ins = [t.detach().double().requires_grad_(t.requires_grad)
+               for t in ins]
+    ref = anchored_message_reference(*ref_ins, True, 0.3, heads, eps, 2.0)
     tol = dict(rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(out, ref.float(), **tol)
     torch.testing.assert_close(beta.double(), 2 * torch.sigmoid(
         torch.cat([ref_ins[0], ref_ins[2]], -1) @ ref_ins[3].t()
         + ref_ins[4]).detach(), **tol)
     w = torch.randn(300, d, dtype=torch.float64)
-    got = torch.autograd.grad((out * w.float()).sum(), ins)
-    want = torch.autograd.grad((ref * w).sum(), ref_ins)
-    for name, a, e in zip(['x', 'h', 'x0', 'W', 'b'], got, want):
+    live = [i for i, t in enumerate(ins) if t.requires_grad]
+    got = torch.autograd.grad((out * w.float()).sum(), [ins[i] for i in live])
+    want = torch.autograd.grad((ref * w).sum(), [ref_ins[i] for i in live])
+    for i, a, e in zip(live, got, want):
         torch.testing.assert_close(a.double(), e, rtol=1e-4,
                                    atol=1e-4 * e.abs().max().item(),
-                                   msg=name)
+                                   msg=['x', 'h', 'x0', 'W', 'b'][i])
+
+
+@pytest.mark.parametrize('heads', [4, 16])
+def test_backward_without_the_kernels_after_a_fused_forward(monkeypatch,
+                                                           heads):
+    # one head per channel (16): the fused forward keeps no per-head
+    # scalars, and a backward off the kernels rebuilds them
+    if cpu_kernels.kernels() is None:
+        pytest.skip('fused CPU kernels not buildable here')
+    ins = _inputs(50, 16, heads, True)
+    out, _ = anchored_message_update(*ins, True, 0.3, heads, 1e-2, 2.0)
+    monkeypatch.setenv('DDL_GNN_CPU_KERNELS', '0')
+    w = torch.randn_like(out)
+    got = torch.autograd.grad((out * w).sum(), ins)
+    ref = anchored_message_reference(*ins, True, 0.3, heads, 1e-2, 2.0)
+    want = torch.autograd.grad((ref * w).sum(), ins)
+    for name, a, e in zip(['x', 'h', 'x0', 'W', 'b'], got, want):
+        torch.testing.assert_close(a, e, rtol=1e-10, atol=1e-10, msg=name)
 
 
 @pytest.mark.parametrize('anchor', [True, False])

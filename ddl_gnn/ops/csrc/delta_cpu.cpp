@@ -624,7 +624,8 @@ std::vector<at::Tensor> message_forward(const at::Tensor&, const at::Tensor&,
 std::vector<at::Tensor> message_backward(
     const at::Tensor&, const at::Tensor&, const at::Tensor&,
     const at::Tensor&, const c10::optional<at::Tensor>&, const at::Tensor&,
-    const at::Tensor&, const at::Tensor&, const at::Tensor&, double, double,
+    const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
+    const c10::optional<at::Tensor>&, double, double, double,
     std::vector<bool>);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {

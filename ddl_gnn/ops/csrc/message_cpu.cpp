@@ -187,6 +187,8 @@ void forward_rows(const T* x, const T* h, const T* x0, T alpha, T eps,
   }
 #endif
   if (w == 1) {  // one head per channel: an elementwise pass (vectorised)
+    // rho2, n and q are not kept: the backward recomputes them from k and
+    // x, three [N, d] writes and reads fewer
     at::parallel_for(0, N * d, kBlock * d, [&](int64_t lo, int64_t hi) {
       for (int64_t e = lo; e < hi; ++e) {
         const T k = h[e] + alpha * (x0[e] - h[e]);
@@ -194,9 +196,6 @@ void forward_rows(const T* x, const T* h, const T* x0, T alpha, T eps,
         const T r2 = T(1) / (n + eps * eps);
         out[e] = x[e] + beta[e] * r2 * (n - q) * k;
         if (kout) kout[e] = k;
-        rho2[e] = r2;
-        nn[e] = n;
-        qq[e] = q;
       }
     });
     return;
@@ -227,13 +226,43 @@ void forward_rows(const T* x, const T* h, const T* x0, T alpha, T eps,
   });
 }
 
+// The backward with one head per channel over elements [lo, hi): n, q
+// and rho2 recomputed from k and x. Written so that the compiler
+// vectorises it (it ran 5x slower as a scalar loop): restrict-qualified
+// pointers (with this many the compiler does not version the loop for
+// aliasing), no branch inside (k saved or not is a template argument; gx,
+// gh and gx0 are always written).
+template <typename T, bool SavedK>
+void backward_channels(const T* __restrict__ g, const T* __restrict__ x,
+                       const T* __restrict__ h, const T* __restrict__ x0,
+                       const T* __restrict__ ksaved,
+                       const T* __restrict__ beta, T alpha, T eps, T scale,
+                       T* __restrict__ gx, T* __restrict__ gh,
+                       T* __restrict__ gx0, T* __restrict__ dl, int64_t lo,
+                       int64_t hi) {
+  const T one_a = T(1) - alpha;
+  for (int64_t e = lo; e < hi; ++e) {
+    const T k = SavedK ? ksaved[e] : h[e] + alpha * (x0[e] - h[e]);
+    const T a = k * g[e];
+    const T n = k * k, r = n - k * x[e];
+    const T bt = beta[e], r2 = T(1) / (n + eps * eps);
+    const T c = bt * r2 * r, abr = a * bt * r2;
+    const T gk = c * g[e] - abr * x[e] + T(2) * abr * (T(1) - r2 * r) * k;
+    dl[e] = a * r2 * r * bt * (T(1) - bt / scale);
+    gx[e] = g[e] - abr * k;
+    gh[e] = one_a * gk;
+    gx0[e] = alpha * gk;
+  }
+}
+
 // Row pass of the backward: dx and dx0 without their gate terms (added
 // by the caller as products with the gate weight), dh, and dl [N, H].
+// With one head per channel rho2, n and q are null (recomputed here).
 template <typename T>
 void backward_rows(const T* g, const T* x, const T* h, const T* x0,
                    const T* ksaved, const T* beta, const T* rho2,
-                   const T* nn, const T* qq, T alpha, T scale, T* gx, T* gh,
-                   T* gx0, T* dl, int64_t N, int64_t d, int64_t H) {
+                   const T* nn, const T* qq, T alpha, T eps, T scale, T* gx,
+                   T* gh, T* gx0, T* dl, int64_t N, int64_t d, int64_t H) {
   const int64_t w = d / H;
 #if defined(__AVX2__) && defined(__FMA__)
   if constexpr (std::is_same_v<T, float>) {
@@ -253,19 +282,11 @@ void backward_rows(const T* g, const T* x, const T* h, const T* x0,
   }
 #endif
   if (w == 1) {  // one head per channel: an elementwise pass (vectorised)
-    const T one_a = T(1) - alpha;
     at::parallel_for(0, N * d, kBlock * d, [&](int64_t lo, int64_t hi) {
-      for (int64_t e = lo; e < hi; ++e) {
-        const T k = ksaved ? ksaved[e] : h[e] + alpha * (x0[e] - h[e]);
-        const T a = k * g[e];
-        const T bt = beta[e], r2 = rho2[e], r = nn[e] - qq[e];
-        const T c = bt * r2 * r, abr = a * bt * r2;
-        const T gk = c * g[e] - abr * x[e] + T(2) * abr * (T(1) - r2 * r) * k;
-        dl[e] = a * r2 * r * bt * (T(1) - bt / scale);
-        if (gx) gx[e] = g[e] - abr * k;
-        if (gh) gh[e] = one_a * gk;
-        if (gx0) gx0[e] = alpha * gk;
-      }
+      auto pass = ksaved ? backward_channels<T, true>
+                         : backward_channels<T, false>;
+      pass(g, x, h, x0, ksaved, beta, alpha, eps, scale, gx, gh, gx0, dl, lo,
+           hi);
     });
     return;
   }
@@ -328,7 +349,8 @@ void check(const at::Tensor& t, const char* name) {
 }  // namespace
 
 // (x, h, x0 [N, d]; beta [N, H], the gates) -> (x', k or undefined, rho2,
-// n, q), the last three [N, H]: one pass over the rows.
+// n, q), the last three [N, H], undefined with one head per channel (the
+// backward recomputes them): one pass over the rows.
 std::vector<at::Tensor> message_forward(const at::Tensor& x,
                                         const at::Tensor& h,
                                         const at::Tensor& x0,
@@ -341,8 +363,10 @@ std::vector<at::Tensor> message_forward(const at::Tensor& x,
   const int64_t N = x.size(0), d = x.size(1), H = beta.size(1);
   auto out = at::empty_like(x);
   auto o = x.options();
-  auto rho2 = at::empty({N, H}, o), n = at::empty({N, H}, o);
-  auto q = at::empty({N, H}, o);
+  const bool keep = d != H;
+  auto rho2 = keep ? at::empty({N, H}, o) : at::Tensor();
+  auto n = keep ? at::empty({N, H}, o) : at::Tensor();
+  auto q = keep ? at::empty({N, H}, o) : at::Tensor();
   auto k = save_k ? at::empty_like(x) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "message_forward", [&] {
     using T = scalar_t;
@@ -355,26 +379,44 @@ std::vector<at::Tensor> message_forward(const at::Tensor& x,
 
 // needs: (x, h, x0) -> (dx, dh, dx0, dl), the first three undefined where
 // not needed, dx and dx0 without the gate's terms (the caller adds them
-// with the gate's weight); k may be undefined (recomputed from h and x0).
+// with the gate's weight); k may be undefined (recomputed from h and x0),
+// and so may rho2, n and q with one head per channel (recomputed from k).
 std::vector<at::Tensor> message_backward(
     const at::Tensor& g, const at::Tensor& x, const at::Tensor& h,
     const at::Tensor& x0, const c10::optional<at::Tensor>& k,
-    const at::Tensor& beta, const at::Tensor& rho2, const at::Tensor& n,
-    const at::Tensor& q, double alpha, double scale,
-    std::vector<bool> needs) {
-  for (auto* t : {&g, &x, &h, &x0, &beta, &rho2, &n, &q}) check(*t, "input");
-  at::Tensor kt = k.has_value() ? *k : at::Tensor();
+    const at::Tensor& beta, const c10::optional<at::Tensor>& rho2_,
+    const c10::optional<at::Tensor>& n_,
+    const c10::optional<at::Tensor>& q_, double alpha, double eps,
+    double scale, std::vector<bool> needs) {
+  auto given = [](const c10::optional<at::Tensor>& t) {
+    return t.has_value() ? *t : at::Tensor();
+  };
+  at::Tensor kt = given(k), rho2 = given(rho2_), n = given(n_),
+             q = given(q_);
+  for (auto* t : {&g, &x, &h, &x0, &beta}) check(*t, "input");
   const int64_t N = x.size(0), d = x.size(1), H = beta.size(1);
-  auto gx = needs[0] ? at::empty_like(x) : at::Tensor();
-  auto gh = needs[1] ? at::empty_like(x) : at::Tensor();
-  auto gx0 = needs[2] ? at::empty_like(x) : at::Tensor();
+  TORCH_CHECK(d == H || (rho2.defined() && n.defined() && q.defined()),
+              "message_backward: rho2, n and q are needed with heads wider "
+              "than one channel");
+  for (auto* t : {&rho2, &n, &q})
+    if (t->defined()) check(*t, "input");
+  // with one head per channel all three are written (a pass without
+  // branches) and the unneeded ones dropped
+  auto grad = [&](bool need) {
+    return need || d == H ? at::empty_like(x) : at::Tensor();
+  };
+  auto gx = grad(needs[0]), gh = grad(needs[1]), gx0 = grad(needs[2]);
   auto dl = at::empty({N, H}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "message_backward", [&] {
     using T = scalar_t;
     backward_rows<T>(ptr<T>(g), ptr<T>(x), ptr<T>(h), ptr<T>(x0),
                      ptr<T>(kt), ptr<T>(beta), ptr<T>(rho2), ptr<T>(n),
-                     ptr<T>(q), T(alpha), T(scale), ptr<T>(gx), ptr<T>(gh),
+                     ptr<T>(q), T(alpha), T(eps), T(scale), ptr<T>(gx),
+                     ptr<T>(gh),
                      ptr<T>(gx0), ptr<T>(dl), N, d, H);
   });
-  return {gx, gh, gx0, dl};
+  auto keep = [](bool need, const at::Tensor& t) {
+    return need ? t : at::Tensor();
+  };
+  return {keep(needs[0], gx), keep(needs[1], gh), keep(needs[2], gx0), dl};
 }
