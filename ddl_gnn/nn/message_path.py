@@ -35,8 +35,15 @@ the fused kernels (``ops/csrc/message_cpu.cpp``; float heads of eight
 channels eight heads per AVX2 operation; with one head per channel an
 elementwise pass the compiler vectorises, which keeps no per-head scalars
 for backward: it recomputes :math:`n, q, \rho^2` from :math:`k` and
-:math:`x`), the gate's own products as torch ops around them; elsewhere as
-torch ops,
+:math:`x`), the gate's own products as torch ops around them, except for
+the default layer's gate (dense, anchored, over float32 heads of eight
+channels in groups of eight: :func:`_gate_in_rows`), which the AVX2 row
+passes compute too: the logits as eight per-head dot products with
+:math:`W` and :math:`s\,\sigma` forward, the gate's terms of
+:math:`\partial x`, :math:`\partial x_0` and
+:math:`\partial W = \sum_n \partial\ell\, [x \Vert x_0]`,
+:math:`\partial b = \sum_n \partial\ell` backward (no op dispatches for
+the gate); elsewhere as torch ops,
 one compiled region each way where :mod:`ddl_gnn.ops.compiled` compiles
 (CUDA by default).
 Whether :math:`k` is saved or recomputed in backward follows
@@ -65,6 +72,23 @@ def _fused(*tensors: Optional[Tensor]) -> bool:
     tensors = [t for t in tensors if t is not None]
     return (cpu_kernels.usable(*tensors) and
             hasattr(cpu_kernels.kernels(), 'message_forward'))
+
+
+#: Whether the kernels compute a dense anchored gate in their row passes
+#: where they can (:func:`_gate_in_rows`); ``False`` runs the gate as torch
+#: ops around them, as every other gate (for side-by-side timing).
+GATE_IN_ROWS = True
+
+
+def _gate_in_rows(x: Tensor, W: Optional[Tensor], anchor: bool,
+                  block: bool) -> bool:
+    r"""Whether the fused kernels compute this gate in their row passes: a
+    learned dense anchored gate over float32 heads of eight channels in
+    groups of eight heads, in an AVX2 build (forward: the logits and
+    :math:`s\,\sigma`; backward: the gate's terms of ``gx``, ``gx0`` and
+    ``gW``, ``gb``)."""
+    return (GATE_IN_ROWS and W is not None and anchor and not block
+            and cpu_kernels.kernels().message_gate_in_rows(x, W.size(0)))
 
 
 def _heads(t: Tensor, heads: int) -> Tensor:
@@ -246,11 +270,15 @@ class _AnchoredMessage(torch.autograd.Function):
                 fixed: Optional[float]) -> Tuple[Tensor, Tensor]:
         save_k = not recompute_in_backward(x.device)
         if _fused(x, h, x0, W, b):
-            beta = _gates(x, x0, W, b, anchor, heads, scale, block,
-                          fixed).contiguous()
-            out, k, rho2, n, q = cpu_kernels.kernels().message_forward(
-                x.contiguous(), h.contiguous(), x0.contiguous(), beta,
-                alpha, eps, save_k)
+            if _gate_in_rows(x, W, anchor, block):
+                beta, Wk, bk = None, W.contiguous(), b.contiguous()
+            else:
+                beta = _gates(x, x0, W, b, anchor, heads, scale, block,
+                              fixed).contiguous()
+                Wk = bk = None
+            out, beta, k, rho2, n, q = cpu_kernels.kernels().message_forward(
+                x.contiguous(), h.contiguous(), x0.contiguous(), beta, Wk,
+                bk, alpha, eps, scale, save_k)
         else:
             out, beta, k, rho2, n, q = region(_message_ops, x.device)(
                 x, h, x0, W, b, anchor, alpha, heads, eps, scale, block,
@@ -273,11 +301,12 @@ class _AnchoredMessage(torch.autograd.Function):
         alpha, scale = ctx.alpha, ctx.scale
         if _fused(g, x, h, x0, W):
             x, x0 = x.contiguous(), x0.contiguous()
-            gx, gh, gx0, dl = cpu_kernels.kernels().message_backward(
+            in_rows = _gate_in_rows(x, W, ctx.anchor, ctx.block)
+            gx, gh, gx0, gW, gb, dl = cpu_kernels.kernels().message_backward(
                 g.contiguous(), x, h.contiguous(), x0, k, beta, rho2, n, q,
-                alpha, ctx.eps, scale, need[:3])
-            gW = gb = None
-            if W is not None:
+                W.contiguous() if in_rows else None, alpha, ctx.eps, scale,
+                need if in_rows else need[:3] + [False, False])
+            if W is not None and not in_rows:
                 gW, gb = _gate_backward(dl, x, x0, W, ctx.anchor, ctx.block,
                                         gx, gx0, need[3] or need[4])
         else:

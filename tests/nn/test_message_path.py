@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import ddl_gnn.nn.delta_conv as delta_conv_mod
+import ddl_gnn.nn.message_path as message_path
 from ddl_gnn.models import build_model
 from ddl_gnn.nn import DeltaConv
 from ddl_gnn.nn.message_path import (anchored_message_reference,
@@ -300,3 +301,132 @@ def test_recompute_default_per_device(monkeypatch):
     monkeypatch.setenv('DDL_GNN_RECOMPUTE', 'sometimes')
     with pytest.raises(ValueError, match='DDL_GNN_RECOMPUTE'):
         recompute_in_backward('cpu')
+
+
+def _gate_in_rows_available():
+    k = cpu_kernels.kernels()
+    return k is not None and k.message_gate_in_rows(torch.zeros(1, 64), 8)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('N, d, heads', [(600, 64, 8), (300, 128, 16),
+                                         (37, 64, 8)])
+@pytest.mark.parametrize('live', [('x', 'h', 'x0', 'W', 'b'),
+                                  ('x', 'W', 'b'), ('h', 'x0'), ('W',),
+                                  ('x0', 'b')],
+                         ids=lambda t: '-'.join(t))
+def test_gate_in_rows_matches_reference(recompute, monkeypatch, dtype, N, d,
+                                        heads, live):
+    # The dense anchored gate over float32 heads of eight channels in
+    # groups of eight is computed in the kernels' row passes (AVX2); in
+    # float64 the same call keeps the gate as torch ops around the kernels.
+    # Both against the reference in float64 and against each other: values,
+    # beta and every gradient that is asked for. N = 600: three blocks of
+    # rows whose dW partial sums are added up; 37 rows: one short block.
+    if cpu_kernels.kernels() is None:
+        pytest.skip('fused CPU kernels not buildable here')
+    names = ['x', 'h', 'x0', 'W', 'b']
+    ins = [t.detach().to(dtype).requires_grad_(n in live)
+           for n, t in zip(names, _inputs(N, d, heads, True, seed=3))]
+    in_rows = cpu_kernels.kernels().message_gate_in_rows(ins[0], heads)
+    assert in_rows == (dtype == torch.float32 and _gate_in_rows_available())
+    ref_ins = [t.detach().double().requires_grad_(t.requires_grad)
+               for t in ins]
+    ref = anchored_message_reference(*ref_ins, True, 0.3, heads, 1e-5, 2.0)
+    beta_ref = 2 * torch.sigmoid(torch.cat([ref_ins[0], ref_ins[2]], -1)
+                                 @ ref_ins[3].t() + ref_ins[4]).detach()
+    w = torch.randn(N, d, dtype=torch.float64)
+    want = torch.autograd.grad((ref * w).sum(),
+                               [t for t in ref_ins if t.requires_grad])
+    runs = []
+    for gate_in_rows in (True, False):
+        monkeypatch.setattr(message_path, 'GATE_IN_ROWS', gate_in_rows)
+        out, beta = anchored_message_update(*ins, True, 0.3, heads, 1e-5,
+                                            2.0)
+        got = torch.autograd.grad((out * w.to(dtype)).sum(),
+                                  [t for t in ins if t.requires_grad])
+        runs.append((out, beta, got))
+    if dtype == torch.float32:
+        tol, gtol = dict(rtol=1e-4, atol=1e-5), 1e-4
+    else:
+        tol, gtol = dict(rtol=1e-12, atol=1e-12), 1e-10
+    live_names = [n for n in names if n in live]
+    for out, beta, got in runs:
+        torch.testing.assert_close(out.double(), ref.detach(), **tol)
+        torch.testing.assert_close(beta.double(), beta_ref, **tol)
+        for name, a, e in zip(live_names, got, want):
+            torch.testing.assert_close(a.double(), e, rtol=gtol,
+                                       atol=gtol * e.abs().max().item(),
+                                       msg=name)
+    if not in_rows:       # the same path twice: the same numbers
+        for a, e in zip(runs[0][2], runs[1][2]):
+            assert torch.equal(a, e)
+
+
+@pytest.mark.parametrize('anchor, block, d, heads', [
+    (False, False, 64, 8),     # context gate
+    (True, True, 64, 8),       # block gate
+    (True, False, 32, 4),      # heads of eight, not a group of eight
+    (True, False, 64, 16),     # heads of four
+    (True, False, 128, 8),     # heads of sixteen
+])
+def test_gate_in_rows_fallback_shapes(anchor, block, d, heads):
+    # every other float32 gate keeps its products as torch ops around the
+    # kernels: the same values and gradients as the reference
+    if cpu_kernels.kernels() is None:
+        pytest.skip('fused CPU kernels not buildable here')
+    ins = [t.detach().float().requires_grad_()
+           for t in _inputs(300, d, heads, anchor, seed=4, block=block)]
+    assert not message_path._gate_in_rows(ins[0], ins[3], anchor, block)
+    out, beta = anchored_message_update(*ins, anchor, 0.3, heads, 1e-5, 2.0,
+                                        block)
+    ref_ins = [t.detach().double().requires_grad_() for t in ins]
+    ref = anchored_message_reference(*ref_ins, anchor, 0.3, heads, 1e-5,
+                                     2.0, block)
+    torch.testing.assert_close(out.double(), ref.detach(), rtol=1e-4,
+                               atol=1e-5)
+    w = torch.randn(300, d, dtype=torch.float64)
+    got = torch.autograd.grad((out * w.float()).sum(), ins)
+    want = torch.autograd.grad((ref * w).sum(), ref_ins)
+    for name, a, e in zip(['x', 'h', 'x0', 'W', 'b'], got, want):
+        torch.testing.assert_close(a.double(), e, rtol=1e-4,
+                                   atol=1e-4 * e.abs().max().item(), msg=name)
+
+
+@pytest.mark.parametrize('threads', [1, 2])
+def test_gate_in_rows_sums_are_deterministic(threads):
+    # dW and db: partial sums over fixed shares of the rows, one per
+    # thread, added in thread order: the same bits on every run
+    if not _gate_in_rows_available():
+        pytest.skip('no AVX2 build of the fused CPU kernels here')
+    ins = [t.detach().float().requires_grad_()
+           for t in _inputs(1000, 64, 8, True, seed=5)]
+    before = torch.get_num_threads()
+    grads = []
+    try:
+        torch.set_num_threads(threads)
+        for _ in range(3):
+            out, _ = anchored_message_update(*ins, True, 0.3, 8)
+            grads.append(torch.autograd.grad(out.square().sum(), ins))
+    finally:
+        torch.set_num_threads(before)
+    for run in grads[1:]:
+        for a, b in zip(grads[0], run):
+            assert torch.equal(a, b)
+
+
+def test_gate_in_rows_rejects_other_shapes():
+    if not _gate_in_rows_available():
+        pytest.skip('no AVX2 build of the fused CPU kernels here')
+    kernels = cpu_kernels.kernels()
+    x = torch.randn(10, 64, dtype=torch.float64)
+    W, b = torch.randn(8, 128, dtype=torch.float64), torch.zeros(8).double()
+    with pytest.raises(RuntimeError, match='only for float heads of eight'):
+        kernels.message_forward(x, x, x, None, W, b, 0.3, 1e-5, 2.0, False)
+    with pytest.raises(RuntimeError, match='gate weight must be'):
+        kernels.message_forward(x.float(), x.float(), x.float(), None,
+                                W[:, :64].float(), b.float(), 0.3, 1e-5,
+                                2.0, False)
+    with pytest.raises(RuntimeError, match='pass the gates beta, or'):
+        kernels.message_forward(x, x, x, None, None, None, 0.3, 1e-5, 2.0,
+                                False)

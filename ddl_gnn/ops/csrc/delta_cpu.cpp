@@ -618,15 +618,17 @@ std::vector<at::Tensor> compress_backward(const at::Tensor& g,
 }  // namespace
 
 // csrc/message_cpu.cpp: the anchored-message layer (nn/message_path.py).
-std::vector<at::Tensor> message_forward(const at::Tensor&, const at::Tensor&,
-                                        const at::Tensor&, const at::Tensor&,
-                                        double, double, bool);
+std::vector<at::Tensor> message_forward(
+    const at::Tensor&, const at::Tensor&, const at::Tensor&,
+    const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
+    const c10::optional<at::Tensor>&, double, double, double, bool);
 std::vector<at::Tensor> message_backward(
     const at::Tensor&, const at::Tensor&, const at::Tensor&,
     const at::Tensor&, const c10::optional<at::Tensor>&, const at::Tensor&,
     const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
-    const c10::optional<at::Tensor>&, double, double, double,
-    std::vector<bool>);
+    const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
+    double, double, double, std::vector<bool>);
+bool message_gate_in_rows(const at::Tensor&, int64_t);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("delta_forward", &delta_forward);
@@ -635,4 +637,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("compress_backward", &compress_backward);
   m.def("message_forward", &message_forward);
   m.def("message_backward", &message_backward);
+  m.def("message_gate_in_rows", &message_gate_in_rows);
 }

@@ -9,13 +9,20 @@
 //   dk  = c g - a beta rho2 x + 2 a beta rho2 (1 - rho2 r) k
 //   dh  = (1 - alpha) dk,   dx0 = alpha dk + W0^T dl,
 //   dW  = sum_n dl [x | x0],  db = sum_n dl.
-// The kernels take the gates and return dl: the gate's own products
-// (a dense weight's matrix products, a block gate's per-head sums) run as
-// torch ops in the caller. Everything else is one pass over the rows in
-// each direction, every row read once; float heads of eight features take
-// an AVX2 path (eight heads per vector operation). Math: nn/message_path.py; the
-// torch-op path there and the layer's generic path are the references
-// (tests/nn/test_message_path.py).
+// In general the kernels take the gates and return dl: the gate's own
+// products (a dense weight's matrix products, a block gate's per-head sums)
+// run as torch ops in the caller. Float heads of eight features in groups
+// of eight heads with a dense anchored gate (the default layer; W [H, 2d]
+// = [Wc | W0] given) take an AVX2 path that computes the gate in the row
+// pass too: forward, eight heads' logits are one vector (per row and head
+// l = sum_f W[h, f] [x | x0][f] + b, then s sigmoid); backward, the row's
+// dx and dx0 get Wc^T dl and W0^T dl, and dW, db are summed over the rows
+// (per thread, over a fixed share of the rows, added in thread order: the
+// same bits for a given thread count). That is six matrix products and
+// about ten op dispatches per layer fewer. Everything else is one pass over
+// the rows in each direction, every row read once. Math:
+// nn/message_path.py; the torch-op path there and the layer's generic path
+// are the references (tests/nn/test_message_path.py).
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
@@ -29,6 +36,7 @@
 namespace {
 
 constexpr int64_t kBlock = 256;  // rows per task
+constexpr int64_t kSub = 32;     // rows per dW update of the gate in rows
 
 // Σ a[f] b[f] over a short block (a head, w = d / H values): a pairwise
 // tree over four partial sums (short dependency chains; fixed order).
@@ -78,6 +86,122 @@ inline void direction8(const float* h, const float* x0, __m256 alpha,
     const __m256 hv = _mm256_loadu_ps(h + j * kW);
     k[j] = _mm256_fmadd_ps(alpha, _mm256_sub_ps(_mm256_loadu_ps(x0 + j * kW),
                                                 hv), hv);
+  }
+}
+
+// e^v, eight at a time (Cephes expf: v = n ln2 + r with |r| <= ln2 / 2,
+// e^r = 1 + r + r^2 p(r) with p of degree 5, times 2^n from the exponent
+// bits; within 2 ulp of expf over the clamped range, which keeps 2^n
+// normal: sigmoid's tails there are below 1e-38 from 0 and 1).
+inline __m256 exp8(__m256 v) {
+  v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-87.3f)),
+                    _mm256_set1_ps(88.3f));
+  const __m256 n = _mm256_round_ps(
+      _mm256_mul_ps(v, _mm256_set1_ps(1.44269504088896341f)),
+      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  // r = v - n ln2, ln2 split in two so that n ln2's rounding is exact
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), v);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  for (const float c : {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f,
+                        1.6666665459e-1f, 5.0000001201e-1f})
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+  const __m256 er = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r,
+                                    _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+  const __m256i two_n = _mm256_slli_epi32(
+      _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(er, _mm256_castsi256_ps(two_n));
+}
+
+// The gates of one row, beta[j] = s sigmoid(l_j) for heads j of the
+// dense anchored gate, W [H, 2d] (row j: the x half, then the x0 half).
+// Head j's logit is sum_f W[j, f] [x | x0][f]: eight accumulators (one per
+// head of the group) over the row's vectors, then one transposing add tree
+// (the row's vectors are read once per group, each weight once). With the
+// gate's exp: N = 2708, d = 64, one thread, 65 us against 150 us for the
+// torch ops (two products, sigmoid, scale); the backward's gate terms
+// (gate_input_grad_row8, gate_weight_grad8) 115 us against 140 us, both
+// near the rate of a large float GEMM on the same core.
+inline void gate_row8(const float* x, const float* x0, const float* W,
+                      const float* b, float scale, float* beta, int64_t d,
+                      int64_t H) {
+  for (int64_t j0 = 0; j0 < H; j0 += kW) {
+    const float* Wg = W + j0 * 2 * d;
+    __m256 acc[kW];
+    for (int64_t j = 0; j < kW; ++j) acc[j] = _mm256_setzero_ps();
+    for (int64_t f = 0; f < d; f += kW) {
+      const __m256 xv = _mm256_loadu_ps(x + f);
+      const __m256 x0v = _mm256_loadu_ps(x0 + f);
+      for (int64_t j = 0; j < kW; ++j) {
+        const float* Wj = Wg + j * 2 * d;
+        acc[j] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(Wj + f), acc[j]);
+        acc[j] = _mm256_fmadd_ps(x0v, _mm256_loadu_ps(Wj + d + f), acc[j]);
+      }
+    }
+    const __m256 l = _mm256_add_ps(head_sums(acc), _mm256_loadu_ps(b + j0));
+    // s sigmoid(l) = s / (1 + e^-l)
+    _mm256_storeu_ps(beta + j0, _mm256_div_ps(
+        _mm256_set1_ps(scale),
+        _mm256_add_ps(_mm256_set1_ps(1.f),
+                      exp8(_mm256_sub_ps(_mm256_setzero_ps(), l)))));
+  }
+}
+
+// The dense anchored gate's terms of one row's dx and dx0, given its dl
+// [H]: dx += Wc^T dl, dx0 += W0^T dl, in place where given (the row was
+// just written: read back from L1).
+inline void gate_input_grad_row8(const float* dl, const float* W, float* gx,
+                                 float* gx0, int64_t d, int64_t H) {
+  for (int64_t j0 = 0; j0 < H; j0 += kW) {
+    __m256 dj[kW];
+    for (int64_t j = 0; j < kW; ++j) dj[j] = _mm256_set1_ps(dl[j0 + j]);
+    // the x half (p = 0) and the x0 half (p = 1) of W's rows
+    for (int64_t p = 0; p < 2; ++p) {
+      float* gv = p ? gx0 : gx;
+      if (!gv) continue;
+      const float* Wp = W + j0 * 2 * d + p * d;
+      for (int64_t f = 0; f < d; f += kW) {
+        __m256 acc = _mm256_loadu_ps(gv + f);
+        for (int64_t j = 0; j < kW; ++j)
+          acc = _mm256_fmadd_ps(dj[j], _mm256_loadu_ps(Wp + j * 2 * d + f),
+                                acc);
+        _mm256_storeu_ps(gv + f, acc);
+      }
+    }
+  }
+}
+
+// dW [H, 2d] += sum_i dl_i [x_i | x0_i] and db [H] += sum_i dl_i over
+// `rows` rows (dl [rows, H], x and x0 at the first row; the rows were just
+// read, so they are in L1). Each vector of dW is summed over the rows in
+// registers, eight heads at a time, and touches memory once: summed
+// row by row in memory it costs a load and a store per product, and
+// the pass ran slower than the matrix products it replaces.
+inline void gate_weight_grad8(const float* dl, const float* x,
+                              const float* x0, int64_t rows, float* gW,
+                              float* gb, int64_t d, int64_t H) {
+  for (int64_t j0 = 0; j0 < H; j0 += kW) {
+    for (int64_t p = 0; p < 2; ++p) {
+      const float* v = p ? x0 : x;
+      for (int64_t f = 0; f < d; f += kW) {
+        float* out = gW + j0 * 2 * d + p * d + f;
+        __m256 acc[kW];
+        for (int64_t j = 0; j < kW; ++j)
+          acc[j] = _mm256_loadu_ps(out + j * 2 * d);
+        for (int64_t i = 0; i < rows; ++i) {
+          const __m256 xv = _mm256_loadu_ps(v + i * d + f);
+          for (int64_t j = 0; j < kW; ++j)
+            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dl[i * H + j0 + j]), xv,
+                                     acc[j]);
+        }
+        for (int64_t j = 0; j < kW; ++j)
+          _mm256_storeu_ps(out + j * 2 * d, acc[j]);
+      }
+    }
+    __m256 s = _mm256_loadu_ps(gb + j0);
+    for (int64_t i = 0; i < rows; ++i)
+      s = _mm256_add_ps(s, _mm256_loadu_ps(dl + i * H + j0));
+    _mm256_storeu_ps(gb + j0, s);
   }
 }
 
@@ -166,21 +290,27 @@ inline void backward_row8(const float* g, const float* x, const float* h,
 }
 #endif
 
-// Row pass of the forward; beta [N, H] holds the gates on entry.
+// Row pass of the forward; beta [N, H] holds the gates on entry, or, with
+// a dense anchored gate's W [H, 2d] and b [H] (heads_of_eight float AVX2
+// rows only), receives them.
 template <typename T>
 void forward_rows(const T* x, const T* h, const T* x0, T alpha, T eps,
-                  T* out, const T* beta, T* kout, T* rho2, T* nn, T* qq,
-                  int64_t N, int64_t d, int64_t H) {
+                  T* out, T* beta, const T* W, const T* b, T scale, T* kout,
+                  T* rho2, T* nn, T* qq, int64_t N, int64_t d, int64_t H) {
   const int64_t w = d / H;
 #if defined(__AVX2__) && defined(__FMA__)
   if constexpr (std::is_same_v<T, float>) {
     if (heads_of_eight(d, H)) {
       at::parallel_for(0, N, kBlock, [&](int64_t lo, int64_t hi) {
-        for (int64_t i = lo; i < hi; ++i)
+        for (int64_t i = lo; i < hi; ++i) {
+          if (W)
+            gate_row8(x + i * d, x0 + i * d, W, b, scale, beta + i * H, d,
+                      H);
           forward_row8(x + i * d, h + i * d, x0 + i * d, alpha, eps * eps,
                        beta + i * H, out + i * d,
                        kout ? kout + i * d : nullptr, rho2 + i * H,
                        nn + i * H, qq + i * H, H);
+        }
       });
       return;
     }
@@ -258,25 +388,61 @@ void backward_channels(const T* __restrict__ g, const T* __restrict__ x,
 // Row pass of the backward: dx and dx0 without their gate terms (added
 // by the caller as products with the gate weight), dh, and dl [N, H].
 // With one head per channel rho2, n and q are null (recomputed here).
+// With a dense anchored gate's W [H, 2d] (heads_of_eight float AVX2 rows
+// only) the gate's terms are added here instead, dl is not kept, and gW
+// [H, 2d] and gb [H] (where given) receive dW and db.
 template <typename T>
 void backward_rows(const T* g, const T* x, const T* h, const T* x0,
                    const T* ksaved, const T* beta, const T* rho2,
-                   const T* nn, const T* qq, T alpha, T eps, T scale, T* gx,
-                   T* gh, T* gx0, T* dl, int64_t N, int64_t d, int64_t H) {
+                   const T* nn, const T* qq, const T* W, T alpha, T eps,
+                   T scale, T* gx, T* gh, T* gx0, T* dl, T* gW, T* gb,
+                   int64_t N, int64_t d, int64_t H) {
   const int64_t w = d / H;
 #if defined(__AVX2__) && defined(__FMA__)
   if constexpr (std::is_same_v<T, float>) {
     if (heads_of_eight(d, H)) {
-      at::parallel_for(0, N, kBlock, [&](int64_t lo, int64_t hi) {
-        for (int64_t i = lo; i < hi; ++i) {
-          const int64_t r = i * d, s = i * H;
-          backward_row8(g + r, x + r, h + r, x0 + r,
-                        ksaved ? ksaved + r : nullptr, beta + s, rho2 + s,
-                        nn + s, qq + s, alpha, scale, gx ? gx + r : nullptr,
-                        gh ? gh + r : nullptr, gx0 ? gx0 + r : nullptr,
-                        dl + s, H);
+      // dW and db: a partial sum per thread over a fixed share of the
+      // rows, added up in thread order at the end (the same sums for a
+      // given thread count; one buffer per thread: a buffer per block of
+      // rows, at 10k rows, cost more page faults than its products)
+      const int64_t blocks = (N + kBlock - 1) / kBlock, P = H * 2 * d + H;
+      const int64_t shares = std::max<int64_t>(
+          1, std::min<int64_t>(at::get_num_threads(), blocks));
+      const int64_t per = (blocks + shares - 1) / shares;
+      std::vector<float> part(gW ? shares * P : 0, 0.f);
+      at::parallel_for(0, shares, 1, [&](int64_t t0, int64_t t1) {
+        // dl of the rows since the last dW update (kSub rows: their x and
+        // x0 rows stay in L1 until it)
+        std::vector<float> dlbuf(W ? kSub * H : 0);
+        for (int64_t t = t0; t < t1; ++t) {
+          float* pw = gW ? part.data() + t * P : nullptr;
+          const int64_t end = std::min(N, (t + 1) * per * kBlock);
+          for (int64_t i0 = t * per * kBlock; i0 < end; i0 += kSub) {
+            const int64_t i1 = std::min(end, i0 + kSub);
+            for (int64_t i = i0; i < i1; ++i) {
+              const int64_t r = i * d, s = i * H;
+              float* dli = W ? dlbuf.data() + (i - i0) * H : dl + s;
+              float* gxi = gx ? gx + r : nullptr;
+              float* gx0i = gx0 ? gx0 + r : nullptr;
+              backward_row8(g + r, x + r, h + r, x0 + r,
+                            ksaved ? ksaved + r : nullptr, beta + s,
+                            rho2 + s, nn + s, qq + s, alpha, scale, gxi,
+                            gh ? gh + r : nullptr, gx0i, dli, H);
+              if (W) gate_input_grad_row8(dli, W, gxi, gx0i, d, H);
+            }
+            if (pw)
+              gate_weight_grad8(dlbuf.data(), x + i0 * d, x0 + i0 * d,
+                                i1 - i0, pw, pw + H * 2 * d, d, H);
+          }
         }
       });
+      if (gW) {
+        for (int64_t e = 0; e < P; ++e) {
+          float sum = 0.f;
+          for (int64_t t = 0; t < shares; ++t) sum += part[t * P + e];
+          (e < H * 2 * d ? gW[e] : gb[e - H * 2 * d]) = sum;
+        }
+      }
       return;
     }
   }
@@ -348,15 +514,66 @@ void check(const at::Tensor& t, const char* name) {
 
 }  // namespace
 
-// (x, h, x0 [N, d]; beta [N, H], the gates) -> (x', k or undefined, rho2,
-// n, q), the last three [N, H], undefined with one head per channel (the
-// backward recomputes them): one pass over the rows.
-std::vector<at::Tensor> message_forward(const at::Tensor& x,
-                                        const at::Tensor& h,
-                                        const at::Tensor& x0,
-                                        const at::Tensor& beta, double alpha,
-                                        double eps, bool save_k) {
-  for (auto* t : {&x, &h, &x0, &beta}) check(*t, "input");
+// Whether the row passes compute a dense anchored gate themselves for x
+// with H heads: float heads of eight features in groups of eight heads, in
+// a build with AVX2 and FMA.
+bool message_gate_in_rows(const at::Tensor& x, int64_t H) {
+#if defined(__AVX2__) && defined(__FMA__)
+  return x.scalar_type() == at::kFloat && x.dim() == 2 && H > 0 &&
+         x.size(1) % H == 0 && heads_of_eight(x.size(1), H);
+#else
+  (void)x;
+  (void)H;
+  return false;
+#endif
+}
+
+namespace {
+
+// W [H, 2d] and b [H] of a dense anchored gate the row passes compute.
+void check_gate(const at::Tensor& x, const at::Tensor& W,
+                const c10::optional<at::Tensor>& b, const char* what) {
+  check(W, "W");
+  TORCH_CHECK(W.dim() == 2 && W.size(1) == 2 * x.size(1) &&
+                  W.scalar_type() == x.scalar_type(),
+              what, ": the gate weight must be [H, 2d] of x's dtype, got ",
+              W.sizes());
+  TORCH_CHECK(message_gate_in_rows(x, W.size(0)), what,
+              ": the gate is computed in the row passes only for float "
+              "heads of eight features in groups of eight heads on AVX2");
+  if (b.has_value()) {
+    check(*b, "b");
+    TORCH_CHECK(b->numel() == W.size(0) && b->scalar_type() == x.scalar_type(),
+                what, ": the gate bias must be [H] of x's dtype");
+  }
+}
+
+at::Tensor given(const c10::optional<at::Tensor>& t) {
+  return t.has_value() ? *t : at::Tensor();
+}
+
+}  // namespace
+
+// (x, h, x0 [N, d]; beta [N, H], the gates, or the dense anchored gate's
+// W [H, 2d] and b [H] (message_gate_in_rows): the gates are then computed
+// in the row pass, scale s) -> (x', beta, k or undefined, rho2, n, q), the
+// last three [N, H], undefined with one head per channel (the backward
+// recomputes them): one pass over the rows.
+std::vector<at::Tensor> message_forward(
+    const at::Tensor& x, const at::Tensor& h, const at::Tensor& x0,
+    const c10::optional<at::Tensor>& beta_,
+    const c10::optional<at::Tensor>& W_, const c10::optional<at::Tensor>& b_,
+    double alpha, double eps, double scale, bool save_k) {
+  for (auto* t : {&x, &h, &x0}) check(*t, "input");
+  TORCH_CHECK(beta_.has_value() != W_.has_value() &&
+                  W_.has_value() == b_.has_value(),
+              "message_forward: pass the gates beta, or the gate's W and b");
+  at::Tensor beta = given(beta_), W = given(W_), b = given(b_);
+  if (W.defined()) {
+    check_gate(x, W, b_, "message_forward");
+    beta = at::empty({x.size(0), W.size(0)}, x.options());
+  }
+  check(beta, "beta");
   TORCH_CHECK(beta.dim() == 2 && beta.size(0) == x.size(0) &&
                   beta.size(1) > 0 && x.size(1) % beta.size(1) == 0,
               "message_forward: bad gate shape ", beta.sizes());
@@ -371,30 +588,37 @@ std::vector<at::Tensor> message_forward(const at::Tensor& x,
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "message_forward", [&] {
     using T = scalar_t;
     forward_rows<T>(ptr<T>(x), ptr<T>(h), ptr<T>(x0), T(alpha), T(eps),
-                    ptr<T>(out), ptr<T>(beta), ptr<T>(k), ptr<T>(rho2),
-                    ptr<T>(n), ptr<T>(q), N, d, H);
+                    ptr<T>(out), ptr<T>(beta), ptr<T>(W), ptr<T>(b),
+                    T(scale), ptr<T>(k), ptr<T>(rho2), ptr<T>(n), ptr<T>(q),
+                    N, d, H);
   });
-  return {out, k, rho2, n, q};
+  return {out, beta, k, rho2, n, q};
 }
 
-// needs: (x, h, x0) -> (dx, dh, dx0, dl), the first three undefined where
-// not needed, dx and dx0 without the gate's terms (the caller adds them
-// with the gate's weight); k may be undefined (recomputed from h and x0),
-// and so may rho2, n and q with one head per channel (recomputed from k).
+// needs: (x, h, x0, W, b) -> (dx, dh, dx0, dW, db, dl), undefined where not
+// needed; k may be undefined (recomputed from h and x0), and so may rho2, n
+// and q with one head per channel (recomputed from k). Without W, dx and
+// dx0 lack the gate's terms, dW and db are undefined and dl [N, H] is
+// returned (the caller applies the gate's weight); with the dense anchored
+// gate's W (message_gate_in_rows) the row pass applies it and dl is
+// undefined.
 std::vector<at::Tensor> message_backward(
     const at::Tensor& g, const at::Tensor& x, const at::Tensor& h,
     const at::Tensor& x0, const c10::optional<at::Tensor>& k,
     const at::Tensor& beta, const c10::optional<at::Tensor>& rho2_,
     const c10::optional<at::Tensor>& n_,
-    const c10::optional<at::Tensor>& q_, double alpha, double eps,
+    const c10::optional<at::Tensor>& q_,
+    const c10::optional<at::Tensor>& W_, double alpha, double eps,
     double scale, std::vector<bool> needs) {
-  auto given = [](const c10::optional<at::Tensor>& t) {
-    return t.has_value() ? *t : at::Tensor();
-  };
   at::Tensor kt = given(k), rho2 = given(rho2_), n = given(n_),
-             q = given(q_);
+             q = given(q_), W = given(W_);
   for (auto* t : {&g, &x, &h, &x0, &beta}) check(*t, "input");
+  TORCH_CHECK(needs.size() == 5, "message_backward: needs has five flags");
   const int64_t N = x.size(0), d = x.size(1), H = beta.size(1);
+  if (W.defined()) {
+    check_gate(x, W, c10::nullopt, "message_backward");
+    TORCH_CHECK(W.size(0) == H, "message_backward: W and beta disagree on H");
+  }
   TORCH_CHECK(d == H || (rho2.defined() && n.defined() && q.defined()),
               "message_backward: rho2, n and q are needed with heads wider "
               "than one channel");
@@ -406,17 +630,21 @@ std::vector<at::Tensor> message_backward(
     return need || d == H ? at::empty_like(x) : at::Tensor();
   };
   auto gx = grad(needs[0]), gh = grad(needs[1]), gx0 = grad(needs[2]);
-  auto dl = at::empty({N, H}, x.options());
+  const bool need_w = W.defined() && (needs[3] || needs[4]);
+  auto gW = need_w ? at::empty_like(W) : at::Tensor();
+  auto gb = need_w ? at::empty({H}, x.options()) : at::Tensor();
+  auto dl = W.defined() ? at::Tensor() : at::empty({N, H}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "message_backward", [&] {
     using T = scalar_t;
     backward_rows<T>(ptr<T>(g), ptr<T>(x), ptr<T>(h), ptr<T>(x0),
                      ptr<T>(kt), ptr<T>(beta), ptr<T>(rho2), ptr<T>(n),
-                     ptr<T>(q), T(alpha), T(eps), T(scale), ptr<T>(gx),
-                     ptr<T>(gh),
-                     ptr<T>(gx0), ptr<T>(dl), N, d, H);
+                     ptr<T>(q), ptr<T>(W), T(alpha), T(eps), T(scale),
+                     ptr<T>(gx), ptr<T>(gh), ptr<T>(gx0), ptr<T>(dl),
+                     ptr<T>(gW), ptr<T>(gb), N, d, H);
   });
   auto keep = [](bool need, const at::Tensor& t) {
     return need ? t : at::Tensor();
   };
-  return {keep(needs[0], gx), keep(needs[1], gh), keep(needs[2], gx0), dl};
+  return {keep(needs[0], gx), keep(needs[1], gh), keep(needs[2], gx0),
+          keep(needs[3], gW), keep(needs[4], gb), dl};
 }
