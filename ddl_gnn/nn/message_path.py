@@ -116,7 +116,7 @@ def gate_logit(x: Tensor, x0: Tensor, W: Tensor, b: Tensor,
 def _gates(x: Tensor, x0: Tensor, W: Optional[Tensor], b: Optional[Tensor],
            anchor: bool, heads: int, scale: float, block: bool,
            fixed: Optional[float]) -> Tensor:
-    """The gates :obj:`[N, H]`: ``fixed`` everywhere when there is no gate
+    r"""The gates :obj:`[N, H]`: ``fixed`` everywhere when there is no gate
     weight, else :math:`s\,\sigma(\ell)`."""
     if W is None:
         return x.new_full((x.size(0), heads), fixed)
