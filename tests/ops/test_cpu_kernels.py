@@ -217,3 +217,25 @@ def test_no_fused_reads_without_the_kernels(monkeypatch):
     monkeypatch.setenv('DDL_GNN_CPU_KERNELS', '0')
     assert not model._fused_reads(0, 4)
 
+
+
+@pytest.mark.parametrize('cpu_flags, isa, width', [
+    ('sse2 avx', [], []),
+    ('avx2 fma', ['-mavx2', '-mfma'], []),
+    ('avx2 fma avx512f avx512bw', ['-mavx2', '-mfma', '-mavx512f'],
+     ['-mprefer-vector-width=256']),
+    ('avx512f', [], []),               # no AVX2: the portable build
+])
+def test_isa_flags_follow_the_cpu(monkeypatch, cpu_flags, isa, width):
+    # AVX-512F adds the gate's 16-lane loops (and its name to the build's,
+    # so a cached build never runs on a CPU without it) while the
+    # compiler's own vectors stay at eight lanes.
+    import io
+    text = f'processor\t: 0\nflags\t\t: fpu {cpu_flags}\n'
+    monkeypatch.setattr(cpu_kernels, 'open', lambda *a, **k: io.StringIO(
+        text), raising=False)
+    assert cpu_kernels._isa_flags() == isa
+    name, _, cflags, _ = cpu_kernels._spec()
+    assert name == 'ddl_gnn_delta_cpu' + ''.join(
+        '_' + f[2:] for f in isa)
+    assert cflags == ['-O3', '-fopenmp', *isa, *width]
