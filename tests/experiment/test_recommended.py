@@ -33,6 +33,18 @@ def test_shipped_table_parses_and_names_known_fields():
             assert set(opts) <= known, (dataset, model, set(opts) - known)
 
 
+def test_shipped_model_options_build_their_model():
+    # a misspelt or invalid model option in the shipped table would only
+    # surface when a user trains on that dataset
+    from ddl_gnn.models import build_model
+    for dataset, models in recommended._table().items():
+        for model, opts in models.items():
+            kwargs = dict(opts.get('model_kwargs', {}))
+            hidden = opts.get('hidden', 64)
+            net = build_model(model, 8, hidden, 2, 3, **kwargs)
+            assert sum(p.numel() for p in net.parameters()) > 0, dataset
+
+
 def test_merge_keeps_explicit_options_and_dict_keys(table):
     got = recommended.with_recommended(
         'csbm', 'res', dict(dropout=0.5, hidden=64, epochs=200,
