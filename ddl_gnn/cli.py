@@ -230,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
                    '(OGB protocol: test at the best validation epoch)',
                    description='Train one configuration for --runs seeds; '
                    'print OGB-style per-run and summary lines and append '
-                   'one record per run to OUT/results.jsonl.')
+                   'one record per run to OUT/results.jsonl. A seed already '
+                   'recorded there is reported, not trained again.')
     t.add_argument('--dataset', required=True, metavar='NAME',
                    help='one of: ' + ', '.join(DATASET_NAMES))
     t.add_argument('--model', required=True, metavar='NAME',
@@ -327,6 +328,21 @@ def _sweep(args, spec: Dict[str, Any]) -> int:
     return 0
 
 
+def _finished_runs(store, out: str,
+                   need_model: bool) -> Dict[str, Dict[str, Any]]:
+    """The recorded runs in ``store`` by key; with ``need_model`` only
+    those whose saved model (``out/models/<key>.pt``) is there:
+    ``--save-model`` on a run recorded without one trains it again."""
+    finished = {}
+    for rec in store.load():
+        key = rec.get('key')
+        if key is None or (need_model and not os.path.isfile(
+                os.path.join(out, 'models', f'{key}.pt'))):
+            continue
+        finished[key] = rec
+    return finished
+
+
 def _train(args) -> int:
     from .experiment.distributed import dist_context, train_distributed
     from .experiment.logger import print_summary
@@ -356,9 +372,20 @@ def _train(args) -> int:
     limit_heap_growth_for(args.depth)
     store = ResultStore(str(writable_folder(args.out, '--out')))
     store.keys()  # a damaged store fails now, not after training
+    finished = _finished_runs(store, args.out, args.save_model)
     records: List[Dict[str, Any]] = []
     with dist_context(args.distributed) as (rank, world):
         for cfg in configs:
+            if cfg.key() in finished:
+                # The store keeps one record per key, so a second training
+                # would be thrown away: report the recorded run instead.
+                if rank == 0:
+                    print(f'ddl-gnn: {cfg.dataset}/{cfg.model}/L{cfg.depth}'
+                          f'/s{cfg.seed} is finished in {args.out} (record '
+                          f'{cfg.key()}); not trained again',
+                          file=sys.stderr)
+                    records.append(finished[cfg.key()])
+                continue
             if args.distributed:
                 rec = train_distributed(cfg, args.out, rank, world)
             else:

@@ -341,3 +341,32 @@ def test_beta_plots_of_long_variant_labels_get_short_unique_names(tmp_path):
     assert len(names) == 2 and len(set(names)) == 2
     assert all(len(n) <= 124 and n.startswith('beta_hist_cora_delta')
                and (tmp_path / n).stat().st_size > 1000 for n in names)
+
+
+def test_train_rerun_reports_recorded_seeds_and_trains_the_rest(
+        tmp_path, monkeypatch, capsys):
+    import ddl_gnn.experiment.runner as runner
+    trained = []
+    real = runner.run
+
+    def counting_run(cfg, **kw):
+        trained.append(cfg.seed)
+        return real(cfg, **kw)
+    monkeypatch.setattr(runner, 'run', counting_run)
+    args = ['train', '--dataset', 'csbm', '--model', 'res', '--depth', '2',
+            '--out', str(tmp_path), '--no-measure', *SMALL]
+    assert main(args + ['--runs', '2']) == 0
+    first = {json.loads(x)['seed']: json.loads(x) for x in _lines(tmp_path)}
+    capsys.readouterr()
+    assert main(args + ['--runs', '3']) == 0
+    out = capsys.readouterr()
+    assert trained == [0, 1, 2]
+    assert out.err.count('not trained again') == 2
+    assert 'All runs (3)' in out.out
+    recs = {json.loads(x)['seed']: json.loads(x) for x in _lines(tmp_path)}
+    assert sorted(recs) == [0, 1, 2]
+    assert all(recs[s] == first[s] for s in (0, 1))
+    # --save-model needs the weights, which the recorded runs lack
+    assert main(args + ['--runs', '1', '--save-model']) == 0
+    assert trained == [0, 1, 2, 0]
+    assert (tmp_path / 'models' / f"{recs[0]['key']}.pt").is_file()
