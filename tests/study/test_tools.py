@@ -76,3 +76,31 @@ def test_pack_fills_parts_most_trained_first_and_drops_stale_parts(
     assert not Path(pack.part_path(out, 1)).exists()
     with pytest.raises(ValueError, match='parts must be >= 1'):
         pack.pack(out, root, parts=0)
+
+
+def test_tuning_budget_counts_configurations_once_over_seeds_and_folders(
+        tmp_path, study_tool):
+    """A configuration's seeds count once among the configurations; a run
+    recorded in two folders counts once; other depths and sets are out."""
+    from dataclasses import asdict
+
+    from ddl_gnn.experiment.config import RunConfig
+    mod = study_tool('tuning_budget')
+
+    def rec(folder, model, depth, seed, lr=0.01, dataset='cora'):
+        cfg = RunConfig(dataset=dataset, model=model, depth=depth,
+                        seed=seed, lr=lr)
+        ResultStore(tmp_path / folder).append(
+            dict(key=cfg.key(), dataset=dataset, model=model, depth=depth,
+                 config=asdict(cfg)))
+    for s in range(3):
+        rec('screen', 'delta', 64, s)
+        rec('depth', 'delta', 64, s)                 # the same runs again
+    rec('screen', 'delta', 64, 0, lr=0.005)
+    rec('screen', 'gcnii', 64, 0)
+    rec('screen', 'gcnii', 16, 0)
+    rec('screen', 'gcnii', 64, 0, dataset='pubmed')
+    counts = mod.budget(sorted(tmp_path.iterdir()), ['cora'], [64])
+    assert counts == {('cora', 64, 'delta'): (2, 4),
+                      ('cora', 64, 'gcnii'): (1, 1)}
+    assert mod.table(counts)[2:] == ['| delta | 2 / 4 |', '| gcnii | 1 / 1 |']
