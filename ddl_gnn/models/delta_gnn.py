@@ -15,6 +15,26 @@ from ..ops import cpu_kernels
 from ..ops.compiled import compile_enabled
 from .base import DeepGNN
 
+#: The most a shallow stack's ``beta_sum`` opens its gates at
+#: initialisation: under 1, so that a gate in (0, 1) starts off the
+#: saturated end of its sigmoid and a layer still keeps part of its state.
+BETA_OPEN = 0.9
+
+
+def depth_beta_init(num_layers: int, beta_init: float,
+                    beta_sum: float) -> float:
+    r"""The starting gate of a ``num_layers`` stack:
+    :math:`\max(\beta_0, \min(\beta_{open}, s / L))` with
+    :math:`\beta_0` = ``beta_init``, :math:`s` = ``beta_sum`` and
+    :math:`\beta_{open}` = :data:`BETA_OPEN`. The stack's starting gates then
+    sum to at least :math:`s` where :math:`\beta_0` alone would sum to less
+    (shallow stacks), and are :math:`\beta_0` from :math:`L \ge s/\beta_0`
+    on. ``beta_sum = 0`` gives ``beta_init`` at every depth."""
+    if beta_sum <= 0 or not isinstance(num_layers, int) or num_layers < 1 \
+            or not isinstance(beta_init, (int, float)):
+        return beta_init    # off, or inputs the stack and gate reject
+    return max(beta_init, min(BETA_OPEN, beta_sum / num_layers))
+
 
 class DeltaGNN(DeepGNN):
     r"""A deep stack of :class:`~ddl_gnn.nn.DeltaConv` layers.
@@ -32,8 +52,19 @@ class DeltaGNN(DeepGNN):
 
     Args (beyond :class:`~ddl_gnn.models.base.DeepGNN`):
         d_v (int, optional): Value columns of the node state. (default: 1)
-        beta_init (float, optional): Gate at initialisation.
-            (default: :obj:`BETA_INIT`)
+        beta_init (float, optional): Gate at initialisation (with
+            ``beta_sum``, its floor). (default: :obj:`BETA_INIT`)
+        beta_sum (float, optional): Open the gates of a shallow stack at
+            initialisation so that they sum to ``beta_sum`` over its
+            layers: every layer starts at
+            :func:`depth_beta_init` :math:`= \max(\beta_0, \min(0.9,
+            s / L))`. At :math:`\beta_0 = 0.1` a stack of 2 to 8 layers
+            otherwise barely leaves its input, while from about 32 layers
+            on a larger start makes the state gradient grow with depth
+            (``study/init_probe.py``); with ``beta_sum = 3.2`` the stacks
+            from 32 layers on start at :math:`\beta_0` as before.
+            Per-layer ``beta_init`` in ``layer_options`` takes precedence.
+            (default: :obj:`0.0`, off)
         beta_mode (str, optional): ``'learned'``, ``'learned01'``,
             ``'fixed'``. (default: :obj:`'learned01'`)
         k_source, beta_source, v_source, erase, heads, alpha, block_gate,
@@ -108,6 +139,7 @@ class DeltaGNN(DeepGNN):
     def __init__(self, in_channels: int, hidden_channels: int,
                  num_layers: int, out_channels: int, conv: str = 'gcn',
                  d_v: int = 1, beta_init: float = BETA_INIT,
+                 beta_sum: float = 0.0,
                  beta_mode: str = 'learned01', k_source: str = 'anchor',
                  beta_source: str = 'anchor', v_source: str = 'message',
                  erase: bool = True, heads: int = 8, alpha: float = 0.1,
@@ -141,6 +173,13 @@ class DeltaGNN(DeepGNN):
                              f"or None, got {theta!r}")
         self.theta = None if theta is None else float(theta)
         self.layer_options = list(layer_options or [{}])
+        if isinstance(beta_sum, bool) or not isinstance(
+                beta_sum, (int, float)) or not math.isfinite(beta_sum) \
+                or beta_sum < 0:
+            raise ValueError(f"DeltaGNN: 'beta_sum' must be a finite number "
+                             f">= 0 (0: off), got {beta_sum!r}")
+        self.beta_sum = float(beta_sum)
+        beta_init = depth_beta_init(num_layers, beta_init, self.beta_sum)
         self.delta_kwargs = dict(beta_init=beta_init, beta_mode=beta_mode,
                                  k_source=k_source, beta_source=beta_source,
                                  v_source=v_source, erase=erase,
