@@ -86,6 +86,13 @@ FAMILIES = {
     'alpha=0.3)': ('delta', dict(
         theta=0.5, layer_dropout=0.0, state_dropout=True, eps=0.01, heads=64,
         alpha=0.3)),
+    # gates opened at initialisation for shallow stacks (beta_sum: every
+    # layer starts at max(0.1, min(0.9, 3.2 / L)); 0.1 from 32 layers on)
+    'delta (beta_sum=3.2)': ('delta', dict(beta_sum=3.2)),
+    'delta (theta=0.5, dropout outside the layers, eps=0.01, 64 heads, '
+    'beta_sum=3.2)': ('delta', dict(
+        theta=0.5, layer_dropout=0.0, state_dropout=True, eps=0.01, heads=64,
+        beta_sum=3.2)),
     'delta-paper (beta0=0.1)': ('delta-paper', dict(beta_init=0.1)),
     'delta-paper (beta0=1)': ('delta-paper', {}),
     'delta-diffuse-64': ('delta', dict(

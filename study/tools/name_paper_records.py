@@ -38,18 +38,13 @@ written).
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
-import shlex
 import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from folders import RESULTS, STUDY, record_folders
-
-from ddl_gnn.experiment.config import RunConfig
-from ddl_gnn.experiment.records import ResultStore
+from rewrite_records import rewrite_folder, with_config
 
 RENAME = {'delta': 'delta-paper', 'delta-write-only': 'delta-paper-write-only'}
 #: DeltaGNN options whose old default (the paper layer's) differs from the
@@ -72,33 +67,16 @@ def unset_options(config: Dict[str, Any]) -> Tuple[str, ...]:
                  and not all(name in layer for layer in layers))
 
 
-def _launch(command: str) -> Tuple[str, Optional[int]]:
-    """``(out, nproc)`` of a record's command (``nproc``: the torchrun
-    process count, ``None`` for ``ddl-gnn train``)."""
-    args = shlex.split(command)
-    nproc = None
-    if args[0] == 'torchrun':
-        nproc = int(args[1].split('=', 1)[1])
-    return args[args.index('--out') + 1], nproc
-
-
 def renamed(record: Record) -> Record:
     """``record`` named for the paper layer (:func:`unset_options` must be
     non-empty); raises ``ValueError`` when its ``key`` or ``command`` is
     not the one :class:`RunConfig` gives its ``config`` (then nothing can
     be recomputed safely)."""
-    out, nproc = _launch(record['command'])
-    old = RunConfig(**record['config'])
-    if old.key() != record['key'] or old.command(out, nproc) != \
-            record['command']:
-        raise ValueError('key or command is not the config\'s')
     config = dict(record['config'], model=RENAME[record['model']])
     kwargs = config.get('model_kwargs') or {}
     if 'beta_init' not in kwargs:
         config['model_kwargs'] = {**kwargs, 'beta_init': OLD_BETA_INIT}
-    cfg = RunConfig(**config)
-    return dict(record, model=config['model'], config=config, key=cfg.key(),
-                command=cfg.command(out, nproc))
+    return with_config(record, config)
 
 
 class Commits:
@@ -124,60 +102,28 @@ class Commits:
 def name_folder(folder: Path, written: Commits, check: bool) -> Counter:
     """Renames the records of ``folder`` (live file and archive parts);
     returns the counts of what changed and what was left."""
-    store, counts = ResultStore(str(folder)), Counter()
-    # The store's own lock and atomic write: sweeps appending meanwhile
-    # wait, and a kill leaves the old or the new file.
-    with store._locked():
-        # The new keys may not meet a key of the folder's other records.
-        texts = {p: (gzip.decompress(p.read_bytes()) if p.suffix == '.gz'
-                     else p.read_bytes()).decode('utf-8')
-                 for p in (*store.archives, store.path) if p.exists()}
-        keys = Counter(json.loads(line).get('key') for text in texts.values()
-                       for line in text.splitlines() if line.strip())
-        writes = {}
-        for path, text in texts.items():
-            lines = text.splitlines(keepends=True)
-            for i, line in enumerate(lines):
-                if not line.strip():
-                    continue
-                record = json.loads(line)
-                if record.get('model') not in RENAME:
-                    continue
-                unset = unset_options(record.get('config', {}))
-                if not unset:
-                    counts['kept delta (new layer)'] += 1
-                    continue
-                ok = written(record.get('git_sha'))
-                if not ok:
-                    counts['left: written after --before' if ok is False
-                           else 'left: commit unknown'] += 1
-                    continue
-                try:
-                    new = renamed(record)
-                except (KeyError, TypeError, ValueError) as err:
-                    counts[f'left: cannot recompute ({err})'] += 1
-                    continue
-                if keys[new['key']]:
-                    counts['left: new key already in the folder'] += 1
-                    continue
-                keys[new['key']] += 1
-                lines[i] = json.dumps(new, sort_keys=True) + (
-                    '\n' if line.endswith('\n') else '')
-                counts[f"{record['model']} -> {new['model']}"] += 1
-                if set(unset) != set(LAYER):
-                    counts['  (of which setting only ' + ', '.join(
-                        sorted(set(LAYER) - set(unset))) + ')'] += 1
-                if 'beta_init' not in (record['config'].get('model_kwargs')
-                                       or {}):
-                    counts['  (of which beta_init 0.1 added)'] += 1
-                writes[path] = lines
-        if not check:
-            for path, lines in writes.items():
-                data = ''.join(lines).encode('utf-8')
-                if path.suffix == '.gz':
-                    data = gzip.compress(data, compresslevel=9, mtime=0)
-                store._replace(path, data)
-    return counts
+    def change(record: Record):
+        if record.get('model') not in RENAME:
+            return None
+        unset = unset_options(record.get('config', {}))
+        if not unset:
+            return None, 'kept delta (new layer)'
+        ok = written(record.get('git_sha'))
+        if not ok:
+            return None, ('left: written after --before' if ok is False
+                          else 'left: commit unknown')
+        try:
+            new = renamed(record)
+        except (KeyError, TypeError, ValueError) as err:
+            return None, f'left: cannot recompute ({err})'
+        what = [f"{record['model']} -> {new['model']}"]
+        if set(unset) != set(LAYER):
+            what.append('  (of which setting only ' + ', '.join(
+                sorted(set(LAYER) - set(unset))) + ')')
+        if 'beta_init' not in (record['config'].get('model_kwargs') or {}):
+            what.append('  (of which beta_init 0.1 added)')
+        return new, tuple(what)
+    return rewrite_folder(folder, change, check)
 
 
 def main(folders, check: bool = False, before: Optional[str] = None) -> None:
