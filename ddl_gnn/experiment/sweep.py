@@ -32,8 +32,9 @@ so that no number is chosen in code::
     model_kwargs = [{ beta_init = 0.1 }, { beta_init = 1.0 }]
 
     [grid."res+"]                   # 'point': whole configurations (tables of
-    point = [{ lr = 0.01 },         # run fields), one axis of the product
-             { lr = 0.005, dropout = 0.2 }]
+    point = [{ lr = 0.01 },         # run fields), one axis of the product;
+             { lr = 0.005, dropout = 0.2 },     # a point's 'depths' limits
+             { lr = 0.02, depths = [2] }]       # it to those depths
 """
 from __future__ import annotations
 
@@ -167,6 +168,12 @@ def check_spec(spec: Dict[str, Any]) -> None:
                                            for v in values):
                 raise ValueError(f"[grid.{name}] 'point' must be a list of "
                                  f"tables of run fields")
+            for v in values if axis == 'point' else ():
+                if 'depths' in v and not (_list_of(int, v['depths'])
+                                          and v['depths']):
+                    raise ValueError(f"[grid.{name}] a point's 'depths' "
+                                     f"must be a non-empty list of ints, "
+                                     f"got {v['depths']!r}")
 
 
 def check_names(configs: Sequence[RunConfig]) -> None:
@@ -209,6 +216,8 @@ def expand(spec: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None
         if spec.get('split_per_seed'):       # seed s uses stored split s
             opts = _merge(opts, {'split': seed})
         for point in _grid(spec.get('grid', {}), model):
+            if depth not in point.pop('depths', [depth]):
+                continue
             run_opts = _merge(_merge(opts, point), overrides)
             _check_fields(run_opts, f'run {model}/L{depth}')
             cfg = RunConfig(dataset=spec['dataset'], model=model,

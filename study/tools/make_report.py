@@ -177,8 +177,20 @@ def _is_default_delta(record: dict, defaults: Dict[str, object],
     if any(config.get(k) != v for k, v in run.items()):
         return False
     got = {**defaults, **kw}
+    got, want = (_start_gate(o, record.get('depth', 0)) for o in (got, want))
     norm = (lambda v: None if v == 'none' else v)
     return all(norm(got[k]) == norm(want[k]) for k in want)
+
+
+def _start_gate(options: Dict[str, object], depth: int) -> Dict[str, object]:
+    """``options`` with ``beta_init`` and ``beta_sum`` replaced by the
+    starting gate they give a ``depth``-layer stack: runs that start
+    alike are the same run (``beta_sum`` opens shallow stacks only)."""
+    from ddl_gnn.models.delta_gnn import depth_beta_init
+    out = {k: v for k, v in options.items() if k != 'beta_sum'}
+    out['beta_init'] = depth_beta_init(depth, options['beta_init'],
+                                       options.get('beta_sum', 0.0))
+    return out
 
 
 def _cells(results: Path, name: str, models: Sequence[str],

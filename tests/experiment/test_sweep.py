@@ -183,6 +183,21 @@ def test_grid_points_are_whole_configurations():
         check_spec(bad)
 
 
+def test_a_point_with_depths_runs_only_there():
+    spec = dict(dataset='csbm', models=['delta', 'res'], depths=[2, 4, 8],
+                seeds=2, grid={'*': dict(point=[
+                    {'lr': 0.01}, {'lr': 0.005, 'depths': [2, 8]}])})
+    got = sorted((r.model, r.depth, r.lr) for r in expand(spec)
+                 if r.seed == 0)
+    assert got == sorted((m, d, lr) for m in ('delta', 'res')
+                         for d, lr in [(2, 0.01), (4, 0.01), (8, 0.01),
+                                       (2, 0.005), (8, 0.005)])
+    assert spec['grid']['*']['point'][1]['depths'] == [2, 8]  # not consumed
+    for bad in ([], [2.0], 'all'):
+        with pytest.raises(ValueError, match="a point's 'depths'"):
+            check_spec(dict(spec, grid={'*': dict(point=[{'depths': bad}])}))
+
+
 def test_run_key_ignores_fields_at_their_default():
     a = RunConfig('csbm', 'delta', 2)
     b = RunConfig('csbm', 'delta', 2, lr=RunConfig.lr, model_kwargs={})

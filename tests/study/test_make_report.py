@@ -96,3 +96,25 @@ def test_delta_cells_follow_the_dataset_s_recommended_options(
                           config=dict(model_kwargs=kw, dropout=p)))
     cells = make_report._cells(tmp_path, 'set_a', ('delta', ), (8, ))
     assert sorted(cells[('delta', 8)]) == [0.6, 0.8]
+
+
+def test_delta_cells_compare_the_starting_gate_at_each_depth(
+        tmp_path, study_tool, monkeypatch):
+    """With ``beta_sum`` recommended, a deep run without it starts as the
+    recommendation does and counts; a shallow one starts elsewhere and
+    does not."""
+    from ddl_gnn.experiment import recommended
+    make_report = study_tool('make_report')
+    monkeypatch.setattr(recommended, '_table', lambda: {
+        'cora': {'delta': {'model_kwargs': {'beta_sum': 3.2}}}})
+    store = ResultStore(str(tmp_path / 'set_a'))
+    runs = [(2, {}, 0.1), (2, {'beta_sum': 3.2}, 0.2),
+            (2, {'beta_init': 0.9}, 0.3), (64, {}, 0.4),
+            (64, {'beta_sum': 3.2}, 0.5), (64, {'beta_init': 0.9}, 0.6)]
+    for seed, (depth, kw, t) in enumerate(runs):
+        store.append(dict(key=f'd{seed}', model='delta', depth=depth,
+                          seed=seed, dataset='cora', test=t,
+                          config=dict(model_kwargs=kw)))
+    cells = make_report._cells(tmp_path, 'set_a', ('delta', ), (2, 64))
+    assert sorted(cells[('delta', 2)]) == [0.2, 0.3]   # both start at 0.9
+    assert sorted(cells[('delta', 64)]) == [0.4, 0.5]  # both start at 0.1
