@@ -11,7 +11,6 @@ import dataclasses
 import os
 import sys
 import textwrap
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import __version__
@@ -371,7 +370,7 @@ def _train(args) -> int:
     check_names(configs)
     limit_heap_growth_for(args.depth)
     store = ResultStore(str(writable_folder(args.out, '--out')))
-    store.keys()  # a damaged store fails now, not after training
+    # one read of the store: a damaged store fails now, not after training
     finished = _finished_runs(store, args.out, args.save_model)
     records: List[Dict[str, Any]] = []
     with dist_context(args.distributed) as (rank, world):

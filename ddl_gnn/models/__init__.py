@@ -1,6 +1,6 @@
 r"""Deep-stack model families built on one skeleton (matched comparisons)."""
 from .base import DeepGNN
-from .delta_gnn import PAPER_DELTA, DeltaGNN
+from .delta_gnn import PAPER_DELTA, DeltaGNN, depth_beta_init
 from .g2 import G2
 from .gcnii import GCNII
 from .registry import MODELS, build_model
@@ -10,6 +10,7 @@ __all__ = [
     'DeepGNN',
     'DeltaGNN',
     'PAPER_DELTA',
+    'depth_beta_init',
     'PlainGNN',
     'ResGNN',
     'ResPlusGNN',

@@ -186,7 +186,7 @@ def _start_gate(options: Dict[str, object], depth: int) -> Dict[str, object]:
     """``options`` with ``beta_init`` and ``beta_sum`` replaced by the
     starting gate they give a ``depth``-layer stack: runs that start
     alike are the same run (``beta_sum`` opens shallow stacks only)."""
-    from ddl_gnn.models.delta_gnn import depth_beta_init
+    from ddl_gnn.models import depth_beta_init
     out = {k: v for k, v in options.items() if k != 'beta_sum'}
     out['beta_init'] = depth_beta_init(depth, options['beta_init'],
                                        options.get('beta_sum', 0.0))

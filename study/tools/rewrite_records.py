@@ -1,5 +1,5 @@
 """Rewriting records in place, for the tools that re-describe old runs when
-a default changes (``name_paper_records.py``, ``spell_default.py``).
+a default changes (``name_paper_records.py``).
 
 A record gets a new ``config`` and with it the ``key`` and ``command``
 that :class:`RunConfig` gives that config (with the record's own ``--out``

@@ -1,6 +1,5 @@
 """Sweep, resume, records and report on the embedded csbm graph."""
 import json
-import os
 import shlex
 import signal
 import subprocess

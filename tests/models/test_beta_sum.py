@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from ddl_gnn.data import load_dataset
-from ddl_gnn.models import build_model
-from ddl_gnn.models.delta_gnn import BETA_OPEN, depth_beta_init
+from ddl_gnn.models import build_model, depth_beta_init
+from ddl_gnn.models.delta_gnn import BETA_OPEN
 
 
 @pytest.mark.parametrize('layers, want', [

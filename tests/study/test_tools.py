@@ -1,6 +1,5 @@
 """The study's tools (``study/tools/``): result folders, record merges,
 checkpoint packs."""
-import json
 import shutil
 import tarfile
 from pathlib import Path
@@ -106,39 +105,3 @@ def test_tuning_budget_counts_configurations_once_over_seeds_and_folders(
                       ('cora', 64, 'gcnii'): (1, 1)}
     assert mod.table(counts)[2:] == ['| delta | 2 / 4 |', '| gcnii | 1 / 1 |']
 
-
-def test_spell_default_adds_the_old_default_with_its_key_and_command(
-        tmp_path, study_tool):
-    """Records that left the option unset get it with the key and command
-    of the new config; records that set it, and other models, stay byte
-    for byte; a second run changes nothing."""
-    from dataclasses import asdict
-
-    from ddl_gnn.experiment.config import RunConfig
-    mod = study_tool('spell_default')
-    store = ResultStore(tmp_path / 'runs')
-
-    def rec(model, **kwargs):
-        cfg = RunConfig(dataset='cora', model=model, depth=4,
-                        model_kwargs=kwargs)
-        store.append(dict(key=cfg.key(), model=model, config=asdict(cfg),
-                          command=cfg.command('runs'), test=0.5))
-        return cfg
-    unset = rec('delta', heads=8)
-    rec('delta', heads=8, beta_sum=3.2)
-    rec('gcnii', alpha=0.1)
-    before = store.path.read_text().splitlines()
-    counts = mod.spell_folder(store.dir, 'beta_sum', 0.0, ['delta'],
-                              mod.Commits(None), check=False)
-    assert counts == {'delta: beta_sum = 0.0 added': 1}
-    after = store.path.read_text().splitlines()
-    assert after[1:] == before[1:]
-    new = json.loads(after[0])
-    want = RunConfig(dataset='cora', model='delta', depth=4,
-                     model_kwargs={'heads': 8, 'beta_sum': 0.0})
-    assert new['config'] == asdict(want) and new['key'] == want.key() \
-        != unset.key()
-    assert new['command'] == want.command('runs') and new['test'] == 0.5
-    assert not mod.spell_folder(store.dir, 'beta_sum', 0.0, ['delta'],
-                                mod.Commits(None), check=False)
-    assert store.path.read_text().splitlines() == after
