@@ -105,3 +105,62 @@ def test_tuning_budget_counts_configurations_once_over_seeds_and_folders(
                       ('cora', 64, 'gcnii'): (1, 1)}
     assert mod.table(counts)[2:] == ['| delta | 2 / 4 |', '| gcnii | 1 / 1 |']
 
+
+
+def test_draw_points_is_seeded_distinct_within_the_space_and_excludes(
+        tmp_path, study_tool):
+    """The same seed draws the same points; every point is a distinct
+    combination of the space's values over its fixed settings; the
+    excluded combinations are never drawn; the whole space can be drawn
+    and no more."""
+    import itertools
+    import tomllib
+    mod = study_tool('draw_points')
+    space = {'lr': [0.005, 0.01], 'dropout': [0.4, 0.5, 0.6],
+             'model_kwargs.alpha': [0.1, 0.2],
+             'fixed': {'dataset_kwargs': {'normalize_features': True}},
+             'exclude': [{'lr': 0.01, 'dropout': 0.5,
+                          'model_kwargs': {'alpha': 0.1}}]}
+    first = mod.draw(space, 5, seed=3)
+    assert first == mod.draw(space, 5, seed=3)
+    assert first != mod.draw(space, 5, seed=4)
+    every = mod.draw(space, 11, seed=0)
+    expected = [{'dataset_kwargs': {'normalize_features': True}, 'lr': lr,
+                 'dropout': p, 'model_kwargs': {'alpha': a}}
+                for lr, p, a in itertools.product(
+                    [0.005, 0.01], [0.4, 0.5, 0.6], [0.1, 0.2])
+                if (lr, p, a) != (0.01, 0.5, 0.1)]
+    assert sorted(map(json_key, every)) == sorted(map(json_key, expected))
+    with pytest.raises(ValueError, match='the space holds 11'):
+        mod.draw(space, 12, seed=0)
+    with pytest.raises(ValueError, match="space key 'lr'"):
+        mod.draw({'lr': 0.01}, 1, seed=0)
+    # a drawn point is a valid TOML inline table that reads back equal
+    line = 'p = ' + mod.toml_value(first[0])
+    assert tomllib.loads(line)['p'] == first[0]
+
+
+def json_key(d):
+    import json
+    return json.dumps(d, sort_keys=True)
+
+
+def test_budget_configs_hold_the_points_their_draw_command_gives(
+        study_tool):
+    """study/configs/budget_*_cora.toml are the draws their headers name
+    (the seeded random search is reproducible from the space file)."""
+    import re
+    import tomllib
+    mod = study_tool('draw_points')
+    configs = Path(__file__).parents[2] / 'study' / 'configs'
+    spaces = tomllib.loads((configs / 'budget_space.toml').read_text())
+    checked = 0
+    for path in sorted(configs.glob('budget_*_cora.toml')):
+        text = path.read_text()
+        model, n, seed = re.search(
+            r'--model (\S+) --n (\d+) --seed (\d+)', text).groups()
+        points = [{k: v for k, v in p.items() if k != 'depths'}
+                  for p in tomllib.loads(text)['grid'][model]['point']]
+        assert points == mod.draw(spaces[model], int(n), int(seed)), path
+        checked += 1
+    assert checked >= 1
