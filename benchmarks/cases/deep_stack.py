@@ -18,6 +18,7 @@ import torch
 from common import (CLASSES, graph_input, peak_rss_mb, random_graph, rss_mb,
                     train_step)
 
+from ddl_gnn.experiment import adam
 from ddl_gnn.models import build_model
 
 
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
     model = build_model(args.model, args.width, args.width, args.layers,
                         CLASSES, checkpoint=not args.no_checkpoint)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = adam(model.parameters(), 1e-3)
     base = rss_mb()
     times, losses = zip(*(train_step(model, opt, x, graph, y)
                           for _ in range(args.steps)))

@@ -23,6 +23,7 @@ import statistics
 import torch
 from common import CLASSES, graph_input, random_graph, train_step
 
+from ddl_gnn.experiment import adam
 from ddl_gnn.experiment.recommended import recommended_settings
 from ddl_gnn.models import build_model
 
@@ -54,21 +55,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--adj', default='edge_index',
                    choices=['edge_index', 'csr'])
+    p.add_argument('--models', nargs='+', default=list(MODELS),
+                   choices=list(MODELS))
+    p.add_argument('--per-tensor-adam', action='store_true',
+                   help="also step each model with torch's per-tensor Adam "
+                        "loop (its CPU default; label suffix ' loop') "
+                        "beside the multi-tensor one training runs use")
 
 
 def run(args: argparse.Namespace) -> None:
+    if 'res' not in args.models:
+        raise SystemExit('small-graphs: --models must include res (the '
+                         'ratios are to it)')
     torch.set_num_threads(args.threads)
     for name in args.graphs:
         nodes, pairs, depth = SIZES[name]
         x, ei, y = random_graph(nodes, pairs, args.width)
         graph = graph_input(ei, nodes, args.adj)
         models, opts = {}, {}
-        for label, (family, kw) in MODELS.items():
-            torch.manual_seed(0)
-            models[label] = build_model(family, args.width, args.width,
-                                        depth, CLASSES, **kw)
-            opts[label] = torch.optim.Adam(models[label].parameters(),
-                                           lr=1e-3)
+        loops = [False, True] if args.per_tensor_adam else [False]
+        for label in args.models:
+            family, kw = MODELS[label]
+            for loop in loops:
+                key = label + (' loop' if loop else '')
+                torch.manual_seed(0)
+                models[key] = build_model(family, args.width, args.width,
+                                          depth, CLASSES, **kw)
+                params = models[key].parameters()
+                opts[key] = (torch.optim.Adam(params, lr=1e-3, foreach=False)
+                             if loop else adam(params, 1e-3))
         times = {label: [] for label in models}
         for step in range(args.steps + 2):
             for label, model in models.items():
@@ -80,5 +95,7 @@ def run(args: argparse.Namespace) -> None:
             graph=name, nodes=nodes, edges=ei.size(1), depth=depth,
             width=args.width, adj=args.adj, steps=args.steps,
             median_ms={k: round(v * 1e3, 1) for k, v in med.items()},
-            ratio_to_res={k: round(v / med['res'], 3)
+            # each model against res stepped by the same optimizer
+            ratio_to_res={k: round(v / med['res loop' if k.endswith(' loop')
+                                           else 'res'], 3)
                           for k, v in med.items()})))

@@ -46,6 +46,8 @@ MODELS: Dict[str, tuple] = {   # label -> (registry name, kwargs)
                                 beta_source='anchor', norm=None,
                                 beta_init=0.1, heads=8)),
 }
+
+
 def build(label: str, depth: int, in_ch: int, ckpt: bool, width: int = 128):
     from ddl_gnn.models import build_model
     name, kw = MODELS[label]
@@ -60,7 +62,8 @@ def worker(args) -> None:
     x, graph, y, E = named_graph(args.graph, args.device, args.adj)
     model = build(args.model, args.depth, x.size(1), args.checkpoint,
                   args.width).to(args.device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    from ddl_gnn.experiment import adam
+    opt = adam(model.parameters(), 1e-3)
     base = rss_mb()
     if args.device != 'cpu':
         torch.cuda.reset_peak_memory_stats()

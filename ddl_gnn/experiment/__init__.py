@@ -22,6 +22,7 @@ _NAMES = {
     'result_rows': 'api',
     'write_csv': 'api',
     'load_records': 'api',
+    'adam': 'optimizer',
 }
 
 __all__ = sorted(_NAMES)

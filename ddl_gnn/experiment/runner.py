@@ -16,6 +16,7 @@ from .checkpoint import RunCheckpoint
 from .config import RunConfig
 from .measure import measure
 from .model_io import build_from_spec, model_spec, save_model
+from .optimizer import adam
 from .records import environment
 from .train import LinkPredictor, fit_graph, fit_link, fit_node
 
@@ -60,7 +61,7 @@ def make_optimizer(cfg: RunConfig, params_model: nn.Module,
     if extra is not None:
         groups.append(dict(params=list(extra.parameters()),
                            weight_decay=cfg.weight_decay))
-    return torch.optim.Adam(groups, lr=cfg.lr)
+    return adam(groups, cfg.lr)
 
 
 def run(cfg: RunConfig, out: str = 'runs', progress: bool = True,
