@@ -48,9 +48,9 @@ def _nest(flat: Dict[str, Any], fixed: Dict[str, Any]) -> Dict[str, Any]:
 def draw(space: Dict[str, Any], n: int, seed: int) -> List[Dict[str, Any]]:
     """``n`` distinct points of ``space`` (its ``exclude`` list left out)."""
     fixed = space.get('fixed', {})
-    excluded = [_nest({}, e) for e in space.get('exclude', [])]
-    combos = [c for c in _product(space)
-              if _nest(c, fixed) not in [_nest(e, fixed) for e in excluded]]
+    # an exclusion names every drawn key (model_kwargs as a whole table)
+    excluded = [{**fixed, **e} for e in space.get('exclude', [])]
+    combos = [c for c in _product(space) if _nest(c, fixed) not in excluded]
     if n > len(combos):
         raise ValueError(f'asked for {n} points; the space holds '
                          f'{len(combos)}')
