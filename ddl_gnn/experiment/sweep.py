@@ -235,7 +235,28 @@ def sweep_configs(spec: Dict[str, Any],
     """:func:`expand` of ``spec`` with the sweep axes ``dataset``,
     ``models``, ``depths``, ``seeds`` given in ``axes`` (``None``: the
     spec's) replaced first."""
-    spec = {**spec, **{k: v for k, v in axes.items() if v is not None}}
+    given = {k: v for k, v in axes.items() if v is not None}
+    spec = {**spec, **given}
+    # the models and depths given limit the [[extra]] blocks too (an extra
+    # block adds seeds at some of the spec's cells; it keeps its seeds)
+    # (a malformed block is left as it is, for check_spec to name)
+    if isinstance(spec.get('extra'), list) and ('models' in given
+                                                or 'depths' in given):
+        extras = []
+        for extra in spec['extra']:
+            if not (isinstance(extra, dict)
+                    and isinstance(extra.get('models'), list)
+                    and isinstance(extra.get('depths'), list)):
+                extras.append(extra)
+                continue
+            extra = {**extra,
+                     'models': [m for m in extra['models']
+                                if m in given.get('models', [m])],
+                     'depths': [d for d in extra['depths']
+                                if d in given.get('depths', [d])]}
+            if extra['models'] and extra['depths']:
+                extras.append(extra)
+        spec['extra'] = extras
     missing = [k for k in ('dataset', 'models', 'depths') if k not in spec]
     if missing:
         raise ValueError(f'sweep: missing {missing} (give a config or '

@@ -384,3 +384,30 @@ def test_train_rerun_reports_recorded_seeds_and_trains_the_rest(
     assert main(args + ['--runs', '1', '--save-model']) == 0
     assert trained == [0, 1, 2, 0]
     assert (tmp_path / 'models' / f"{recs[0]['key']}.pt").is_file()
+
+
+def test_models_and_depths_given_limit_the_extra_blocks_too():
+    """``--models`` / ``--depths`` limit a config's [[extra]] blocks as
+    they limit its grid (an extra block keeps its own seeds where it still
+    applies), and leave the run keys as they are."""
+    from ddl_gnn.experiment.sweep import sweep_configs
+    spec = dict(dataset='csbm', models=['res', 'delta'], depths=[2, 64],
+                seeds=1, extra=[dict(models=['delta', 'res'], depths=[64],
+                                     seeds=3),
+                                dict(models=['delta'], depths=[128],
+                                     seeds=2)])
+    every = {(r.model, r.depth, r.seed): r.key()
+             for r in sweep_configs(spec)}
+    assert ('delta', 128, 1) in every and ('res', 64, 2) in every
+    only_res = sweep_configs(spec, models=['res'], depths=[2, 64])
+    assert {(r.model, r.depth, r.seed) for r in only_res} == {
+        ('res', 2, 0), ('res', 64, 0), ('res', 64, 1), ('res', 64, 2)}
+    shallow = sweep_configs(spec, depths=[2])
+    assert {(r.model, r.depth, r.seed) for r in shallow} == {
+        ('res', 2, 0), ('delta', 2, 0)}
+    deep = sweep_configs(spec, depths=[64])
+    assert len(deep) == 6
+    assert all(every[(r.model, r.depth, r.seed)] == r.key()
+               for r in only_res + shallow + deep)
+    with pytest.raises(ValueError, match='extra'):
+        sweep_configs(dict(spec, extra=['oops']), depths=[2])
