@@ -46,13 +46,17 @@ def cache_root() -> Path:
 def build_folder(name: str, sources: Sequence[Path],
                  flags: Sequence[str]) -> Path:
     """``cache_root()/<name>-<key>``: the key hashes the environment
-    (``sys.prefix``, Python, torch), the flags and the sources."""
+    (``sys.prefix``, Python, torch), the flags and the sources, their
+    paths as well as their bytes: the build files name the sources by
+    path, so two copies of the package sharing a folder would rebuild the
+    module each time the other loaded it."""
     import torch
     digest = hashlib.sha256()
     for part in (sys.prefix, platform.python_version(), torch.__version__,
                  ' '.join(flags)):
         digest.update(part.encode() + b'\0')
     for src in sources:
+        digest.update(str(Path(src).resolve()).encode() + b'\0')
         digest.update(Path(src).read_bytes())
     return cache_root() / f'{name}-{digest.hexdigest()[:16]}'
 

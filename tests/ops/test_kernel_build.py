@@ -145,6 +145,18 @@ def test_build_folders_are_keyed_by_environment(tiny, monkeypatch):
     assert _build.build_folder('tiny_ext', [src], ['-O3']) != b
 
 
+def test_build_folders_are_keyed_by_source_path(tiny, tmp_path):
+    # the same bytes at another path (a second checkout) get their own
+    # folder: the build files name sources by path, so sharing one would
+    # rebuild the module whenever the other copy loaded it
+    src, _ = tiny
+    copy = tmp_path / 'elsewhere' / src.name
+    copy.parent.mkdir()
+    copy.write_bytes(src.read_bytes())
+    assert (_build.build_folder('tiny_ext', [src], ['-O3'])
+            != _build.build_folder('tiny_ext', [copy], ['-O3']))
+
+
 def test_kernels_root_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv('DDL_GNN_KERNELS_DIR', str(tmp_path))
     assert _build.cache_root() == tmp_path
