@@ -13,6 +13,7 @@ the combinations listed under ``exclude`` (settings already run).
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import random
@@ -35,7 +36,7 @@ def _product(space: Dict[str, Any]) -> List[Dict[str, Any]]:
 def _nest(flat: Dict[str, Any], fixed: Dict[str, Any]) -> Dict[str, Any]:
     """``{'model_kwargs.alpha': 0.1}`` → ``{'model_kwargs': {'alpha': 0.1}}``
     merged over the fixed settings."""
-    point = json.loads(json.dumps(fixed))
+    point = copy.deepcopy(fixed)  # nested tables are filled in below
     for key, value in flat.items():
         head, _, tail = key.partition('.')
         if tail:
