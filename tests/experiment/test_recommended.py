@@ -89,3 +89,27 @@ def test_api_train_applies_them(table, tmp_path):
     rec = ddl_gnn.train('csbm', 'res', 2, out=str(tmp_path), measure=False,
                         recommended=False, epochs=1)
     assert rec['config']['dropout'] == 0.5
+
+
+def test_actor_recommendation_is_the_paper_layer():
+    # [actor.delta] spells out PAPER_DELTA: the delta family with it is the
+    # delta-paper model (same parameters from the same seed, same output),
+    # so the delta-paper records on Actor are that recommendation's runs
+    import torch
+
+    from ddl_gnn.models import PAPER_DELTA, build_model
+    kwargs = recommended.recommended_settings('actor', 'delta')[
+        'model_kwargs']
+    assert kwargs == PAPER_DELTA
+    x = torch.randn(12, 6)
+    edge_index = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+                               [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0]])
+    nets = []
+    for model, kw in (('delta', kwargs), ('delta-paper', {})):
+        torch.manual_seed(0)
+        nets.append(build_model(model, 6, 8, 3, 4, **kw).eval())
+    a, b = (net.state_dict() for net in nets)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    torch.testing.assert_close(nets[0](x, edge_index), nets[1](x, edge_index),
+                               rtol=0, atol=0)
