@@ -83,6 +83,8 @@ HEADLINE = (32, [('cora', 'Cora (acc)'), ('citeseer', 'CiteSeer (acc)'),
 #: and at 64 layers: the selected delta layer against GCNII.
 HEADLINE_DEEP = (64, [('depth_cora', 'Cora (acc)'),
                       ('depth_citeseer', 'CiteSeer (acc)')], ('gcnii', 'delta'))
+#: the difference of the two at that depth, with its uncertainty
+GAP_DEEP = (64, HEADLINE_DEEP[1], 'delta', 'gcnii')
 REGENERATE = '`python study/tools/make_report.py`'
 
 
@@ -117,6 +119,7 @@ def main() -> None:
     headlines = {'headline': '\n'.join(_headline_table(RESULTS, *HEADLINE)),
                  'headline64': '\n'.join(_headline_table(RESULTS,
                                                          *HEADLINE_DEEP))}
+    blocks['gap64'] = '\n'.join(_gap_table(RESULTS, *GAP_DEEP))
     _write_summary(RESULTS, blocks, sections)
     fill_blocks(ROOT / 'README.md', headlines)
     fill_blocks(ROOT / 'docs' / 'findings.md', blocks)
@@ -205,6 +208,46 @@ def _cells(results: Path, name: str, models: Sequence[str],
     return {(m, d): [r['test'] for r in records
                      if r['model'] == m and r['depth'] == d]
             for m in models for d in depths}
+
+
+def welch(a: Sequence[float], b: Sequence[float]
+          ) -> Tuple[float, float, float]:
+    """``mean(a) - mean(b)``, its standard error
+    ``sqrt(var(a)/n_a + var(b)/n_b)`` (unbiased variances) and Welch's
+    two-sided p-value for a zero difference (unequal variances)."""
+    from scipy import stats
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError('welch: each side needs at least two values')
+    (ma, sa), (mb, sb) = mean_std(list(a)), mean_std(list(b))
+    se = (sa ** 2 / len(a) + sb ** 2 / len(b)) ** 0.5
+    p = stats.ttest_ind(a, b, equal_var=False).pvalue
+    return ma - mb, se, float(p)
+
+
+def _gap_table(results: Path, depth: int, sets, a: str, b: str
+               ) -> List[str]:
+    """Rows datasets: ``a − b`` at ``depth`` on validation and test
+    (× 100, ± its standard error, Welch's p), over each cell's seeds."""
+    out = [f'| L = {depth}: {a} − {b} | seeds | validation | test |',
+           '|---|---|---|---|']
+    for name, title in sets:
+        defaults, wanted = _delta_defaults(), {}
+        records = [r for r in current_records(results / name)
+                   if r['depth'] == depth and r['model'] in (a, b)
+                   and (r['model'] != 'delta'
+                        or _is_default_delta(r, defaults, wanted))]
+        side = {m: [r for r in records if r['model'] == m] for m in (a, b)}
+        if min(len(v) for v in side.values()) < 2:
+            continue
+        cols = []
+        for metric in ('valid', 'test'):
+            d, se, p = welch([100 * r[metric] for r in side[a]],
+                             [100 * r[metric] for r in side[b]])
+            cols.append(f'{d:+.2f} ± {se:.2f} ('
+                        + (f'p = {p:.3f})' if p >= 0.001 else 'p < 0.001)'))
+        seeds = f'{len(side[a])} / {len(side[b])}'
+        out.append(f'| {title} | {seeds} | ' + ' | '.join(cols) + ' |')
+    return out
 
 
 def _best(cells: Cells, models: Sequence[str], depth: int) -> str:

@@ -164,3 +164,29 @@ def test_budget_configs_hold_the_points_their_draw_command_gives(
         assert points == mod.draw(spaces[model], int(n), int(seed)), path
         checked += 1
     assert checked >= 1
+
+
+def test_welch_difference_standard_error_and_p(study_tool):
+    import math
+
+    import numpy as np
+    mod = study_tool('make_report')
+    a, b = [1.0, 2.0, 3.0], [2.0, 3.0, 4.0, 5.0]
+    d, se, p = mod.welch(a, b)
+    # by hand: variances 1 and 5/3, se = sqrt(1/3 + 5/12)
+    assert d == pytest.approx(-1.5) and se == pytest.approx(0.75 ** 0.5)
+    # p from Student's t density integrated numerically at Welch's df
+    v = (1 / 3, 5 / 12)
+    df = sum(v) ** 2 / (v[0] ** 2 / 2 + v[1] ** 2 / 3)
+    t = abs(d) / se
+    x = np.linspace(t, 400.0, 2_000_001)
+    c = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi)
+                                    * math.gamma(df / 2))
+    pdf = c * (1 + x ** 2 / df) ** (-(df + 1) / 2)
+    tail = float(np.sum((pdf[1:] + pdf[:-1]) / 2 * np.diff(x)))
+    assert p == pytest.approx(2 * tail, rel=1e-4)
+    # swapping the sides flips the sign only; equal samples: no evidence
+    assert mod.welch(b, a) == pytest.approx((1.5, se, p))
+    assert mod.welch(a, a)[2] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match='two values'):
+        mod.welch([1.0], b)
