@@ -190,3 +190,28 @@ def test_welch_difference_standard_error_and_p(study_tool):
     assert mod.welch(a, a)[2] == pytest.approx(1.0)
     with pytest.raises(ValueError, match='two values'):
         mod.welch([1.0], b)
+
+
+def test_budget_citeseer_configs_take_their_points_from_the_cora_draw():
+    """study/configs/budget_*_citeseer.toml run points of the Cora search:
+    the ones drawn first (at L = 16 too) and others of the same draw."""
+    import tomllib
+    configs = Path(__file__).parents[2] / 'study' / 'configs'
+    checked = 0
+    for path in sorted(configs.glob('budget_*_citeseer.toml')):
+        cora = tomllib.loads(
+            path.with_name(path.name.replace('citeseer', 'cora')).read_text())
+        text = tomllib.loads(path.read_text())
+        (model, grid), = text['grid'].items()
+        drawn = [{k: v for k, v in p.items() if k != 'depths'}
+                 for p in cora['grid'][model]['point']]
+        points = grid['point']
+        first = [p for p in points if 16 in p['depths']]
+        strip = [{k: v for k, v in p.items() if k != 'depths'}
+                 for p in points]
+        assert strip[:len(first)] == drawn[:len(first)], path
+        assert all(p in drawn for p in strip), path
+        assert len({json_key(p) for p in strip}) == len(strip), path
+        assert all(64 in p['depths'] for p in points), path
+        checked += 1
+    assert checked >= 2
