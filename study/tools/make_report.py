@@ -202,12 +202,28 @@ def _cells(results: Path, name: str, models: Sequence[str],
     ``results/name`` (empty lists where nothing ran); ``delta`` cells hold
     the default layer only."""
     defaults, wanted = _delta_defaults(), {}
-    records = [r for r in current_records(results / name)
-               if r['model'] != 'delta'
-               or _is_default_delta(r, defaults, wanted)]
-    return {(m, d): [r['test'] for r in records
-                     if r['model'] == m and r['depth'] == d]
+    records = current_records(results / name)
+    # where ddl-gnn train runs the paper layer for delta (Actor), the
+    # delta-paper runs are its runs: the same model (the registry builds
+    # delta-paper as DeltaGNN(**PAPER_DELTA))
+    delta = [r for r in records if r['model'] in ('delta', 'delta-paper')
+             and _is_default_delta(_as_delta(r), defaults, wanted)]
+    return {(m, d): [r['test'] for r in (delta if m == 'delta' else records)
+                     if r['depth'] == d
+                     and (m == 'delta' or r['model'] == m)]
             for m in models for d in depths}
+
+
+def _as_delta(record: dict) -> dict:
+    """A ``delta-paper`` record as the ``delta`` run it is (its model
+    options over ``PAPER_DELTA``); any other record unchanged."""
+    from ddl_gnn.models import PAPER_DELTA
+    if record['model'] != 'delta-paper':
+        return record
+    config = record.get('config', {})
+    kw = {**PAPER_DELTA, **config.get('model_kwargs', {})}
+    return dict(record, model='delta',
+                config=dict(config, model='delta', model_kwargs=kw))
 
 
 def welch(a: Sequence[float], b: Sequence[float]
