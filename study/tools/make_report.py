@@ -19,7 +19,7 @@ import io
 import os
 import re
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from folders import RESULTS, current_records, record_folders
 from select_hparams import main as select
@@ -200,28 +200,46 @@ def _cells(results: Path, name: str, models: Sequence[str],
            depths: Sequence[int]) -> Cells:
     """Test scores per (model, depth) of the current records of
     ``results/name`` (empty lists where nothing ran); ``delta`` cells hold
-    the default layer only."""
-    defaults, wanted = _delta_defaults(), {}
-    records = current_records(results / name)
-    # where ddl-gnn train runs the paper layer for delta (Actor), the
-    # delta-paper runs are its runs: the same model (the registry builds
-    # delta-paper as DeltaGNN(**PAPER_DELTA))
-    delta = [r for r in records if r['model'] in ('delta', 'delta-paper')
-             and _is_default_delta(_as_delta(r), defaults, wanted)]
-    return {(m, d): [r['test'] for r in (delta if m == 'delta' else records)
-                     if r['depth'] == d
-                     and (m == 'delta' or r['model'] == m)]
+    what ``ddl-gnn train --model delta`` runs on the set
+    (:func:`_by_family`)."""
+    records = _by_family(current_records(results / name))
+    return {(m, d): [r['test'] for r in records.get(m, [])
+                     if r['depth'] == d]
             for m in models for d in depths}
 
 
-def _as_delta(record: dict) -> dict:
-    """A ``delta-paper`` record as the ``delta`` run it is (its model
-    options over ``PAPER_DELTA``); any other record unchanged."""
-    from ddl_gnn.models import PAPER_DELTA
-    if record['model'] != 'delta-paper':
+def _by_family(records: Sequence[dict]) -> Dict[str, List[dict]]:
+    """Records per model name, where ``delta`` holds the runs of what
+    ``ddl-gnn train --model delta`` runs on each record's dataset
+    (:func:`_is_default_delta`): its own default-layer runs, and runs of
+    any registry model that is the delta family with other options (on
+    Actor, where it runs the paper layer, the ``delta-paper`` runs). The
+    candidates of a selection, run beside it, are in no ``delta`` row."""
+    defaults, wanted = _delta_defaults(), {}
+    out: Dict[str, List[dict]] = {}
+    for r in records:
+        if r['model'] != 'delta':
+            out.setdefault(r['model'], []).append(r)
+        as_delta = _as_delta(r)
+        if as_delta is not None and _is_default_delta(as_delta, defaults,
+                                                      wanted):
+            out.setdefault('delta', []).append(r)
+    return out
+
+
+def _as_delta(record: dict) -> Optional[dict]:
+    """``record`` as a run of the ``delta`` family: the registry builds
+    some models as that family with fixed options (``delta-paper`` is
+    ``DeltaGNN(**PAPER_DELTA)``), whose runs are ``delta`` runs with those
+    options under the record's own; :obj:`None` for other families."""
+    from ddl_gnn.models import MODELS
+    if record['model'] == 'delta':
         return record
+    build, base = MODELS.get(record['model']), MODELS['delta']
+    if getattr(build, 'func', None) is not getattr(base, 'func', base):
+        return None
     config = record.get('config', {})
-    kw = {**PAPER_DELTA, **config.get('model_kwargs', {})}
+    kw = {**build.keywords, **config.get('model_kwargs', {})}
     return dict(record, model='delta',
                 config=dict(config, model='delta', model_kwargs=kw))
 
@@ -247,12 +265,9 @@ def _gap_table(results: Path, depth: int, sets, a: str, b: str
     out = [f'| L = {depth}: {a} − {b} | seeds | validation | test |',
            '|---|---|---|---|']
     for name, title in sets:
-        defaults, wanted = _delta_defaults(), {}
-        records = [r for r in current_records(results / name)
-                   if r['depth'] == depth and r['model'] in (a, b)
-                   and (r['model'] != 'delta'
-                        or _is_default_delta(r, defaults, wanted))]
-        side = {m: [r for r in records if r['model'] == m] for m in (a, b)}
+        family = _by_family(current_records(results / name))
+        side = {m: [r for r in family.get(m, []) if r['depth'] == depth]
+                for m in (a, b)}
         if min(len(v) for v in side.values()) < 2:
             continue
         cols = []
