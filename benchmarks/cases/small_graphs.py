@@ -13,6 +13,11 @@ layer with ``block_gate=True`` and ``delta-64-heads-fixed-gate`` with its
 gate fixed at 0.25. Prints one JSON line per graph.
 
     python benchmarks/run.py small-graphs --steps 9
+    python benchmarks/run.py small-graphs --steps 9 --dropout 0.5
+
+With ``--dropout`` every model trains with that dropout, as ``ddl-gnn
+train`` runs them (the default delta layer then drops each layer's read
+of the state; the Cora layer drops its start state instead).
 """
 from __future__ import annotations
 
@@ -29,8 +34,8 @@ from ddl_gnn.models import build_model
 
 #: label -> (nodes, undirected pairs sampled, depth)
 SIZES = {'cora': (2708, 5278, 64), '10k': (10_000, 50_000, 32)}
-#: the delta layer ddl-gnn train runs on Cora (its dropout options do
-#: nothing here: the step has none)
+#: the delta layer ddl-gnn train runs on Cora (its dropout options act
+#: with --dropout)
 CORA_DELTA = recommended_settings('cora', 'delta')['model_kwargs']
 MODELS = {'res': ('res', {}), 'delta': ('delta', {}),
           'delta-paper': ('delta-paper', {}),
@@ -57,6 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    choices=['edge_index', 'csr'])
     p.add_argument('--models', nargs='+', default=list(MODELS),
                    choices=list(MODELS))
+    p.add_argument('--dropout', type=float, default=0.0,
+                   help='dropout of every model (default: none)')
     p.add_argument('--per-tensor-adam', action='store_true',
                    help="also step each model with torch's per-tensor Adam "
                         "loop (its CPU default; label suffix ' loop') "
@@ -80,7 +87,8 @@ def run(args: argparse.Namespace) -> None:
                 key = label + (' loop' if loop else '')
                 torch.manual_seed(0)
                 models[key] = build_model(family, args.width, args.width,
-                                          depth, CLASSES, **kw)
+                                          depth, CLASSES,
+                                          dropout=args.dropout, **kw)
                 params = models[key].parameters()
                 opts[key] = (torch.optim.Adam(params, lr=1e-3, foreach=False)
                              if loop else adam(params, 1e-3))
@@ -94,6 +102,7 @@ def run(args: argparse.Namespace) -> None:
         print(json.dumps(dict(
             graph=name, nodes=nodes, edges=ei.size(1), depth=depth,
             width=args.width, adj=args.adj, steps=args.steps,
+            dropout=args.dropout,
             median_ms={k: round(v * 1e3, 1) for k, v in med.items()},
             # each model against res stepped by the same optimizer
             ratio_to_res={k: round(v / med['res loop' if k.endswith(' loop')

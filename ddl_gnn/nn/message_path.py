@@ -128,14 +128,17 @@ def anchored_message_reference(x: Tensor, h: Tensor, x0: Tensor,
                                anchor: bool, alpha: float, heads: int,
                                eps: float, scale: float = 2.0,
                                block: bool = False,
-                               fixed: Optional[float] = None) -> Tensor:
+                               fixed: Optional[float] = None,
+                               context: OptTensor = None) -> Tensor:
     r"""The chain of the module docstring in plain autograd ops (the
     layer's generic path, written out): ``lerp``, the gate,
     :func:`~ddl_gnn.ops.head_components` and
-    :func:`~ddl_gnn.ops.delta_update`."""
+    :func:`~ddl_gnn.ops.delta_update`; the gate reads ``context`` where
+    given (the layer's dropped read), else ``x``."""
     from ..ops import delta_update, head_components
     k = torch.lerp(h, x0, alpha)
-    beta = _gates(x, x0, W, b, anchor, heads, scale, block, fixed)
+    beta = _gates(x if context is None else context, x0, W, b, anchor,
+                  heads, scale, block, fixed)
     if heads == 1:
         beta = beta.view(-1)
     v = head_components(k, k, heads, eps)
@@ -213,12 +216,13 @@ def _gate_backward(dl: Tensor, x: Tensor, x0: Tensor, W: Tensor,
 def _message_ops(x: Tensor, h: Tensor, x0: Tensor, W: Optional[Tensor],
                  b: Optional[Tensor], anchor: bool, alpha: float, heads: int,
                  eps: float, scale: float, block: bool,
-                 fixed: Optional[float]):
+                 fixed: Optional[float], c: OptTensor = None):
     """``(out, beta, k, rho2, n, q)``: the forward chain off the fused CPU
     kernels (one compiled region where :mod:`ddl_gnn.ops.compiled`
-    compiles)."""
+    compiles); the gate reads ``c`` where given, else ``x``."""
     k = torch.lerp(h, x0, alpha)
-    beta = _gates(x, x0, W, b, anchor, heads, scale, block, fixed)
+    beta = _gates(x if c is None else c, x0, W, b, anchor, heads, scale,
+                  block, fixed)
     out, rho2, n, q = _forward_ops(x, k, beta, heads, eps)
     return out, beta, k, rho2, n, q
 
@@ -227,54 +231,61 @@ def _message_grads(g: Tensor, x: Tensor, h: Tensor, x0: Tensor,
                    k: Optional[Tensor], W: Optional[Tensor], beta: Tensor,
                    rho2: Optional[Tensor], n: Optional[Tensor],
                    q: Optional[Tensor], anchor: bool, heads: int,
-                   alpha: float, eps: float, scale: float, block: bool):
-    """``(gx, gh, gx0, gW, gb)`` in torch ops, rebuilding ``k`` and the
+                   alpha: float, eps: float, scale: float, block: bool,
+                   c: OptTensor = None):
+    """``(gx, gh, gx0, gW, gb, gc)`` in torch ops, rebuilding ``k`` and the
     per-head scalars when they were not saved (the kernels keep no scalars
-    with one head per channel)."""
+    with one head per channel); ``gc`` is ``None`` unless the gate read a
+    separate context ``c``."""
     if k is None:
         k = torch.lerp(h, x0, alpha)
     if rho2 is None:
         rho2, n, q = _head_scalars(x, k, heads, eps)
     gx, gk, dl = _rows_backward_ops(g, x, k, beta, rho2, n, q, heads, scale)
     gx0 = gk * alpha
-    gW = gb = None
+    gW = gb = gc = None
     if W is not None:
-        gW, gb = _gate_backward(dl, x, x0, W, anchor, block, gx, gx0, True)
-    return gx, gk * (1.0 - alpha), gx0, gW, gb
+        gc = None if c is None else torch.zeros_like(c)
+        gW, gb = _gate_backward(dl, x if c is None else c, x0, W, anchor,
+                                block, gx if c is None else gc, gx0, True)
+    return gx, gk * (1.0 - alpha), gx0, gW, gb, gc
 
 
 def _vjp_with_graph(ctx, inputs, g: Tensor):
     """Gradients of :func:`anchored_message_reference` recorded with a graph
     (a ``create_graph=True`` backward)."""
-    idx = [i for i in range(5) if ctx.needs_input_grad[i]]
-    out = anchored_message_reference(*inputs, ctx.anchor, ctx.alpha,
+    idx = [i for i in range(6) if ctx.needs_input_grad[i]]
+    out = anchored_message_reference(*inputs[:5], ctx.anchor, ctx.alpha,
                                      ctx.heads, ctx.eps, ctx.scale,
-                                     ctx.block, ctx.fixed)
+                                     ctx.block, ctx.fixed, inputs[5])
     got = torch.autograd.grad(out, [inputs[i] for i in idx], g,
                               create_graph=True, allow_unused=True)
-    full = [None] * 12
+    full = [None] * 13
     for i, gi in zip(idx, got):
         full[i] = gi
     return tuple(full)
 
 
 class _AnchoredMessage(torch.autograd.Function):
-    r"""``x'`` and ``beta`` from ``(x, h, x0, W, b)`` (see the module
-    docstring); ``beta`` is returned without gradient (the layer keeps it
+    r"""``x'`` and ``beta`` from ``(x, h, x0, W, b, c)`` (see the module
+    docstring; ``c`` the gate's context where it is not ``x``, else
+    ``None``); ``beta`` is returned without gradient (the layer keeps it
     for the β audit)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, h: Tensor, x0: Tensor, W: Optional[Tensor],
-                b: Optional[Tensor], anchor: bool, alpha: float, heads: int,
-                eps: float, scale: float, block: bool,
-                fixed: Optional[float]) -> Tuple[Tensor, Tensor]:
+                b: Optional[Tensor], c: Optional[Tensor], anchor: bool,
+                alpha: float, heads: int, eps: float, scale: float,
+                block: bool, fixed: Optional[float]
+                ) -> Tuple[Tensor, Tensor]:
         save_k = not recompute_in_backward(x.device)
-        if _fused(x, h, x0, W, b):
-            if _gate_in_rows(x, W, anchor, block):
+        if _fused(x, h, x0, W, b, c):
+            # the row passes' gate reads the state itself
+            if c is None and _gate_in_rows(x, W, anchor, block):
                 beta, Wk, bk = None, W.contiguous(), b.contiguous()
             else:
-                beta = _gates(x, x0, W, b, anchor, heads, scale, block,
-                              fixed).contiguous()
+                beta = _gates(x if c is None else c, x0, W, b, anchor,
+                              heads, scale, block, fixed).contiguous()
                 Wk = bk = None
             out, beta, k, rho2, n, q = cpu_kernels.kernels().message_forward(
                 x.contiguous(), h.contiguous(), x0.contiguous(), beta, Wk,
@@ -282,39 +293,43 @@ class _AnchoredMessage(torch.autograd.Function):
         else:
             out, beta, k, rho2, n, q = region(_message_ops, x.device)(
                 x, h, x0, W, b, anchor, alpha, heads, eps, scale, block,
-                fixed)
+                fixed, c)
         ctx.anchor, ctx.alpha, ctx.heads = anchor, alpha, heads
         ctx.eps, ctx.scale, ctx.block, ctx.fixed = eps, scale, block, fixed
-        ctx.save_for_backward(x, h, x0, W, b, beta, rho2, n, q,
+        ctx.save_for_backward(x, h, x0, W, b, c, beta, rho2, n, q,
                               k if save_k else None)
         ctx.mark_non_differentiable(beta)
         return out, beta
 
     @staticmethod
     def backward(ctx, g: Tensor, _gbeta: Optional[Tensor]):
-        x, h, x0, W, b, beta, rho2, n, q, k = ctx.saved_tensors
+        x, h, x0, W, b, c, beta, rho2, n, q, k = ctx.saved_tensors
         if torch.is_grad_enabled():
             # create_graph=True: differentiate the plain chain (exact to
             # any order; the closed form uses scalars saved without history)
-            return _vjp_with_graph(ctx, (x, h, x0, W, b), g)
-        need = list(ctx.needs_input_grad[:5])
+            return _vjp_with_graph(ctx, (x, h, x0, W, b, c), g)
+        need = list(ctx.needs_input_grad[:6])
         alpha, scale = ctx.alpha, ctx.scale
-        if _fused(g, x, h, x0, W):
+        if _fused(g, x, h, x0, W, c):
             x, x0 = x.contiguous(), x0.contiguous()
-            in_rows = _gate_in_rows(x, W, ctx.anchor, ctx.block)
+            in_rows = c is None and _gate_in_rows(x, W, ctx.anchor,
+                                                  ctx.block)
             gx, gh, gx0, gW, gb, dl = cpu_kernels.kernels().message_backward(
                 g.contiguous(), x, h.contiguous(), x0, k, beta, rho2, n, q,
                 W.contiguous() if in_rows else None, alpha, ctx.eps, scale,
-                need if in_rows else need[:3] + [False, False])
+                need[:5] if in_rows else need[:3] + [False, False])
+            gc = None
             if W is not None and not in_rows:
-                gW, gb = _gate_backward(dl, x, x0, W, ctx.anchor, ctx.block,
-                                        gx, gx0, need[3] or need[4])
+                gc = None if c is None else torch.zeros_like(c)
+                gW, gb = _gate_backward(
+                    dl, x if c is None else c, x0, W, ctx.anchor, ctx.block,
+                    gx if c is None else gc, gx0, need[3] or need[4])
         else:
-            gx, gh, gx0, gW, gb = region(_message_grads, x.device)(
+            gx, gh, gx0, gW, gb, gc = region(_message_grads, x.device)(
                 g, x, h, x0, k, W, beta, rho2, n, q, ctx.anchor, ctx.heads,
-                alpha, ctx.eps, scale, ctx.block)
-        out = [t if nd else None for t, nd in zip((gx, gh, gx0, gW, gb),
-                                                  need)]
+                alpha, ctx.eps, scale, ctx.block, c)
+        out = [t if nd else None
+               for t, nd in zip((gx, gh, gx0, gW, gb, gc), need)]
         return (*out, None, None, None, None, None, None, None)
 
 
@@ -323,7 +338,8 @@ def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor,
                             anchor: bool, alpha: float, heads: int = 1,
                             eps: float = 1e-5, scale: float = 2.0,
                             block: bool = False,
-                            fixed: Optional[float] = None
+                            fixed: Optional[float] = None,
+                            context: OptTensor = None
                             ) -> Tuple[Tensor, Tensor]:
     r"""The anchored-message update of the module docstring, gate
     included, as one fused function: returns ``(x', beta)``, ``beta``
@@ -352,6 +368,10 @@ def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor,
         fixed (float, optional): The gate of every node and head where
             ``W`` is :obj:`None` (``beta_mode='fixed'``).
             (default: :obj:`None`)
+        context (torch.Tensor, optional): The gate's context :math:`c`
+            :obj:`[N, d]` where it is not the state: the layer's read of
+            :math:`x` with dropout in training, which the conv that gave
+            ``h`` read too; :obj:`None` reads ``x``. (default: :obj:`None`)
 
     Shapes:
         - **output:** :obj:`([N, d], [N] or [N, H])`
@@ -359,9 +379,14 @@ def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor,
     if (W is None) != (fixed is not None) or (W is None) != (b is None):
         raise ValueError("anchored_message_update: pass the gate weight W "
                          "and bias b, or neither and a fixed gate 'fixed'")
+    if context is not None and context.shape != x.shape:
+        raise ValueError(f"anchored_message_update: 'context' must have the "
+                         f"state's shape {tuple(x.shape)}, got "
+                         f"{tuple(context.shape)}")
     out, beta = _AnchoredMessage.apply(
-        x, h, x0, W, b, bool(anchor), float(alpha), int(heads), float(eps),
-        float(scale), bool(block), None if fixed is None else float(fixed))
+        x, h, x0, W, b, context, bool(anchor), float(alpha), int(heads),
+        float(eps), float(scale), bool(block),
+        None if fixed is None else float(fixed))
     return out, (beta.view(-1) if heads == 1 else beta)
 
 
@@ -370,8 +395,12 @@ def message_path_ok(layer, x: Tensor, read: Optional[Tensor],
     r"""Whether :func:`message_forward` computes ``layer``'s function: the
     anchored direction with the message value, the erase update, no norm
     (so :math:`c_0 = x_0`), a fixed gate or a learned one reading
-    ``'anchor'`` or ``'context'``, a float32/float64 vector state, no fused read and no
-    dropout in effect (the gate and the conv then read the state itself)."""
+    ``'anchor'`` or ``'context'``, a float32/float64 vector state, no
+    fused read, and in training no dropout on the written value alone
+    (``dropout_value``: the direction and the gate read the clean state,
+    the value a dropped one). Plain dropout is taken: the conv and the
+    gate read the dropped state (``context`` of
+    :func:`anchored_message_update`)."""
     return (layer.k_source == 'anchor' and layer.v_source == 'message'
             and layer.beta_source in ('anchor', 'context')
             and layer.norm is None and layer.erase and layer.d_v == 1
@@ -379,7 +408,8 @@ def message_path_ok(layer, x: Tensor, read: Optional[Tensor],
             and x.dim() == 2
             and x.dtype in (torch.float32, torch.float64)
             and read is None and next_weight is None
-            and not (layer.training and layer.dropout > 0))
+            and not (layer.dropout_value and layer.training
+                     and layer.dropout > 0))
 
 
 def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
@@ -387,8 +417,14 @@ def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
     r"""``layer``'s forward through :func:`anchored_message_update`: the
     conv as usual, the gate (its weight's :math:`c` and :math:`c_0`
     halves applied without concatenating the inputs) and the update
-    fused."""
-    h = layer.message_conv(x, edge_index, edge_weight, edge_attr)
+    fused. With dropout in training the conv and the gate read the
+    dropped state :math:`c`, the update the state itself, as on the
+    generic path."""
+    c = None
+    if layer.training and layer.dropout > 0:
+        c = F.dropout(x, p=layer.dropout, training=True)
+    h = layer.message_conv(x if c is None else c, edge_index, edge_weight,
+                           edge_attr)
     gate = layer.gate
     if gate.weight is None:    # beta_mode='fixed'
         W = b = None
@@ -398,6 +434,7 @@ def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
         b, fixed = gate.bias.to(x.dtype), None
     out, beta = anchored_message_update(
         x, h, x0, W, b, layer.beta_source == 'anchor', layer.alpha,
-        layer.heads, layer.eps, gate.scale, gate.block, fixed)
+        layer.heads, layer.eps, gate.scale, gate.block, fixed,
+        context=None if W is None else c)   # a fixed gate reads nothing
     layer.last_beta = beta
     return out

@@ -168,16 +168,20 @@ def test_gradcheck_and_gradgradcheck(path, recompute, anchor, heads, block):
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
 @pytest.mark.parametrize('beta_source', ['anchor', 'context'])
 @pytest.mark.parametrize('heads, block', [(1, False), (8, False), (8, True),
-                                          (32, True)])
+                                          (32, True), (32, False)])
+@pytest.mark.parametrize('dropout', [0.0, 0.5])
 def test_layer_fast_path_matches_generic_path(path, recompute, monkeypatch,
                                              dtype, beta_source, heads,
-                                             block):
+                                             block, dropout):
+    """Values, gates and every gradient; with dropout (training mode) both
+    paths draw the same mask from the same seed, and the conv and the gate
+    read the dropped state while the update writes the clean one."""
     torch.manual_seed(0)
     N, d = 200, 32
     # one channel per head with eps = 1e-5: a near-zero message amplifies
     # float32 rounding by up to 1 / eps, so that case runs at eps = 0.01
     kw = dict(MSG, beta_source=beta_source, heads=heads, block_gate=block,
-              eps=1e-2 if d // heads == 1 else 1e-5)
+              eps=1e-2 if d // heads == 1 else 1e-5, dropout=dropout)
     layer = DeltaConv(d, **kw).to(dtype)
     with torch.no_grad():               # a gate that depends on its input
         layer.gate.weight.normal_(0, 0.2)
@@ -187,6 +191,7 @@ def test_layer_fast_path_matches_generic_path(path, recompute, monkeypatch,
     assert message_path_ok(layer, x, None, None)
 
     def run():
+        torch.manual_seed(1)            # the same dropout mask both times
         out = layer(x, ei, x0=x0)
         grads = torch.autograd.grad(
             (out * torch.linspace(-1, 1, out.numel(), dtype=dtype
@@ -207,15 +212,19 @@ def test_layer_fast_path_matches_generic_path(path, recompute, monkeypatch,
         torch.testing.assert_close(a, b, **tol, msg=name)
 
 
-def test_model_fast_path_matches_generic_path(path, monkeypatch):
+@pytest.mark.parametrize('dropout', [0.0, 0.5])
+def test_model_fast_path_matches_generic_path(path, monkeypatch, dropout):
     torch.manual_seed(0)
-    model = build_model('delta', 12, 32, 6, 3, **MSG).double()
+    model = build_model('delta', 12, 32, 6, 3, dropout=dropout,
+                        **MSG).double()
     x = torch.randn(150, 12, dtype=torch.float64)
     ei = torch.randint(0, 150, (2, 600))
+    torch.manual_seed(1)                # the same dropout masks both times
     fast = model(x, ei)
     gf = torch.autograd.grad(fast.square().sum(), list(model.parameters()))
     monkeypatch.setattr(delta_conv_mod, 'message_path_ok',
                         lambda *a: False)
+    torch.manual_seed(1)
     slow = model(x, ei)
     gs = torch.autograd.grad(slow.square().sum(), list(model.parameters()))
     torch.testing.assert_close(fast, slow, rtol=1e-11, atol=1e-11)
@@ -229,10 +238,56 @@ def test_not_taken_where_the_function_differs():
                dict(erase=False), dict(d_v=2)):
         layer = DeltaConv(16, **dict(MSG, **kw))
         assert not message_path_ok(layer, x, None, None), kw
-    layer = DeltaConv(16, **MSG, dropout=0.5)
+    layer = DeltaConv(16, **MSG, dropout=0.5, dropout_value=True)
     assert not message_path_ok(layer, x, None, None)   # training: dropout
-    layer.eval()
+    layer.eval()                                       # on the value only
     assert message_path_ok(layer, x, None, None)
+    # plain dropout is taken (the gate reads the dropped state)
+    assert message_path_ok(DeltaConv(16, **MSG, dropout=0.5), x, None, None)
+
+
+@pytest.mark.parametrize('anchor', [True, False])
+@pytest.mark.parametrize('heads, block', [(1, False), (4, False), (16, False),
+                                          (4, True)])
+def test_gate_context_matches_reference(path, recompute, anchor, heads,
+                                        block):
+    """A gate that reads a separate context ``c`` (the layer's dropped
+    read): values and every gradient, ``c``'s included, against the plain
+    chain, and gradcheck in float64."""
+    x, h, x0, W, b = _inputs(300, 16, heads, anchor, block=block)
+    g = torch.Generator().manual_seed(5)
+    c = (torch.randn(300, 16, generator=g, dtype=x.dtype)
+         .requires_grad_())
+    ins = [x, h, x0, W, b, c]
+    out, beta = anchored_message_update(x, h, x0, W, b, anchor, 0.3, heads,
+                                        1e-5, 2.0, block, context=c)
+    ref = anchored_message_reference(x, h, x0, W, b, anchor, 0.3, heads,
+                                     1e-5, 2.0, block, context=c)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    # the gate reads c: another context gives other gates
+    other = anchored_message_update(x, h, x0, W, b, anchor, 0.3, heads,
+                                    1e-5, 2.0, block)[1]
+    assert not torch.allclose(beta, other)
+    w = torch.randn_like(ref)
+    got = torch.autograd.grad((out * w).sum(), ins)
+    want = torch.autograd.grad((ref * w).sum(), ins)
+    for name, a, e in zip(['x', 'h', 'x0', 'W', 'b', 'c'], got, want):
+        torch.testing.assert_close(a, e, rtol=1e-10, atol=1e-10, msg=name)
+    # gradcheck without k = 0 rows: finite differences there are off by
+    # O(1 / eps)
+    small = _inputs(23, 16, heads, anchor, seed=1, zero_rows=False,
+                    block=block)
+    small.append(torch.randn(23, 16, generator=g, dtype=x.dtype)
+                 .requires_grad_())
+
+    def fn(*t):
+        return anchored_message_update(*t[:5], anchor, 0.3, heads, 1e-5,
+                                       2.0, block, context=t[5])[0]
+    assert torch.autograd.gradcheck(fn, small)
+    assert torch.autograd.gradgradcheck(fn, small)
+    with pytest.raises(ValueError, match="'context' must have the state"):
+        anchored_message_update(x, h, x0, W, b, anchor, 0.3, heads,
+                                context=c[:10])
 
 
 @pytest.mark.parametrize('heads', [1, 4, 16])
