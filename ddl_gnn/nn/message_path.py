@@ -213,6 +213,21 @@ def _gate_backward(dl: Tensor, x: Tensor, x0: Tensor, W: Tensor,
     return torch.cat(cols, 1), dl.sum(0)
 
 
+def _gate_grads(dl: Tensor, x: Tensor, c: OptTensor, x0: Tensor, W: Tensor,
+                anchor: bool, block: bool, gx: Optional[Tensor],
+                gx0: Optional[Tensor], need_w: bool
+                ) -> Tuple[Optional[Tensor], Optional[Tensor], OptTensor]:
+    """:func:`_gate_backward` of a gate that read ``c`` where given (its
+    term then goes to a new ``gc``, returned) or else ``x`` (its term
+    added to ``gx``): ``(gW, gb, gc)``."""
+    if c is None:
+        return (*_gate_backward(dl, x, x0, W, anchor, block, gx, gx0,
+                                need_w), None)
+    gc = torch.zeros_like(c)
+    return (*_gate_backward(dl, c, x0, W, anchor, block, gc, gx0, need_w),
+            gc)
+
+
 def _message_ops(x: Tensor, h: Tensor, x0: Tensor, W: Optional[Tensor],
                  b: Optional[Tensor], anchor: bool, alpha: float, heads: int,
                  eps: float, scale: float, block: bool,
@@ -245,9 +260,8 @@ def _message_grads(g: Tensor, x: Tensor, h: Tensor, x0: Tensor,
     gx0 = gk * alpha
     gW = gb = gc = None
     if W is not None:
-        gc = None if c is None else torch.zeros_like(c)
-        gW, gb = _gate_backward(dl, x if c is None else c, x0, W, anchor,
-                                block, gx if c is None else gc, gx0, True)
+        gW, gb, gc = _gate_grads(dl, x, c, x0, W, anchor, block, gx, gx0,
+                                 True)
     return gx, gk * (1.0 - alpha), gx0, gW, gb, gc
 
 
@@ -320,10 +334,9 @@ class _AnchoredMessage(torch.autograd.Function):
                 need[:5] if in_rows else need[:3] + [False, False])
             gc = None
             if W is not None and not in_rows:
-                gc = None if c is None else torch.zeros_like(c)
-                gW, gb = _gate_backward(
-                    dl, x if c is None else c, x0, W, ctx.anchor, ctx.block,
-                    gx if c is None else gc, gx0, need[3] or need[4])
+                gW, gb, gc = _gate_grads(dl, x, c, x0, W, ctx.anchor,
+                                         ctx.block, gx, gx0,
+                                         need[3] or need[4])
         else:
             gx, gh, gx0, gW, gb, gc = region(_message_grads, x.device)(
                 g, x, h, x0, k, W, beta, rho2, n, q, ctx.anchor, ctx.heads,
