@@ -17,7 +17,13 @@ gate fixed at 0.25. Prints one JSON line per graph.
 
 With ``--dropout`` every model trains with that dropout, as ``ddl-gnn
 train`` runs them (the default delta layer then drops each layer's read
-of the state; the Cora layer drops its start state instead).
+of the state; the Cora layer drops its start state instead), its masks
+hashed (:mod:`ddl_gnn.ops.dropout`); ``--torch-dropout`` also steps every
+model with torch's ``bernoulli_`` masks beside them (label suffix
+``' torch-dropout'``).
+
+    python benchmarks/run.py small-graphs --steps 9 --dropout 0.5 \
+        --torch-dropout
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ from common import CLASSES, graph_input, random_graph, train_step
 from ddl_gnn.experiment import adam
 from ddl_gnn.experiment.recommended import recommended_settings
 from ddl_gnn.models import build_model
+from ddl_gnn.ops.dropout import set_hash_dropout
 
 #: label -> (nodes, undirected pairs sampled, depth)
 SIZES = {'cora': (2708, 5278, 64), '10k': (10_000, 50_000, 32)}
@@ -68,6 +75,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also step each model with torch's per-tensor Adam "
                         "loop (its CPU default; label suffix ' loop') "
                         "beside the multi-tensor one training runs use")
+    p.add_argument('--torch-dropout', action='store_true',
+                   help="also step each model with torch's dropout masks "
+                        "(label suffix ' torch-dropout') beside the hashed "
+                        "ones training runs use")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -79,12 +90,17 @@ def run(args: argparse.Namespace) -> None:
         nodes, pairs, depth = SIZES[name]
         x, ei, y = random_graph(nodes, pairs, args.width)
         graph = graph_input(ei, nodes, args.adj)
-        models, opts = {}, {}
-        loops = [False, True] if args.per_tensor_adam else [False]
+        models, opts, hashed, res_of = {}, {}, {}, {}
+        variants = [('', False, True)]
+        if args.per_tensor_adam:
+            variants.append((' loop', True, True))
+        if args.torch_dropout:
+            variants.append((' torch-dropout', False, False))
         for label in args.models:
             family, kw = MODELS[label]
-            for loop in loops:
-                key = label + (' loop' if loop else '')
+            for suffix, loop, hash_masks in variants:
+                key = label + suffix
+                hashed[key], res_of[key] = hash_masks, 'res' + suffix
                 torch.manual_seed(0)
                 models[key] = build_model(family, args.width, args.width,
                                           depth, CLASSES,
@@ -95,7 +111,9 @@ def run(args: argparse.Namespace) -> None:
         times = {label: [] for label in models}
         for step in range(args.steps + 2):
             for label, model in models.items():
+                set_hash_dropout(hashed[label])
                 seconds, _ = train_step(model, opts[label], x, graph, y)
+                set_hash_dropout(None)
                 if step >= 2:
                     times[label].append(seconds)
         med = {label: statistics.median(t) for label, t in times.items()}
@@ -104,7 +122,7 @@ def run(args: argparse.Namespace) -> None:
             width=args.width, adj=args.adj, steps=args.steps,
             dropout=args.dropout,
             median_ms={k: round(v * 1e3, 1) for k, v in med.items()},
-            # each model against res stepped by the same optimizer
-            ratio_to_res={k: round(v / med['res loop' if k.endswith(' loop')
-                                           else 'res'], 3)
+            # each model against res stepped by the same optimizer and
+            # dropout masks
+            ratio_to_res={k: round(v / med[res_of[k]], 3)
                           for k, v in med.items()})))

@@ -19,9 +19,13 @@ from .._checkout import git_sha
 def environment(device: str = 'cpu') -> Dict[str, Any]:
     """Versions, device and git SHA stamped on every record: ``ddl_gnn``
     is the package version, ``git_sha`` its commit when it runs from its
-    own checkout (:func:`~ddl_gnn._checkout.git_sha`)."""
+    own checkout (:func:`~ddl_gnn._checkout.git_sha`), ``dropout_masks``
+    ``'hash'`` or ``'torch'`` (:mod:`ddl_gnn.ops.dropout`; a record
+    without the field drew torch's)."""
     import torch
     import torch_geometric
+
+    from ..ops.dropout import hash_dropout_enabled
     try:
         import ogb
         ogb_version = ogb.__version__
@@ -31,7 +35,9 @@ def environment(device: str = 'cpu') -> Dict[str, Any]:
                 torch_geometric=torch_geometric.__version__, ogb=ogb_version,
                 python=platform.python_version(), device=device,
                 cpu=platform.processor() or platform.machine(),
-                threads=torch.get_num_threads(), git_sha=git_sha())
+                threads=torch.get_num_threads(), git_sha=git_sha(),
+                dropout_masks=('hash' if torch.device(device).type == 'cpu'
+                               and hash_dropout_enabled() else 'torch'))
 
 
 #: Record fields whose non-finite value means the run diverged.

@@ -19,7 +19,6 @@ import math
 from typing import Optional, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 from torch_geometric.nn import global_add_pool, global_mean_pool
@@ -32,6 +31,7 @@ from .._validate import (check_features, check_graph, check_rate,
 from ..nn._hetero import reject_hetero
 from ..nn.adjacency import normalize_adjacency
 from ..nn.norms import make_norm
+from ..ops.dropout import dropout
 
 READOUTS = {'mean': global_mean_pool, 'sum': global_add_pool}
 
@@ -201,7 +201,7 @@ class DeepGNN(nn.Module):
             edge_attr = self.edge_encoder(edge_attr)
 
         if isinstance(self.encoder, nn.Linear):
-            x = F.dropout(x, p=self.dropout, training=self.training)
+            x = dropout(x, p=self.dropout, training=self.training)
         x0 = self.encode(x)
         if self.shared_gcn_norm:  # in the state's dtype (x may hold ids)
             edge_index, edge_weight = normalize_adjacency(
@@ -223,7 +223,7 @@ class DeepGNN(nn.Module):
             h = self.act(self.out_norm(h))
         if self.readout is not None:
             h = READOUTS[self.readout](h, batch)
-        h = F.dropout(h, p=self.dropout, training=self.training)
+        h = dropout(h, p=self.dropout, training=self.training)
         return self.decoder(h)
 
     def _drop_edges(self, edge_index: Adj, edge_weight: OptTensor,

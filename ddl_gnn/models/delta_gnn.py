@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._validate import check_rate
@@ -13,6 +12,7 @@ from ..nn.delta_conv import PAPER_DELTA, DeltaConv
 from ..nn.gates import BETA_INIT
 from ..ops import cpu_kernels
 from ..ops.compiled import compile_enabled
+from ..ops.dropout import dropout
 from .base import DeepGNN
 
 #: The most a shallow stack's ``beta_sum`` opens its gates at
@@ -230,7 +230,7 @@ class DeltaGNN(DeepGNN):
 
     def init_state(self, h0: Tensor) -> Tensor:
         if self.state_dropout:
-            h0 = F.dropout(h0, p=self.dropout, training=self.training)
+            h0 = dropout(h0, p=self.dropout, training=self.training)
         if self.d_v == 1:
             return h0
         return h0.unsqueeze(-1).expand(-1, -1, self.d_v).contiguous()
@@ -259,7 +259,7 @@ class DeltaGNN(DeepGNN):
             x0 = None
         out = layer(x, edge_index, edge_weight, edge_attr, x0=x0)
         if self.training and self.update_dropout > 0:
-            out = x + F.dropout(out - x, p=self.update_dropout)
+            out = x + dropout(out - x, p=self.update_dropout)
         return out
 
     def _fused_reads(self, start: int, end: int) -> bool:

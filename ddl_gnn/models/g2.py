@@ -10,6 +10,7 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.typing import Adj, OptTensor
 
 from ..nn.conv_resolver import call_conv, make_conv
+from ..ops.dropout import dropout
 from .base import DeepGNN
 
 
@@ -56,8 +57,7 @@ class G2Block(nn.Module):
                 edge_attr: OptTensor = None) -> Tensor:
         # Dropout on what the convs read, never on the carried state: a
         # mask on the (1 - tau) * x path would compound over depth.
-        x_in = nn.functional.dropout(x, p=self.dropout,
-                                     training=self.training)
+        x_in = dropout(x, p=self.dropout, training=self.training)
         h = self.act(call_conv(self.conv, x_in, edge_index, edge_weight,
                                edge_attr))
         x_hat = h if self.gate_conv is None else self.act(call_conv(

@@ -1,11 +1,11 @@
 r"""GCNII stack from PyG's :class:`~torch_geometric.nn.conv.GCN2Conv`."""
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GCN2Conv
 from torch_geometric.typing import Adj, OptTensor
 
+from ..ops.dropout import dropout
 from .base import DeepGNN
 
 
@@ -22,7 +22,7 @@ class GCNIIBlock(nn.Module):
 
     def forward(self, x: Tensor, x0: Tensor, edge_index: Adj,
                 edge_weight: OptTensor = None) -> Tensor:
-        x = F.dropout(x, p=self.dropout, training=self.training)
+        x = dropout(x, p=self.dropout, training=self.training)
         return self.act(self.conv(x, x0, edge_index, edge_weight))
 
 

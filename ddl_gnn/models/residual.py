@@ -10,17 +10,19 @@ from torch_geometric.typing import Adj, OptTensor
 
 from ..nn.conv_resolver import call_conv, make_conv
 from ..nn.norms import make_norm
+from ..ops.dropout import dropout
 from .base import DeepGNN
 
 
 class EdgeAwareConv(nn.Module):
     """Adapts a PyG conv to the ``(x, edge_index, edge_weight, edge_attr)``
     call of :class:`DeepGCNLayer`, forwarding only the edge data the conv
-    accepts."""
+    accepts; ``input_dropout`` drops its input in training (res+ drops
+    there: after the norm and activation, before the conv)."""
 
-    def __init__(self, conv: nn.Module):
+    def __init__(self, conv: nn.Module, input_dropout: float = 0.0):
         super().__init__()
-        self.conv = conv
+        self.conv, self.input_dropout = conv, input_dropout
 
     def reset_parameters(self):
         self.conv.reset_parameters()
@@ -28,6 +30,7 @@ class EdgeAwareConv(nn.Module):
     def forward(self, x: Tensor, edge_index: Adj,
                 edge_weight: OptTensor = None,
                 edge_attr: OptTensor = None) -> Tensor:
+        x = dropout(x, p=self.input_dropout, training=self.training)
         return call_conv(self.conv, x, edge_index, edge_weight, edge_attr)
 
     def __repr__(self) -> str:
@@ -38,11 +41,23 @@ class _DeepGCNStack(DeepGNN):
     block: str = 'plain'
 
     def make_layer(self, i: int) -> nn.Module:
+        # The layers' dropout is this package's (ddl_gnn.ops.dropout, hashed
+        # CPU masks), not DeepGCNLayer's F.dropout: res+ drops the conv's
+        # input, res and plain the layer's output (layer_forward), where
+        # DeepGCNLayer would.
         d = self.hidden_channels
         conv = EdgeAwareConv(make_conv(self.conv_name, d,
-                                       **dict(self.conv_kwargs)))
+                                       **dict(self.conv_kwargs)),
+                             self.dropout if self.block == 'res+' else 0.0)
         return DeepGCNLayer(conv, make_norm(self.norm_name, d), self.act,
-                            block=self.block, dropout=self.dropout)
+                            block=self.block, dropout=0.0)
+
+    def layer_forward(self, layer, x, x0, edge_index, edge_weight,
+                      edge_attr):
+        out = layer(x, edge_index, edge_weight, edge_attr)
+        if self.block == 'res+':
+            return out
+        return dropout(out, p=self.dropout, training=self.training)
 
     def reset_parameters(self):
         # DeepGCNLayer.reset_parameters calls norm.reset_parameters() even

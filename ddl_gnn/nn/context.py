@@ -5,7 +5,8 @@ The layer reads its state through ``c = drop(norm(compress(X)))`` and feeds
 head). Plain autograd would keep ``c`` (an extra :math:`N \times d` tensor per
 layer) for the weight gradients, on top of the norm's own input. The
 function here saves only ``X`` (already kept by the delta update), the
-dropout mask (1 byte per entry, as ``F.dropout`` keeps) and the weights, and
+dropout mask (1 byte per entry, drawn as :func:`~ddl_gnn.ops.dropout.dropout`
+draws its masks) and the weights, and
 recomputes ``c`` in backward: one elementwise pass instead of an
 :math:`N \times d` activation per layer.
 
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..ops.dropout import keep_mask
 from ..ops.recompute import recompute_in_backward
 
 ContextFn = Callable[..., Tensor]
@@ -98,8 +100,7 @@ def context_linear(X: Tensor, fn: ContextFn, params: Sequence[Tensor],
     mask, scale = None, 1.0
     if training and p > 0.0:
         N, d = X.size(0), X.size(1)
-        mask = torch.empty((N, d), dtype=torch.bool,
-                           device=X.device).bernoulli_(1.0 - p)
+        mask = keep_mask((N, d), p, X.device)
         scale = 1.0 / (1.0 - p)
     if recompute_in_backward(X.device):
         return _ContextLinear.apply(X, mask, scale, fn, Wa, Wb, bb, *params)

@@ -16,6 +16,7 @@ from torch_geometric.utils import spmm
 
 from ..ops import (delta_update, delta_update_read, delta_write,
                    head_components)
+from ..ops.dropout import dropout
 from .._validate import check_features, check_graph
 from ._hetero import reject_hetero
 from .adjacency import normalize_adjacency
@@ -351,10 +352,10 @@ class DeltaConv(MessagePassing):
             # Direction and gate from the clean read; the value is the
             # dropped message's component along that direction, unbiased.
             h_value = self.message_conv(
-                F.dropout(c, p=self.dropout, training=True), edge_index,
+                dropout(c, p=self.dropout, training=True), edge_index,
                 edge_weight, edge_attr)
         else:
-            c = F.dropout(c, p=self.dropout, training=self.training)
+            c = dropout(c, p=self.dropout, training=self.training)
         h = self.message_conv(c, edge_index, edge_weight, edge_attr)
         c0 = None
         if 'anchor' in (self.k_source, self.beta_source, self.v_source):

@@ -43,7 +43,9 @@ passes compute too: the logits as eight per-head dot products with
 :math:`\partial x`, :math:`\partial x_0` and
 :math:`\partial W = \sum_n \partial\ell\, [x \Vert x_0]`,
 :math:`\partial b = \sum_n \partial\ell` backward (no op dispatches for
-the gate); elsewhere as torch ops,
+the gate; with a context :math:`c`, the dropped state in training, the
+gate reads :math:`[c \Vert x_0]` and its input term goes to
+:math:`\partial c`); elsewhere as torch ops,
 one compiled region each way where :mod:`ddl_gnn.ops.compiled` compiles
 (CUDA by default).
 Whether :math:`k` is saved or recomputed in backward follows
@@ -56,12 +58,12 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.typing import OptTensor
 
 from ..ops import cpu_kernels
 from ..ops.compiled import region
+from ..ops.dropout import dropout
 from ..ops.recompute import recompute_in_backward
 from .conv_resolver import call_conv
 
@@ -294,8 +296,10 @@ class _AnchoredMessage(torch.autograd.Function):
                 ) -> Tuple[Tensor, Tensor]:
         save_k = not recompute_in_backward(x.device)
         if _fused(x, h, x0, W, b, c):
-            # the row passes' gate reads the state itself
-            if c is None and _gate_in_rows(x, W, anchor, block):
+            # the row passes compute the gate from [x | x0], or from
+            # [c | x0] with a context
+            in_rows = _gate_in_rows(x, W, anchor, block)
+            if in_rows:
                 beta, Wk, bk = None, W.contiguous(), b.contiguous()
             else:
                 beta = _gates(x if c is None else c, x0, W, b, anchor,
@@ -303,7 +307,8 @@ class _AnchoredMessage(torch.autograd.Function):
                 Wk = bk = None
             out, beta, k, rho2, n, q = cpu_kernels.kernels().message_forward(
                 x.contiguous(), h.contiguous(), x0.contiguous(), beta, Wk,
-                bk, alpha, eps, scale, save_k)
+                bk, alpha, eps, scale, save_k,
+                c.contiguous() if in_rows and c is not None else None)
         else:
             out, beta, k, rho2, n, q = region(_message_ops, x.device)(
                 x, h, x0, W, b, anchor, alpha, heads, eps, scale, block,
@@ -326,13 +331,13 @@ class _AnchoredMessage(torch.autograd.Function):
         alpha, scale = ctx.alpha, ctx.scale
         if _fused(g, x, h, x0, W, c):
             x, x0 = x.contiguous(), x0.contiguous()
-            in_rows = c is None and _gate_in_rows(x, W, ctx.anchor,
-                                                  ctx.block)
-            gx, gh, gx0, gW, gb, dl = cpu_kernels.kernels().message_backward(
+            in_rows = _gate_in_rows(x, W, ctx.anchor, ctx.block)
+            (gx, gh, gx0, gW, gb, dl,
+             gc) = cpu_kernels.kernels().message_backward(
                 g.contiguous(), x, h.contiguous(), x0, k, beta, rho2, n, q,
                 W.contiguous() if in_rows else None, alpha, ctx.eps, scale,
-                need[:5] if in_rows else need[:3] + [False, False])
-            gc = None
+                need if in_rows else need[:3] + [False] * 3,
+                c.contiguous() if in_rows and c is not None else None)
             if W is not None and not in_rows:
                 gW, gb, gc = _gate_grads(dl, x, c, x0, W, ctx.anchor,
                                          ctx.block, gx, gx0,
@@ -435,7 +440,7 @@ def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
     generic path."""
     c = None
     if layer.training and layer.dropout > 0:
-        c = F.dropout(x, p=layer.dropout, training=True)
+        c = dropout(x, p=layer.dropout, training=True)
     h = layer.message_conv(x if c is None else c, edge_index, edge_weight,
                            edge_attr)
     gate = layer.gate

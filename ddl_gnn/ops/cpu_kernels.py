@@ -1,6 +1,7 @@
 r"""Fused C++ kernels for the delta shortcut on CPU (``csrc/delta_cpu.cpp``;
 ``csrc/message_cpu.cpp``: the anchored-message layer of
-:mod:`ddl_gnn.nn.message_path`).
+:mod:`ddl_gnn.nn.message_path`; ``csrc/dropout_cpu.cpp``: the dropout masks
+of :mod:`.dropout`).
 
 Built on first use with :func:`torch.utils.cpp_extension.load` (a C++
 compiler and ``ninja`` are needed; about 50 s on 2 cores, announced on
@@ -32,7 +33,8 @@ from torch import Tensor
 from . import _build
 
 _SOURCE = Path(__file__).with_name('csrc') / 'delta_cpu.cpp'
-_SOURCES = [_SOURCE, _SOURCE.with_name('message_cpu.cpp')]
+_SOURCES = [_SOURCE, _SOURCE.with_name('message_cpu.cpp'),
+            _SOURCE.with_name('dropout_cpu.cpp')]
 _state: dict = {}
 
 

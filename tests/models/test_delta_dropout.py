@@ -6,6 +6,7 @@ import torch
 from torch_geometric.utils import from_networkx
 
 from ddl_gnn.models import DeltaGNN
+from ddl_gnn.ops.dropout import dropout
 
 
 @pytest.fixture(scope='module')
@@ -30,7 +31,7 @@ def test_layer_dropout_sets_the_layers_rate_only():
 
 
 def test_state_dropout_drops_the_start_state(graph):
-    """The first layer reads F.dropout(x0): each entry zero or x0 / (1 - p),
+    """The first layer reads dropout(x0): each entry zero or x0 / (1 - p),
     and x0 itself (the anchor) undropped; eval mode is unchanged."""
     x, edge_index = graph
     torch.manual_seed(0)
@@ -104,8 +105,7 @@ def test_dropout_value_writes_the_dropped_message_along_the_clean_direction(
     torch.manual_seed(3)
     out = layer(x, edge_index, x0=x0)
     torch.manual_seed(3)           # the same dropout mask
-    dropped = layer.message_conv(torch.nn.functional.dropout(x, 0.5),
-                                 edge_index)
+    dropped = layer.message_conv(dropout(x, 0.5), edge_index)
     h = layer.message_conv(x, edge_index)
     k = torch.lerp(h, x0, 0.1)
     v = head_components(k, torch.lerp(dropped, x0, 0.1), 8, layer.eps)
@@ -126,7 +126,6 @@ def test_update_dropout_drops_each_layers_write(graph):
     """``update_dropout``: in training layer l's output is
     X + drop(layer(X) - X), computed here layer by layer from the same
     weights and the same dropout masks; eval mode is the plain stack."""
-    import torch.nn.functional as F
     x, edge_index = graph
     torch.manual_seed(0)
     model = DeltaGNN(32, 16, 3, 3, theta=0.5, update_dropout=0.4).train()
@@ -140,7 +139,7 @@ def test_update_dropout_drops_each_layers_write(graph):
         ei, ew = normalize_adjacency(ei, None, x.size(0), x0.dtype)
     X = model.init_state(x0)
     for layer in model.layers:
-        X = X + F.dropout(layer(X, ei, ew, x0=x0) - X, p=0.4)
+        X = X + dropout(layer(X, ei, ew, x0=x0) - X, p=0.4)
     torch.testing.assert_close(got, model.decoder(model.read_state(X)))
     plain = DeltaGNN(32, 16, 3, 3, theta=0.5)
     plain.load_state_dict(model.state_dict())

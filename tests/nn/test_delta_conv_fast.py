@@ -7,6 +7,7 @@ from ddl_gnn.nn import PAPER_DELTA, DeltaConv
 from ddl_gnn.nn.gates import BETA_INIT
 from ddl_gnn.nn.context import context_linear
 from ddl_gnn.ops.recompute import set_recompute
+from ddl_gnn.ops.dropout import keep_mask
 
 
 # The fast path serves the paper's mapping (at the package's beta_0).
@@ -103,10 +104,10 @@ def _context(X, w, ln_w, Wa, Wb, bb, p):
 def test_context_linear_gradcheck(p, recompute):
     args = _context_args()
     assert torch.autograd.gradcheck(lambda *a: _context(*a, p), args)
-    if p > 0:  # dropout is applied, with the F.dropout scaling
+    if p > 0:  # dropout is applied, with inverted-dropout scaling
         za, _ = _context(*args, p)
         torch.manual_seed(0)
-        mask = torch.empty(7, 5, dtype=torch.bool).bernoulli_(1 - p)
+        mask = keep_mask((7, 5), p)
         c = _context_fn(*args[:3]) * mask / (1 - p)
         torch.testing.assert_close(za, c @ args[3].t())
 

@@ -621,14 +621,17 @@ std::vector<at::Tensor> compress_backward(const at::Tensor& g,
 std::vector<at::Tensor> message_forward(
     const at::Tensor&, const at::Tensor&, const at::Tensor&,
     const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
-    const c10::optional<at::Tensor>&, double, double, double, bool);
+    const c10::optional<at::Tensor>&, double, double, double, bool,
+    const c10::optional<at::Tensor>&);
 std::vector<at::Tensor> message_backward(
     const at::Tensor&, const at::Tensor&, const at::Tensor&,
     const at::Tensor&, const c10::optional<at::Tensor>&, const at::Tensor&,
     const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
     const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
-    double, double, double, std::vector<bool>);
+    double, double, double, std::vector<bool>,
+    const c10::optional<at::Tensor>&);
 bool message_gate_in_rows(const at::Tensor&, int64_t);
+at::Tensor dropout_mask(const at::Tensor&, double, int64_t);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("delta_forward", &delta_forward);
@@ -638,4 +641,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("message_forward", &message_forward);
   m.def("message_backward", &message_backward);
   m.def("message_gate_in_rows", &message_gate_in_rows);
+  m.def("dropout_mask", &dropout_mask);
 }

@@ -338,11 +338,13 @@ inline void backward_row8(const float* g, const float* x, const float* h,
 
 // Row pass of the forward; beta [N, H] holds the gates on entry, or, with
 // a dense anchored gate's W [H, 2d] and b [H] (heads_of_eight float AVX2
-// rows only), receives them.
+// rows only), receives them: the gate reads [c | x0], c the context where
+// given (the dropped state in training), else x.
 template <typename T>
-void forward_rows(const T* x, const T* h, const T* x0, T alpha, T eps,
-                  T* out, T* beta, const T* W, const T* b, T scale, T* kout,
-                  T* rho2, T* nn, T* qq, int64_t N, int64_t d, int64_t H) {
+void forward_rows(const T* x, const T* h, const T* x0, const T* c, T alpha,
+                  T eps, T* out, T* beta, const T* W, const T* b, T scale,
+                  T* kout, T* rho2, T* nn, T* qq, int64_t N, int64_t d,
+                  int64_t H) {
   const int64_t w = d / H;
 #if defined(__AVX2__) && defined(__FMA__)
   if constexpr (std::is_same_v<T, float>) {
@@ -350,8 +352,8 @@ void forward_rows(const T* x, const T* h, const T* x0, T alpha, T eps,
       at::parallel_for(0, N, kBlock, [&](int64_t lo, int64_t hi) {
         for (int64_t i = lo; i < hi; ++i) {
           if (W)
-            gate_row8(x + i * d, x0 + i * d, W, b, scale, beta + i * H, d,
-                      H);
+            gate_row8((c ? c : x) + i * d, x0 + i * d, W, b, scale,
+                      beta + i * H, d, H);
           forward_row8(x + i * d, h + i * d, x0 + i * d, alpha, eps * eps,
                        beta + i * H, out + i * d,
                        kout ? kout + i * d : nullptr, rho2 + i * H,
@@ -436,13 +438,15 @@ void backward_channels(const T* __restrict__ g, const T* __restrict__ x,
 // With one head per channel rho2, n and q are null (recomputed here).
 // With a dense anchored gate's W [H, 2d] (heads_of_eight float AVX2 rows
 // only) the gate's terms are added here instead, dl is not kept, and gW
-// [H, 2d] and gb [H] (where given) receive dW and db.
+// [H, 2d] and gb [H] (where given) receive dW and db; a gate that read a
+// context c sends its term to gc (written here; the gate's input) instead
+// of gx.
 template <typename T>
 void backward_rows(const T* g, const T* x, const T* h, const T* x0,
-                   const T* ksaved, const T* beta, const T* rho2,
-                   const T* nn, const T* qq, const T* W, T alpha, T eps,
-                   T scale, T* gx, T* gh, T* gx0, T* dl, T* gW, T* gb,
-                   int64_t N, int64_t d, int64_t H) {
+                   const T* c, const T* ksaved, const T* beta,
+                   const T* rho2, const T* nn, const T* qq, const T* W,
+                   T alpha, T eps, T scale, T* gx, T* gh, T* gx0, T* gc,
+                   T* dl, T* gW, T* gb, int64_t N, int64_t d, int64_t H) {
   const int64_t w = d / H;
 #if defined(__AVX2__) && defined(__FMA__)
   if constexpr (std::is_same_v<T, float>) {
@@ -474,11 +478,18 @@ void backward_rows(const T* g, const T* x, const T* h, const T* x0,
                             ksaved ? ksaved + r : nullptr, beta + s,
                             rho2 + s, nn + s, qq + s, alpha, scale, gxi,
                             gh ? gh + r : nullptr, gx0i, dli, H);
-              if (W) gate_input_grad_row8(dli, W, gxi, gx0i, d, H);
+              if (W && c) {
+                float* gci = gc ? gc + r : nullptr;
+                if (gci) std::fill(gci, gci + d, 0.f);
+                gate_input_grad_row8(dli, W, gci, gx0i, d, H);
+              } else if (W) {
+                gate_input_grad_row8(dli, W, gxi, gx0i, d, H);
+              }
             }
             if (pw)
-              gate_weight_grad8(dlbuf.data(), x + i0 * d, x0 + i0 * d,
-                                i1 - i0, pw, pw + H * 2 * d, d, H);
+              gate_weight_grad8(dlbuf.data(), (c ? c : x) + i0 * d,
+                                x0 + i0 * d, i1 - i0, pw, pw + H * 2 * d, d,
+                                H);
           }
         }
       });
@@ -594,6 +605,15 @@ void check_gate(const at::Tensor& x, const at::Tensor& W,
   }
 }
 
+// c [N, d], the gate's context, like x.
+void check_context(const at::Tensor& x, const at::Tensor& c,
+                   const char* what) {
+  check(c, "context");
+  TORCH_CHECK(c.sizes() == x.sizes() && c.scalar_type() == x.scalar_type(),
+              what, ": the context must have x's shape and dtype, got ",
+              c.sizes());
+}
+
 at::Tensor given(const c10::optional<at::Tensor>& t) {
   return t.has_value() ? *t : at::Tensor();
 }
@@ -602,22 +622,29 @@ at::Tensor given(const c10::optional<at::Tensor>& t) {
 
 // (x, h, x0 [N, d]; beta [N, H], the gates, or the dense anchored gate's
 // W [H, 2d] and b [H] (message_gate_in_rows): the gates are then computed
-// in the row pass, scale s) -> (x', beta, k or undefined, rho2, n, q), the
-// last three [N, H], undefined with one head per channel (the backward
-// recomputes them): one pass over the rows.
+// in the row pass from [c | x0], c the context [N, d] where given, else x;
+// scale s) -> (x', beta, k or undefined, rho2, n, q), the last three
+// [N, H], undefined with one head per channel (the backward recomputes
+// them): one pass over the rows.
 std::vector<at::Tensor> message_forward(
     const at::Tensor& x, const at::Tensor& h, const at::Tensor& x0,
     const c10::optional<at::Tensor>& beta_,
     const c10::optional<at::Tensor>& W_, const c10::optional<at::Tensor>& b_,
-    double alpha, double eps, double scale, bool save_k) {
+    double alpha, double eps, double scale, bool save_k,
+    const c10::optional<at::Tensor>& c_) {
   for (auto* t : {&x, &h, &x0}) check(*t, "input");
   TORCH_CHECK(beta_.has_value() != W_.has_value() &&
                   W_.has_value() == b_.has_value(),
               "message_forward: pass the gates beta, or the gate's W and b");
-  at::Tensor beta = given(beta_), W = given(W_), b = given(b_);
+  at::Tensor beta = given(beta_), W = given(W_), b = given(b_), c = given(c_);
   if (W.defined()) {
     check_gate(x, W, b_, "message_forward");
     beta = at::empty({x.size(0), W.size(0)}, x.options());
+  }
+  if (c.defined()) {
+    TORCH_CHECK(W.defined(), "message_forward: a context is read by the "
+                "gate the row pass computes; pass W and b with it");
+    check_context(x, c, "message_forward");
   }
   check(beta, "beta");
   TORCH_CHECK(beta.dim() == 2 && beta.size(0) == x.size(0) &&
@@ -633,21 +660,22 @@ std::vector<at::Tensor> message_forward(
   auto k = save_k ? at::empty_like(x) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "message_forward", [&] {
     using T = scalar_t;
-    forward_rows<T>(ptr<T>(x), ptr<T>(h), ptr<T>(x0), T(alpha), T(eps),
-                    ptr<T>(out), ptr<T>(beta), ptr<T>(W), ptr<T>(b),
+    forward_rows<T>(ptr<T>(x), ptr<T>(h), ptr<T>(x0), ptr<T>(c), T(alpha),
+                    T(eps), ptr<T>(out), ptr<T>(beta), ptr<T>(W), ptr<T>(b),
                     T(scale), ptr<T>(k), ptr<T>(rho2), ptr<T>(n), ptr<T>(q),
                     N, d, H);
   });
   return {out, beta, k, rho2, n, q};
 }
 
-// needs: (x, h, x0, W, b) -> (dx, dh, dx0, dW, db, dl), undefined where not
-// needed; k may be undefined (recomputed from h and x0), and so may rho2, n
-// and q with one head per channel (recomputed from k). Without W, dx and
-// dx0 lack the gate's terms, dW and db are undefined and dl [N, H] is
-// returned (the caller applies the gate's weight); with the dense anchored
-// gate's W (message_gate_in_rows) the row pass applies it and dl is
-// undefined.
+// needs: (x, h, x0, W, b) -> (dx, dh, dx0, dW, db, dl, dc), undefined where
+// not needed; k may be undefined (recomputed from h and x0), and so may
+// rho2, n and q with one head per channel (recomputed from k). Without W,
+// dx and dx0 lack the gate's terms, dW and db are undefined and dl [N, H]
+// is returned (the caller applies the gate's weight); with the dense
+// anchored gate's W (message_gate_in_rows) the row pass applies it and dl
+// is undefined. With a context c (the gate's input in the forward, with
+// W) the gate's input term is dc, and dx lacks it.
 std::vector<at::Tensor> message_backward(
     const at::Tensor& g, const at::Tensor& x, const at::Tensor& h,
     const at::Tensor& x0, const c10::optional<at::Tensor>& k,
@@ -655,15 +683,22 @@ std::vector<at::Tensor> message_backward(
     const c10::optional<at::Tensor>& n_,
     const c10::optional<at::Tensor>& q_,
     const c10::optional<at::Tensor>& W_, double alpha, double eps,
-    double scale, std::vector<bool> needs) {
+    double scale, std::vector<bool> needs,
+    const c10::optional<at::Tensor>& c_) {
   at::Tensor kt = given(k), rho2 = given(rho2_), n = given(n_),
-             q = given(q_), W = given(W_);
+             q = given(q_), W = given(W_), c = given(c_);
   for (auto* t : {&g, &x, &h, &x0, &beta}) check(*t, "input");
-  TORCH_CHECK(needs.size() == 5, "message_backward: needs has five flags");
+  TORCH_CHECK(needs.size() == 6, "message_backward: needs has six flags "
+              "(x, h, x0, W, b, c)");
   const int64_t N = x.size(0), d = x.size(1), H = beta.size(1);
   if (W.defined()) {
     check_gate(x, W, c10::nullopt, "message_backward");
     TORCH_CHECK(W.size(0) == H, "message_backward: W and beta disagree on H");
+  }
+  if (c.defined()) {
+    TORCH_CHECK(W.defined(), "message_backward: a context needs the gate's "
+                "W (the row pass's gate)");
+    check_context(x, c, "message_backward");
   }
   TORCH_CHECK(d == H || (rho2.defined() && n.defined() && q.defined()),
               "message_backward: rho2, n and q are needed with heads wider "
@@ -680,17 +715,18 @@ std::vector<at::Tensor> message_backward(
   auto gW = need_w ? at::empty_like(W) : at::Tensor();
   auto gb = need_w ? at::empty({H}, x.options()) : at::Tensor();
   auto dl = W.defined() ? at::Tensor() : at::empty({N, H}, x.options());
+  auto gc = c.defined() && needs[5] ? at::empty_like(x) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "message_backward", [&] {
     using T = scalar_t;
-    backward_rows<T>(ptr<T>(g), ptr<T>(x), ptr<T>(h), ptr<T>(x0),
+    backward_rows<T>(ptr<T>(g), ptr<T>(x), ptr<T>(h), ptr<T>(x0), ptr<T>(c),
                      ptr<T>(kt), ptr<T>(beta), ptr<T>(rho2), ptr<T>(n),
                      ptr<T>(q), ptr<T>(W), T(alpha), T(eps), T(scale),
-                     ptr<T>(gx), ptr<T>(gh), ptr<T>(gx0), ptr<T>(dl),
-                     ptr<T>(gW), ptr<T>(gb), N, d, H);
+                     ptr<T>(gx), ptr<T>(gh), ptr<T>(gx0), ptr<T>(gc),
+                     ptr<T>(dl), ptr<T>(gW), ptr<T>(gb), N, d, H);
   });
   auto keep = [](bool need, const at::Tensor& t) {
     return need ? t : at::Tensor();
   };
   return {keep(needs[0], gx), keep(needs[1], gh), keep(needs[2], gx0),
-          keep(needs[3], gW), keep(needs[4], gb), dl};
+          keep(needs[3], gW), keep(needs[4], gb), dl, gc};
 }
