@@ -22,6 +22,8 @@ from cases.table import MODELS, build
 from common import GRAPHS, machine, median_time, named_graph, save_json, \
     train_step
 
+from ddl_gnn.experiment import adam
+
 
 def floor(args) -> dict:
     """Memory bandwidth and the bytes a layer must move, vs measured."""
@@ -152,7 +154,7 @@ def compile_vs_eager(args) -> dict:
         for label in args.models:
             model = build(label, depth, x.size(1), False,
                           args.width).to(args.device)
-            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+            opt = adam(model.parameters(), 1e-3)
             cmodel = torch.compile(model)
 
             def step(m):

@@ -6,7 +6,7 @@ in a fresh process: the RSS growth (peak ``VmHWM`` minus ``VmRSS`` before
 the steps) and the live peak (tensor bytes alive at once, from
 ``torch.profiler`` on a further step, plus the optimizer state the first
 step allocated), with glibc's default thresholds
-(``DDL_GNN_MALLOC=0``) or with :func:`ddl_gnn._allocator.limit_heap_growth`
+(``DDL_GNN_MALLOC=0``) or with :func:`ddl_gnn.limit_heap_growth`
 (the default, as ``ddl-gnn train`` applies it). ``--alternate`` instead
 times steps with the setting on and off in turn in one process, on the
 deep stack and on a Cora-size depth-64 delta model; this understates the
@@ -28,7 +28,8 @@ import torch
 from common import (CLASSES, GRAPHS, graph_input, live_peak_mb, random_graph,
                     train_step, vm_mb)
 
-from ddl_gnn._allocator import limit_heap_growth, restore_heap_growth
+from ddl_gnn import limit_heap_growth, restore_heap_growth
+from ddl_gnn.experiment import adam
 from ddl_gnn.models import build_model
 
 
@@ -53,7 +54,7 @@ def _setup(nodes, pairs, width, layers, adj, checkpoint):
     torch.manual_seed(0)
     model = build_model('delta', width, width, layers, CLASSES,
                         checkpoint=checkpoint)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = adam(model.parameters(), 1e-3)
     return model, opt, x, graph_input(ei, nodes, adj), y, ei.size(1)
 
 
