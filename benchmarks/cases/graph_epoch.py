@@ -18,7 +18,10 @@ projected from those per-graph costs:
 The variants run in the same process and alternate round by round
 (``--rounds``), so machine load hits them alike; on a loaded machine their
 ratios are more trustworthy than the absolute seconds. One JSON line per
-variant, and ``--out`` (JSON, written atomically).
+variant, and ``--out`` (JSON, written atomically). ``--torch-dropout``
+adds each variant with torch's ``bernoulli_`` dropout masks beside the
+hashed ones training uses (:mod:`ddl_gnn.ops.dropout`;
+``dropout_masks`` in the rows).
 
     OMP_NUM_THREADS=1 python benchmarks/run.py graph-epoch --depth 4 \
         --batch-sizes 64 256 --batches 30
@@ -34,6 +37,8 @@ from typing import Any, Callable, Dict, List
 
 import torch
 from common import save_json
+
+from ddl_gnn.ops.dropout import set_hash_dropout
 
 
 def _timed(fn: Callable[[], Any]) -> float:
@@ -94,6 +99,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--batches', type=int, default=30,
                    help='timed batches per part, variant and round')
     p.add_argument('--rounds', type=int, default=3)
+    p.add_argument('--torch-dropout', action='store_true',
+                   help="also each variant with torch's dropout masks")
     p.add_argument('--out', default=None)
 
 
@@ -105,29 +112,34 @@ def run(args: argparse.Namespace) -> None:
     ds = load_dataset(args.dataset)
     sizes = {part: len(ds.subset(part)) for part in ('train', 'valid',
                                                      'test')}
-    names = [(b, c) for c in ([False, True] if args.compile else [False])
-             for b in args.batch_sizes]
+    names = [(b, c, h) for c in ([False, True] if args.compile else [False])
+             for b in args.batch_sizes
+             for h in ([True, False] if args.torch_dropout else [True])]
     variants, times = {}, {}
-    for b, c in names:
+    for b, c, h in names:
         cfg = RunConfig(dataset=args.dataset, model=args.model,
                         depth=args.depth, hidden=args.hidden, batch_size=b,
                         dropout=0.2, lr=1e-3, weight_decay=0.0)
         v = _variant(ds, cfg, b, c, seed=0)
+        set_hash_dropout(h)
         v['compile_s'] = _timed(lambda: (v['step'](2), v['evaluate'](2)))
-        variants[(b, c)] = v
-        times[(b, c)] = {k: [] for k in ('gather', 'step', 'evaluate')}
+        variants[(b, c, h)] = v
+        times[(b, c, h)] = {k: [] for k in ('gather', 'step', 'evaluate')}
     for _ in range(args.rounds):
         for key, v in variants.items():
+            set_hash_dropout(key[2])
             for part in ('gather', 'step', 'evaluate'):
                 graphs = args.batches * key[0]
                 times[key][part].append(
                     _timed(lambda: v[part](args.batches)) / graphs)
+    set_hash_dropout(None)
     rows: List[Dict[str, Any]] = []
-    for (b, c), v in variants.items():
-        per = {k: statistics.median(t) for k, t in times[(b, c)].items()}
+    for (b, c, h), v in variants.items():
+        per = {k: statistics.median(t) for k, t in times[(b, c, h)].items()}
         measure_s = _timed(lambda: measure(v['model'], ds))
         row = dict(dataset=args.dataset, model=args.model, depth=args.depth,
                    hidden=args.hidden, batch_size=b, compiled=c,
+                   dropout_masks='hash' if h else 'torch',
                    graphs=sizes, batches=args.batches, rounds=args.rounds,
                    threads=torch.get_num_threads(),
                    warmup_s=round(v['compile_s'], 2),
@@ -144,6 +156,7 @@ def run(args: argparse.Namespace) -> None:
         print(json.dumps(row), flush=True)
     for row in rows:
         print(f"batch {row['batch_size']:5d} compiled={row['compiled']!s:5s}"
+              f" masks {row['dropout_masks']:5s}"
               f" train {row['train_s']:6.1f} s, valid+test "
               f"{row['eval_s']:5.2f} s, train scoring {row['train_score_s']:5.2f}"
               f" s, epoch {row['epoch_s']:6.1f} s ({row['epoch_best_s']:6.1f} s"
