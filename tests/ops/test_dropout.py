@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ddl_gnn.ops import cpu_kernels
+from ddl_gnn.ops import cpu_kernels, saved_tensor_bytes
 from ddl_gnn.ops.dropout import (dropout, dropout_mask,
                                  dropout_mask_reference, keep_mask,
                                  set_hash_dropout)
@@ -61,6 +61,17 @@ def test_kernel_matches_reference(shape, dtype):
 
 @pytest.mark.skipif(cpu_kernels.kernels() is None,
                     reason='the fused CPU kernels are not built here')
+@pytest.mark.parametrize('shape', [(1,), (7,), (2708, 64), (300_001,)])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_kernel_applies_the_reference_mask(shape, dtype):
+    x = torch.randn(shape, dtype=dtype)
+    got = cpu_kernels.kernels().dropout_apply(x, 0.6, 424242)
+    assert torch.equal(got, x * dropout_mask_reference(shape, 0.6, 424242,
+                                                       dtype))
+
+
+@pytest.mark.skipif(cpu_kernels.kernels() is None,
+                    reason='the fused CPU kernels are not built here')
 def test_kernel_mask_does_not_depend_on_threads():
     like = torch.zeros(600_000)      # several grains of 64k words
     threads = torch.get_num_threads()
@@ -106,6 +117,23 @@ def test_dropout_is_mask_times_input_and_its_gradient_the_mask(hashed):
     assert torch.equal(y, x * m)
     y.backward(torch.ones_like(y))
     assert torch.equal(x.grad, m)
+
+
+@pytest.mark.parametrize('kernels', ['1', '0'])
+def test_nothing_is_saved_for_backward_and_gradients_check(hashed,
+                                                           monkeypatch,
+                                                           kernels):
+    # the backward regenerates the mask from its seed
+    monkeypatch.setenv('DDL_GNN_CPU_KERNELS', kernels)
+    x = torch.randn(40, 6, dtype=torch.float64, requires_grad=True)
+    _, saved = saved_tensor_bytes(lambda: dropout(x, 0.3))
+    assert saved == 0
+
+    def fn(t):
+        torch.manual_seed(11)           # the same mask on every call
+        return dropout(t, 0.3)
+    assert torch.autograd.gradcheck(fn, (x,))
+    assert torch.autograd.gradgradcheck(fn, (x,))
 
 
 def test_seeded_masks_repeat_and_successive_masks_differ(hashed):

@@ -75,3 +75,24 @@ def test_csr_adjacency_equals_edge_index(graph, name):
     torch.testing.assert_close(outs[0][0], outs[1][0], atol=1e-5, rtol=1e-4)
     for a, b in zip(outs[0][1], outs[1][1]):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
+
+
+def test_dropout_keeps_no_mask_for_backward(graph):
+    # hashed dropout regenerates its mask from the seed in backward: a res
+    # layer with dropout saves what it saves without; the default delta
+    # layer keeps its dropped read (the conv's and the gate's input) as the
+    # generic path does, one [N, d] more
+    from ddl_gnn.ops.dropout import set_hash_dropout
+    x, ei = graph
+    set_hash_dropout(True)
+    try:
+        for name in ('res', 'gcnii'):
+            assert _per_layer(name, x, ei, dropout=0.5) == pytest.approx(
+                _per_layer(name, x, ei), rel=0.01)
+        assert _per_layer('delta', x, ei, dropout=0.5) <= (
+            _per_layer('delta', x, ei) + N * D * 4 * 1.01)
+        set_hash_dropout(False)          # torch's keeps an [N, d] mask
+        assert _per_layer('res', x, ei, dropout=0.5) == pytest.approx(
+            _per_layer('res', x, ei) + N * D * 4, rel=0.01)
+    finally:
+        set_hash_dropout(None)
