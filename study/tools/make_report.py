@@ -85,6 +85,17 @@ HEADLINE_DEEP = (64, [('depth_cora', 'Cora (acc)'),
                       ('depth_citeseer', 'CiteSeer (acc)')], ('gcnii', 'delta'))
 #: the difference of the two at that depth, with its uncertainty
 GAP_DEEP = (64, HEADLINE_DEEP[1], 'delta', 'gcnii')
+#: the same cells rerun with the hashed dropout masks training draws
+#: (other random streams than the runs that selected the settings): one
+#: folder, a dataset per row
+GAP_DEEP_HASHED = (64, [('dropout_masks', 'Cora (acc)', 'cora'),
+                        ('dropout_masks', 'CiteSeer (acc)', 'citeseer')],
+                   'delta', 'gcnii')
+#: both streams' runs together
+GAP_DEEP_POOLED = (64, [(('depth_cora', 'dropout_masks'), 'Cora (acc)',
+                         'cora'),
+                        (('depth_citeseer', 'dropout_masks'),
+                         'CiteSeer (acc)', 'citeseer')], 'delta', 'gcnii')
 REGENERATE = '`python study/tools/make_report.py`'
 
 
@@ -120,6 +131,10 @@ def main() -> None:
                  'headline64': '\n'.join(_headline_table(RESULTS,
                                                          *HEADLINE_DEEP))}
     blocks['gap64'] = '\n'.join(_gap_table(RESULTS, *GAP_DEEP))
+    blocks['gap64_hashed'] = '\n'.join(_gap_table(RESULTS,
+                                                  *GAP_DEEP_HASHED))
+    blocks['gap64_pooled'] = '\n'.join(_gap_table(RESULTS,
+                                                  *GAP_DEEP_POOLED))
     _write_summary(RESULTS, blocks, sections)
     fill_blocks(ROOT / 'README.md', headlines)
     fill_blocks(ROOT / 'docs' / 'findings.md', blocks)
@@ -261,11 +276,18 @@ def welch(a: Sequence[float], b: Sequence[float]
 def _gap_table(results: Path, depth: int, sets, a: str, b: str
                ) -> List[str]:
     """Rows datasets: ``a − b`` at ``depth`` on validation and test
-    (× 100, ± its standard error, Welch's p), over each cell's seeds."""
+    (× 100, ± its standard error, Welch's p), over each cell's seeds.
+    ``sets`` holds ``(folder, title)``, or ``(folder, title, dataset)``
+    for a folder that holds several datasets; ``folder`` may be a tuple of
+    folders whose records are taken together."""
     out = [f'| L = {depth}: {a} − {b} | seeds | validation | test |',
            '|---|---|---|---|']
-    for name, title in sets:
-        family = _by_family(current_records(results / name))
+    for name, title, *dataset in sets:
+        names = name if isinstance(name, tuple) else (name,)
+        records = [r for n in names for r in current_records(results / n)]
+        if dataset:
+            records = [r for r in records if r['dataset'] == dataset[0]]
+        family = _by_family(records)
         side = {m: [r for r in family.get(m, []) if r['depth'] == depth]
                 for m in (a, b)}
         if min(len(v) for v in side.values()) < 2:

@@ -53,6 +53,8 @@ def test_documents_hold_every_generated_block(study_tool):
     findings = (make_report.ROOT / 'docs' / 'findings.md').read_text()
     for name, *_ in make_report.SUMMARIES:
         assert f'<!-- {name}:begin -->' in findings, name
+    for name in ('gap64', 'gap64_hashed', 'gap64_pooled'):
+        assert f'<!-- {name}:begin -->' in findings, name
     readme = (make_report.ROOT / 'README.md').read_text()
     assert '<!-- headline:begin -->' in readme
     assert '<!-- headline64:begin -->' in readme
@@ -118,3 +120,43 @@ def test_delta_cells_compare_the_starting_gate_at_each_depth(
     cells = make_report._cells(tmp_path, 'set_a', ('delta', ), (2, 64))
     assert sorted(cells[('delta', 2)]) == [0.2, 0.3]   # both start at 0.9
     assert sorted(cells[('delta', 64)]) == [0.4, 0.5]  # both start at 0.1
+
+
+def test_gap_rows_filter_a_dataset_and_pool_folders(tmp_path, study_tool,
+                                                   monkeypatch):
+    """delta − gcnii with its standard error against numpy; a folder of
+    several datasets gives one row per dataset named; a tuple of folders
+    pools their runs."""
+    from ddl_gnn.experiment import recommended
+    make_report = study_tool('make_report')
+    # the package default layer on every set (no recommended options)
+    monkeypatch.setattr(recommended, '_table', lambda: {})
+    vals = {('one', 'cora', 'delta'): [0.80, 0.82, 0.84],
+            ('one', 'cora', 'gcnii'): [0.83, 0.85, 0.84],
+            ('one', 'citeseer', 'delta'): [0.70, 0.71],
+            ('one', 'citeseer', 'gcnii'): [0.60, 0.61],
+            ('two', 'cora', 'delta'): [0.81, 0.79],
+            ('two', 'cora', 'gcnii'): [0.86, 0.88]}
+    for (folder, ds, model), values in vals.items():
+        store = ResultStore(str(tmp_path / folder))
+        for seed, v in enumerate(values):
+            store.append(dict(key=f'{ds}{model}{seed}', model=model, depth=64,
+                              seed=seed, dataset=ds, valid=v, test=v))
+
+    def want(folders, ds):
+        a = np.array([v for f in folders for v in vals[(f, ds, 'delta')]])
+        b = np.array([v for f in folders for v in vals[(f, ds, 'gcnii')]])
+        se = np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
+        return (f'{100 * (a.mean() - b.mean()):+.2f} ± {100 * se:.2f}',
+                f'{a.size} / {b.size}')
+
+    lines = make_report._gap_table(
+        tmp_path, 64, [('one', 'Cora', 'cora'), ('one', 'CiteSeer',
+                                                 'citeseer'),
+                       (('one', 'two'), 'both', 'cora')], 'delta', 'gcnii')
+    rows = {line.split('|')[1].strip(): line for line in lines[2:]}
+    for title, folders, ds in [('Cora', ['one'], 'cora'),
+                               ('CiteSeer', ['one'], 'citeseer'),
+                               ('both', ['one', 'two'], 'cora')]:
+        diff, seeds = want(folders, ds)
+        assert f'| {seeds} | {diff} (' in rows[title], rows[title]
