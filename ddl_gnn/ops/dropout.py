@@ -109,13 +109,19 @@ def draw_seed() -> int:
     return int(torch.empty((), dtype=torch.int64).random_())
 
 
-def dropout_mask(x: Tensor, p: float, seed: int) -> Tensor:
-    """The scaled keep-mask of :func:`dropout` in ``x``'s shape and dtype:
-    the fused kernel where it is built, else
-    :func:`dropout_mask_reference`."""
+def _apply_mask(x: Tensor, p: float, seed: int) -> Tensor:
+    """``x`` times the mask of ``(p, seed)`` (in ``x``'s logical order): the
+    fused kernel where it is built, else :func:`dropout_mask_reference`."""
     if cpu_kernels.usable(x):
-        return cpu_kernels.kernels().dropout_mask(x, float(p), int(seed))
-    return dropout_mask_reference(x.shape, p, seed, x.dtype, x.device)
+        return cpu_kernels.kernels().dropout_apply(x.contiguous(), float(p),
+                                                   int(seed))
+    return x * dropout_mask_reference(x.shape, p, seed, x.dtype, x.device)
+
+
+def dropout_mask(x: Tensor, p: float, seed: int) -> Tensor:
+    """The scaled keep-mask of :func:`dropout` in ``x``'s shape, dtype and
+    device (the kernel applied to ones)."""
+    return _apply_mask(torch.ones_like(x), p, seed)
 
 
 def _hashed(device: torch.device) -> bool:
@@ -133,17 +139,9 @@ def keep_mask(shape: Sequence[int], p: float,
         raise ValueError(f"keep_mask: p must lie in [0, 1), got {p}")
     device = torch.device('cpu') if device is None else torch.device(device)
     if _hashed(device):
-        return dropout_mask(torch.empty(tuple(shape)), p, draw_seed()) != 0
+        return _apply_mask(torch.ones(tuple(shape)), p, draw_seed()) != 0
     return torch.empty(tuple(shape), dtype=torch.bool,
                        device=device).bernoulli_(1.0 - p)
-
-
-def _apply_mask(x: Tensor, p: float, seed: int) -> Tensor:
-    """``x`` times the mask of ``(p, seed)`` (in ``x``'s logical order)."""
-    if cpu_kernels.usable(x):
-        return cpu_kernels.kernels().dropout_apply(x.contiguous(), float(p),
-                                                   int(seed))
-    return x * dropout_mask_reference(x.shape, p, seed, x.dtype, x.device)
 
 
 class _HashedDropout(torch.autograd.Function):

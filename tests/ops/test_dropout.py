@@ -52,8 +52,8 @@ def test_reference_matches_numpy_oracle(shape, p):
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
 def test_kernel_matches_reference(shape, dtype):
     for p, seed in [(0.5, 1), (0.6, 123456789123), (0.05, 2 ** 62 + 17)]:
-        like = torch.zeros(shape, dtype=dtype)
-        got = cpu_kernels.kernels().dropout_mask(like, p, seed)
+        like = torch.ones(shape, dtype=dtype)       # the mask itself
+        got = cpu_kernels.kernels().dropout_apply(like, p, seed)
         assert got.dtype == dtype and got.shape == like.shape
         assert torch.equal(got, dropout_mask_reference(shape, p, seed,
                                                        dtype))
@@ -73,13 +73,13 @@ def test_kernel_applies_the_reference_mask(shape, dtype):
 @pytest.mark.skipif(cpu_kernels.kernels() is None,
                     reason='the fused CPU kernels are not built here')
 def test_kernel_mask_does_not_depend_on_threads():
-    like = torch.zeros(600_000)      # several grains of 64k words
+    like = torch.ones(600_000)       # several grains of 64k words
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = cpu_kernels.kernels().dropout_mask(like, 0.3, 99)
+        one = cpu_kernels.kernels().dropout_apply(like, 0.3, 99)
         torch.set_num_threads(2)
-        two = cpu_kernels.kernels().dropout_mask(like, 0.3, 99)
+        two = cpu_kernels.kernels().dropout_apply(like, 0.3, 99)
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(one, two)

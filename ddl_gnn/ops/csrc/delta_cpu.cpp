@@ -631,7 +631,6 @@ std::vector<at::Tensor> message_backward(
     double, double, double, std::vector<bool>,
     const c10::optional<at::Tensor>&);
 bool message_gate_in_rows(const at::Tensor&, int64_t);
-at::Tensor dropout_mask(const at::Tensor&, double, int64_t);
 at::Tensor dropout_apply(const at::Tensor&, double, int64_t);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -642,6 +641,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("message_forward", &message_forward);
   m.def("message_backward", &message_backward);
   m.def("message_gate_in_rows", &message_gate_in_rows);
-  m.def("dropout_mask", &dropout_mask);
   m.def("dropout_apply", &dropout_apply);
 }

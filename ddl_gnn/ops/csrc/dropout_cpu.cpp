@@ -22,37 +22,12 @@ inline uint64_t splitmix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-// Words [begin, end): its arguments by value, so that the compiler keeps
-// them in registers and vectorises the loop (read through the capturing
-// lambda's references it does not, about 20x slower).
-template <typename scalar_t>
-void fill_words(scalar_t* __restrict__ out, int64_t begin, int64_t end,
-                uint32_t threshold, scalar_t keep, uint64_t seed) {
-  for (int64_t j = begin; j < end; ++j) {
-    const uint64_t z = splitmix64(seed + uint64_t(j + 1) * kGolden);
-    out[2 * j] = uint32_t(z) >= threshold ? keep : scalar_t(0);
-    out[2 * j + 1] = uint32_t(z >> 32) >= threshold ? keep : scalar_t(0);
-  }
-}
-
-template <typename scalar_t>
-void fill_mask(scalar_t* out, int64_t numel, uint32_t threshold,
-               scalar_t keep, uint64_t seed) {
-  const int64_t words = numel / 2;
-  // grains of 64k words: a Cora-size mask (173k floats) stays on one
-  // thread, an arxiv-size one is split
-  at::parallel_for(0, words, 1 << 16, [=](int64_t begin, int64_t end) {
-    fill_words<scalar_t>(out, begin, end, threshold, keep, seed);
-  });
-  if (numel & 1) {
-    const uint64_t z = splitmix64(seed + uint64_t(words + 1) * kGolden);
-    out[numel - 1] = uint32_t(z) >= threshold ? keep : scalar_t(0);
-  }
-}
-
-// out = x * mask over words [begin, end) (as fill_words, the mask not
-// stored): the forward of dropout, and with the gradient for x its
-// backward (the same mask, regenerated from the seed).
+// out = x * mask over words [begin, end), the mask not stored: the forward
+// of dropout, and with the gradient for x its backward (the same mask,
+// regenerated from the seed); with x = 1 the mask itself. The arguments
+// are taken by value, so that the compiler keeps them in registers and
+// vectorises the loop (read through the capturing lambda's references it
+// does not, about 20x slower).
 template <typename scalar_t>
 void apply_words(const scalar_t* __restrict__ x, scalar_t* __restrict__ out,
                  int64_t begin, int64_t end, uint32_t threshold,
@@ -71,6 +46,8 @@ template <typename scalar_t>
 void apply_mask(const scalar_t* x, scalar_t* out, int64_t numel,
                 uint32_t threshold, scalar_t keep, uint64_t seed) {
   const int64_t words = numel / 2;
+  // grains of 64k words: a Cora-size state (173k floats) stays on one
+  // thread, an arxiv-size one is split
   at::parallel_for(0, words, 1 << 16, [=](int64_t begin, int64_t end) {
     apply_words<scalar_t>(x, out, begin, end, threshold, keep, seed);
   });
@@ -89,7 +66,7 @@ uint32_t threshold_of(double p) {
 }  // namespace
 
 // x (float32 / float64, contiguous, CPU) times the scaled keep-mask of
-// dropout_mask(x, p, seed), without storing the mask.
+// (p, seed) (the header's hash), without storing the mask.
 at::Tensor dropout_apply(const at::Tensor& x, double p, int64_t seed) {
   TORCH_CHECK(x.device().is_cpu() && x.is_contiguous(),
               "dropout_apply: a contiguous CPU tensor");
@@ -99,20 +76,6 @@ at::Tensor dropout_apply(const at::Tensor& x, double p, int64_t seed) {
     apply_mask<scalar_t>(x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
                          x.numel(), threshold_of(p),
                          scalar_t(1.0 / (1.0 - p)), uint64_t(seed));
-  });
-  return out;
-}
-
-// The scaled keep-mask for dropout rate p (0 <= p < 1) in like's shape,
-// dtype (float32 / float64) and device (CPU).
-at::Tensor dropout_mask(const at::Tensor& like, double p, int64_t seed) {
-  TORCH_CHECK(like.device().is_cpu(), "dropout_mask: a CPU tensor");
-  TORCH_CHECK(p >= 0.0 && p < 1.0, "dropout_mask: p in [0, 1), got ", p);
-  auto out = at::empty(like.sizes(), like.options());
-  AT_DISPATCH_FLOATING_TYPES(like.scalar_type(), "dropout_mask", [&] {
-    fill_mask<scalar_t>(out.data_ptr<scalar_t>(), out.numel(),
-                        threshold_of(p), scalar_t(1.0 / (1.0 - p)),
-                        uint64_t(seed));
   });
   return out;
 }
