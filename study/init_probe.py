@@ -93,6 +93,21 @@ FAMILIES = {
     'beta_sum=3.2)': ('delta', dict(
         theta=0.5, layer_dropout=0.0, state_dropout=True, eps=0.01, heads=64,
         beta_sum=3.2)),
+    # the same with each channel's gate reading its own channel of the
+    # state and the input, not decayed (its weights start at zero, as the
+    # dense gate's do)
+    'delta (theta=0.5, dropout outside the layers, eps=0.01, 64 heads, '
+    'block gate, gates not decayed)': ('delta', dict(
+        theta=0.5, layer_dropout=0.0, state_dropout=True, eps=0.01, heads=64,
+        block_gate=True, gate_decay=0.0)),
+    # one head per channel along its channel's axis, a ReLU'd anchored
+    # message and a gate started near 1: GCNII's step (at a gate of 1)
+    # with a learned per-node, per-channel keep; dropout inside the layers
+    # as GCNII has it, GCNII's alpha of its tuning-budget search
+    'delta (theta=0.5, eps=0.01, 64 heads, channel axes, ReLU message, '
+    'beta0=0.9, alpha=0.15)': ('delta', dict(
+        theta=0.5, eps=0.01, heads=64, channel_axes=True, message_act='relu',
+        beta_init=0.9, alpha=0.15)),
     'delta-paper (beta0=0.1)': ('delta-paper', dict(beta_init=0.1)),
     'delta-paper (beta0=1)': ('delta-paper', {}),
     'delta-diffuse-64': ('delta', dict(

@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional
@@ -62,7 +63,16 @@ def _check_field_values(cfg: 'RunConfig') -> None:
                              f"{value!r}")
 
 
+def portable_path(path: str) -> str:
+    """``path`` relative to the working directory where it lies under it
+    (a record's command then reruns from the same folder on any machine,
+    e.g. a checkout's root); otherwise as given."""
+    rel = os.path.relpath(os.path.abspath(path))
+    return path if rel == '..' or rel.startswith('..' + os.sep) else rel
+
+
 @dataclass
+
 class RunConfig:
     """Everything that determines one training run.
 
@@ -161,5 +171,7 @@ class RunConfig:
                 args += [flag, 'none']
             else:
                 args += [flag, str(value)]
-        args += ['--out', out]
+        # The config holds every value the run used: its command must not
+        # take the recommended settings of today's table on top of them.
+        args += ['--no-recommended', '--out', portable_path(out)]
         return ' '.join(shlex.quote(a) for a in args)

@@ -151,7 +151,9 @@ class DeepGNN(nn.Module):
         """Optimizer parameter groups: the message-passing layers and the
         rest (encoder, decoder, norms) decayed separately, as GCNII's paper
         and PyG example do for its convs and linears."""
-        convs = [p for layer in self.layers for p in layer.parameters()]
+        # dict: a parameter shared by several layers is listed once
+        convs = list({id(p): p for layer in self.layers
+                      for p in layer.parameters()}.values())
         ids = {id(p) for p in convs}
         rest = [p for p in self.parameters() if id(p) not in ids]
         return [dict(params=convs, weight_decay=weight_decay_conv),

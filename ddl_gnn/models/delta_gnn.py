@@ -106,8 +106,9 @@ class DeltaGNN(DeepGNN):
             perturbs what a layer changes rather than what its conv reads,
             so the message norm the layer writes is not inflated (see
             ``layer_dropout``). (default: :obj:`0.0`)
-        message_act, dropout_value: see :class:`~ddl_gnn.nn.DeltaConv`
-            (defaults :obj:`None`, :obj:`False`).
+        message_act, dropout_value, channel_axes: see
+            :class:`~ddl_gnn.nn.DeltaConv` (defaults :obj:`None`,
+            :obj:`False`, :obj:`False`).
         read_act (bool, optional): Apply the activation to the read of
             the top state before the decoder (and a graph readout) where
             there is no norm; with a norm the read is always
@@ -117,7 +118,10 @@ class DeltaGNN(DeepGNN):
         gate_decay (float, optional): Weight decay of the gates'
             parameters in :meth:`param_groups`, in place of the layers'
             decay: under the layers' 0.01 on Cora every node, channel and
-            layer ends with nearly one gate value (docs/findings.md).
+            layer ends with nearly one gate value (docs/findings.md). A
+            block gate of one channel per head (two weights and a bias per
+            channel) left undecayed (``0``) keeps gates that differ per
+            node.
             (default: :obj:`None`, the layers' decay)
         eps (float, optional): The direction's guard
             :math:`\hat k = k / \sqrt{\lVert k\rVert^2 + \epsilon^2}`
@@ -127,6 +131,13 @@ class DeltaGNN(DeepGNN):
             amplifies (``study/init_probe.py``: 7.9e5x from the top to the
             input at 256 layers with 1e-5, 0.58x with 0.01).
             (default: :obj:`1e-5`)
+        shared_weights (bool, optional): Every layer uses the first
+            layer's parameters (its conv and gate), as a recurrent stack
+            does: :math:`L` applications of one learned operator, each
+            layer keeping its own identity-mapping share
+            :math:`\gamma_l` (``theta``) and its own dropout draws. A
+            stack of 64 layers on 140 labelled nodes has 64 weight
+            matrices to fit; shared, it has one. (default: :obj:`False`)
 
     Example:
         >>> model = DeltaGNN(16, 32, num_layers=8, out_channels=3)
@@ -145,13 +156,15 @@ class DeltaGNN(DeepGNN):
                  erase: bool = True, heads: int = 8, alpha: float = 0.1,
                  block_gate: bool = False, scale_message: bool = False,
                  message_act: Optional[str] = None,
-                 dropout_value: bool = False, eps: float = 1e-5,
+                 dropout_value: bool = False, channel_axes: bool = False,
+                 eps: float = 1e-5,
                  theta: Optional[float] = None,
                  input_norm: bool = False,
                  layer_dropout: Optional[float] = None,
                  gate_decay: Optional[float] = None,
                  state_dropout: bool = False, read_act: bool = False,
                  update_dropout: float = 0.0,
+                 shared_weights: bool = False,
                  layer_options: Optional[Sequence[dict]] = None, **kwargs):
         if not isinstance(d_v, int) or d_v < 1:
             raise ValueError(f"DeltaGNN: 'd_v' must be a positive int, got "
@@ -187,7 +200,8 @@ class DeltaGNN(DeepGNN):
                                  block_gate=block_gate,
                                  scale_message=scale_message,
                                  message_act=message_act,
-                                 dropout_value=dropout_value, eps=eps)
+                                 dropout_value=dropout_value, eps=eps,
+                                 channel_axes=channel_axes)
         self.layer_dropout = check_rate(layer_dropout, 'layer_dropout',
                                         'DeltaGNN', allow_none=True)
         self.state_dropout = bool(state_dropout)
@@ -201,8 +215,19 @@ class DeltaGNN(DeepGNN):
             raise ValueError(f"DeltaGNN: 'gate_decay' must be a finite "
                              f"number >= 0 or None, got {gate_decay!r}")
         self.gate_decay = None if gate_decay is None else float(gate_decay)
+        if not isinstance(shared_weights, bool):
+            raise ValueError(f"DeltaGNN: 'shared_weights' must be a bool, "
+                             f"got {shared_weights!r}")
+        if shared_weights and layer_options is not None and len(
+                layer_options) > 1:
+            raise ValueError("DeltaGNN: 'shared_weights' ties every layer "
+                             "to the first one; it cannot take per-layer "
+                             "'layer_options' that differ")
+        self.shared_weights = shared_weights
         super().__init__(in_channels, hidden_channels, num_layers,
                          out_channels, conv=conv, **kwargs)
+        if shared_weights:
+            self._share_first_layer()
         self.out_compress = StateCompressor(hidden_channels, d_v)
         # A LayerNorm'd input puts the state at the scale of the values the
         # layers write from their normalised context.
@@ -210,6 +235,16 @@ class DeltaGNN(DeepGNN):
                         else None)
         if not erase:
             self.family = 'delta-write-only'
+
+    def _share_first_layer(self) -> None:
+        # Same modules in the same order (make_layer builds every layer
+        # from the same options), so the i-th module of each layer holds
+        # the i-th module of the first layer's parameters.
+        first = list(self.layers[0].modules())
+        for layer in self.layers[1:]:
+            for mod, src in zip(layer.modules(), first):
+                for name, param in src._parameters.items():
+                    mod._parameters[name] = param
 
     def make_layer(self, i: int) -> nn.Module:
         opts = dict(norm=self.norm_name, dropout=(
@@ -248,7 +283,8 @@ class DeltaGNN(DeepGNN):
         groups = super().param_groups(weight_decay_conv, weight_decay_lin)
         if self.gate_decay is None:
             return groups
-        gates = [p for layer in self.layers for p in layer.gate.parameters()]
+        gates = list({id(p): p for layer in self.layers
+                      for p in layer.gate.parameters()}.values())
         ids = {id(p) for p in gates}
         groups[0]['params'] = [p for p in groups[0]['params']
                                if id(p) not in ids]

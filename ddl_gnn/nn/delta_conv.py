@@ -166,6 +166,17 @@ class DeltaConv(MessagePassing):
             :math:`X' = X + \beta \hat k v^\top`. (default: :obj:`True`)
         eps (float, optional): Direction normalisation guard.
             (default: :obj:`1e-5`)
+        channel_axes (bool, optional): With one channel per head
+            (``heads = channels``) and the message value, take head
+            :math:`c`'s direction as its channel's axis :math:`e_c`, the
+            projector :math:`\hat k \hat k^\top` of any nonzero message,
+            instead of guarding :math:`\hat k = k / \sqrt{k^2 +
+            \epsilon^2}`: the update reads
+            :math:`x' = x + \beta \odot (k - x)` channel by channel. Where
+            the message is 0 (e.g. under ``message_act='relu'``) the guard
+            switches the write off and the layer keeps its state; along the
+            axis it writes 0, as GCNII does, so that :math:`\beta = 1` is
+            GCNII's layer. (default: :obj:`False`)
         **kwargs (optional): Passed to the PyG conv when ``conv`` is a name.
 
     Shapes:
@@ -213,7 +224,8 @@ class DeltaConv(MessagePassing):
                  block_gate: bool = False, scale_message: bool = False,
                  identity_map: Optional[float] = None,
                  message_act: Optional[str] = None,
-                 dropout_value: bool = False, **kwargs):
+                 dropout_value: bool = False, channel_axes: bool = False,
+                 **kwargs):
         super().__init__(aggr='add')
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"DeltaConv: 'channels' must be a positive int, "
@@ -258,6 +270,19 @@ class DeltaConv(MessagePassing):
                              f"written as the value; it needs v_source="
                              f"'message', got {v_source!r}")
         self.dropout_value = bool(dropout_value)
+        if not isinstance(channel_axes, bool):
+            raise ValueError(f"DeltaConv: 'channel_axes' must be a bool, got "
+                             f"{channel_axes!r}")
+        if channel_axes and not (heads == channels and d_v == 1
+                                 and v_source == 'message' and erase):
+            raise ValueError(f"DeltaConv: 'channel_axes' takes each channel's "
+                             f"axis as its head's direction; it needs one "
+                             f"channel per head (heads = channels = "
+                             f"{channels}), d_v = 1, v_source='message' and "
+                             f"the erase update, got heads={heads!r}, "
+                             f"d_v={d_v!r}, v_source={v_source!r}, "
+                             f"erase={erase!r}")
+        self.channel_axes = channel_axes
         try:
             self.msg_act = (None if message_act is None
                             else activation_resolver(message_act))
@@ -372,9 +397,15 @@ class DeltaConv(MessagePassing):
         else:
             beta = self.gate(torch.cat(
                 [c, h if self.beta_source == 'both' else c0], -1))
+        self.last_beta = beta.detach()
+        if self.channel_axes:
+            # x + beta e_c (k_c - e_c^T x) for every channel c; the message
+            # value along the axis is the channel's anchored message itself
+            k_value = k if h_value is None else self._act(
+                torch.lerp(h_value, c0, self.alpha))
+            return torch.addcmul(x, beta, k_value - x)
         v = self._value(r, c, h if h_value is None else h_value, c0, k, x0,
                         edge_index, edge_weight)
-        self.last_beta = beta.detach()
         return self._update(x, k, beta, v, next_weight)
 
     def _act(self, u: Tensor) -> Tensor:
@@ -546,6 +577,8 @@ class DeltaConv(MessagePassing):
             extra += f', identity_map={self.identity_map:.4g}'
         if self.message_act is not None:
             extra += f', message_act={self.message_act}'
+        if self.channel_axes:
+            extra += ', channel_axes=True'
         for name in ('k_source', 'beta_source', 'v_source'):
             if getattr(self, name) not in ('conv', 'context'):
                 extra += f', {name}={getattr(self, name)}'

@@ -116,6 +116,16 @@ class BetaGate(Module):
             return self.from_logit(None, c)
         # Logits in float32 at least, as the official code does.
         dt = c.dtype if c.dtype == torch.float64 else torch.float32
+        if self.block and self.weight.size(1) == self.parts:
+            # one channel per head: each part [N, H] times a weight column,
+            # contiguous broadcasts (the blocks form runs several times
+            # slower)
+            W, H = self.weight.to(dt), self.heads
+            logit = self.bias.to(dt).expand(c.size(0), H)
+            for p in range(self.parts):
+                logit = torch.addcmul(logit, c[:, p * H:(p + 1) * H].to(dt),
+                                      W[:, p])
+            return self.from_logit(logit, c)
         if self.block:
             logit = (self.blocks(c.to(dt)) * self.weight.to(dt)).sum(-1)
             return self.from_logit(logit + self.bias.to(dt), c)

@@ -113,3 +113,22 @@ def test_actor_recommendation_is_the_paper_layer():
     assert all(torch.equal(a[k], b[k]) for k in a)
     torch.testing.assert_close(nets[0](x, edge_index), nets[1](x, edge_index),
                                rtol=0, atol=0)
+
+
+def test_recorded_command_reruns_the_run_not_todays_recommendation(
+        table, tmp_path, monkeypatch):
+    """A record's command reproduces its config although the table would
+    fill the options it leaves at their defaults: a run made without the
+    recommendation (here a sweep-like ``--no-recommended`` run), and one
+    made under an older table, rerun as recorded."""
+    import shlex
+    first = tmp_path / 'a'
+    main(['train', '--dataset', 'csbm', '--model', 'res', '--depth', '2',
+          '--epochs', '1', '--no-recommended', '--no-measure',
+          '--out', str(first)])
+    rec = json.loads((first / 'results.jsonl').read_text().splitlines()[-1])
+    assert '--no-recommended' in rec['command']
+    argv = shlex.split(rec['command'])[1:]
+    argv[argv.index('--out') + 1] = str(tmp_path / 'b')
+    main(argv)
+    assert _config(tmp_path / 'b') == rec['config']   # dropout 0.5, not 0.3

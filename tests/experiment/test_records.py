@@ -90,3 +90,19 @@ def test_damaged_files_are_errors_naming_the_file(tmp_path):
     store.path.write_text('{"key": "b", "test": 0.1}\n{"key": "c", "te\n')
     with pytest.raises(ValueError, match=r'results.jsonl: a line is not'):
         store.keys()
+
+
+def test_recorded_command_names_out_relative_to_the_working_directory(
+        tmp_path, monkeypatch):
+    """A record's command must rerun on another machine: an output folder
+    under the working directory is written relative to it, one elsewhere
+    as given."""
+    from ddl_gnn.experiment.config import RunConfig, portable_path
+    monkeypatch.chdir(tmp_path)
+    inside = str(tmp_path / 'study' / 'results' / 'x')
+    cfg = RunConfig(dataset='karate', model='delta', depth=3)
+    assert cfg.command(inside).endswith(' --out study/results/x')
+    assert portable_path('runs/a') == 'runs/a'
+    elsewhere = str(tmp_path.parent / 'other')
+    assert portable_path(elsewhere) == elsewhere
+    assert cfg.command(elsewhere).endswith(f' --out {elsewhere}')

@@ -28,7 +28,7 @@ def dense_weight(gate: BetaGate, width: int) -> torch.Tensor:
     return W
 
 
-@pytest.mark.parametrize('heads, parts', [(16, 2), (4, 2), (4, 1)])
+@pytest.mark.parametrize('heads, parts', [(16, 2), (16, 1), (4, 2), (4, 1)])
 def test_gate_is_the_dense_gate_with_a_block_diagonal_weight(heads, parts):
     torch.manual_seed(heads + parts)
     gate = BetaGate(parts * 16, 0.3, 'learned01', heads, block=True,

@@ -18,14 +18,8 @@ N, D, H = 9, 16, 8
 
 
 @pytest.fixture
-def graph():
-    g = torch.Generator().manual_seed(5)
-    G = nx.gnm_random_graph(N, 15, seed=2)
-    edges = np.array(list(G.edges())).T
-    edge_index = torch.tensor(np.concatenate([edges, edges[::-1]], 1))
-    x = torch.randn(N, D, generator=g, dtype=torch.float64)
-    x0 = torch.randn(N, D, generator=g, dtype=torch.float64)
-    return G, x, x0, edge_index
+def graph(nx_inputs):
+    return nx_inputs(N, 15, D, graph_seed=2, feature_seed=5)
 
 
 def _perturbed(layer):

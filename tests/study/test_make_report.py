@@ -53,7 +53,7 @@ def test_documents_hold_every_generated_block(study_tool):
     findings = (make_report.ROOT / 'docs' / 'findings.md').read_text()
     for name, *_ in make_report.SUMMARIES:
         assert f'<!-- {name}:begin -->' in findings, name
-    for name in ('gap64', 'gap64_hashed', 'gap64_pooled'):
+    for name in ('gap64', 'gap64_pooled'):
         assert f'<!-- {name}:begin -->' in findings, name
     readme = (make_report.ROOT / 'README.md').read_text()
     assert '<!-- headline:begin -->' in readme
@@ -160,3 +160,35 @@ def test_gap_rows_filter_a_dataset_and_pool_folders(tmp_path, study_tool,
                                ('both', ['one', 'two'], 'cora')]:
         diff, seeds = want(folders, ds)
         assert f'| {seeds} | {diff} (' in rows[title], rows[title]
+
+
+def test_gap_rows_can_keep_one_kind_of_dropout_mask(tmp_path, study_tool,
+                                                   monkeypatch):
+    """With ``masks``, only the runs that drew those masks count (records
+    without ``dropout_masks`` drew torch's)."""
+    from ddl_gnn.experiment import recommended
+    make_report = study_tool('make_report')
+    monkeypatch.setattr(recommended, '_table', lambda: {})
+    store = ResultStore(str(tmp_path / 'one'))
+    runs = [('delta', 'hash', 0.80), ('delta', 'hash', 0.84),
+            ('delta', 'torch', 0.10), ('gcnii', 'hash', 0.82),
+            ('gcnii', 'hash', 0.86), ('gcnii', None, 0.99),
+            ('gcnii', None, 0.97)]
+    for seed, (model, masks, v) in enumerate(runs):
+        rec = dict(key=f'k{seed}', model=model, depth=64, seed=seed,
+                   dataset='cora', valid=v, test=v)
+        if masks is not None:
+            rec['dropout_masks'] = masks
+        store.append(rec)
+    rows = {}
+    for kind in ('hash', 'torch', None):
+        lines = make_report._gap_table(tmp_path, 64, [('one', 'Cora',
+                                                       'cora')],
+                                       'delta', 'gcnii', kind)
+        rows[kind] = lines[2:]
+    a, b = np.array([0.80, 0.84]), np.array([0.82, 0.86])
+    se = np.sqrt(a.var(ddof=1) / 2 + b.var(ddof=1) / 2)
+    assert f'| 2 / 2 | {100 * (a.mean() - b.mean()):+.2f} ± {100 * se:.2f}' \
+        in rows['hash'][0]
+    assert rows['torch'] == []          # one torch delta run: no row
+    assert '| 3 / 4 |' in rows[None][0]
