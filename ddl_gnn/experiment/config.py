@@ -67,12 +67,14 @@ def portable_path(path: str) -> str:
     """``path`` relative to the working directory where it lies under it
     (a record's command then reruns from the same folder on any machine,
     e.g. a checkout's root); otherwise as given."""
-    rel = os.path.relpath(os.path.abspath(path))
+    try:
+        rel = os.path.relpath(os.path.abspath(path))
+    except ValueError:      # another drive (Windows): no relative form
+        return path
     return path if rel == '..' or rel.startswith('..' + os.sep) else rel
 
 
 @dataclass
-
 class RunConfig:
     """Everything that determines one training run.
 

@@ -243,8 +243,8 @@ class DeltaGNN(DeepGNN):
         first = list(self.layers[0].modules())
         for layer in self.layers[1:]:
             for mod, src in zip(layer.modules(), first):
-                for name, param in src._parameters.items():
-                    mod._parameters[name] = param
+                for name, param in src.named_parameters(recurse=False):
+                    setattr(mod, name, param)
 
     def make_layer(self, i: int) -> nn.Module:
         opts = dict(norm=self.norm_name, dropout=(

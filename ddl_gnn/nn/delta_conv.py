@@ -274,14 +274,18 @@ class DeltaConv(MessagePassing):
             raise ValueError(f"DeltaConv: 'channel_axes' must be a bool, got "
                              f"{channel_axes!r}")
         if channel_axes and not (heads == channels and d_v == 1
-                                 and v_source == 'message' and erase):
-            raise ValueError(f"DeltaConv: 'channel_axes' takes each channel's "
-                             f"axis as its head's direction; it needs one "
-                             f"channel per head (heads = channels = "
-                             f"{channels}), d_v = 1, v_source='message' and "
-                             f"the erase update, got heads={heads!r}, "
+                                 and v_source == 'message'
+                                 and k_source == 'anchor' and erase
+                                 and not scale_message):
+            raise ValueError(f"DeltaConv: 'channel_axes' writes each "
+                             f"channel's anchored message along its axis; it "
+                             f"needs one channel per head (heads = channels "
+                             f"= {channels}), d_v = 1, v_source='message', "
+                             f"k_source='anchor', the erase update and no "
+                             f"scale_message, got heads={heads!r}, "
                              f"d_v={d_v!r}, v_source={v_source!r}, "
-                             f"erase={erase!r}")
+                             f"k_source={k_source!r}, erase={erase!r}, "
+                             f"scale_message={scale_message!r}")
         self.channel_axes = channel_axes
         try:
             self.msg_act = (None if message_act is None

@@ -22,7 +22,7 @@ per channel from the channel's own state and input value.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -39,6 +39,20 @@ def _logit(p: float) -> float:
     p = min(max(p, 1e-6), 1.0 - 1e-6)
     return math.log(p / (1.0 - p))
 
+
+
+def channel_logit(parts: Sequence[Tensor], weight: Tensor,
+                  bias: Tensor) -> Tensor:
+    r"""The logits ``[N, H]`` of a block gate with one channel per head:
+    :math:`b + \sum_p W_{:, p} \odot c_p` over its parts :math:`c_p`
+    ``[N, H]`` (the state, then the input), ``weight`` ``[H, P]``. Each
+    part times a weight column is a contiguous broadcast; the general
+    blocks form (``[N, H, 1]`` times ``[H, 1]``) runs several times
+    slower."""
+    logit = torch.addcmul(bias, parts[0], weight[:, 0])
+    for p in range(1, len(parts)):
+        logit = logit.addcmul_(parts[p], weight[:, p])
+    return logit
 
 class BetaGate(Module):
     r"""Computes the gate :math:`\beta_i` from a per-node context.
@@ -117,15 +131,10 @@ class BetaGate(Module):
         # Logits in float32 at least, as the official code does.
         dt = c.dtype if c.dtype == torch.float64 else torch.float32
         if self.block and self.weight.size(1) == self.parts:
-            # one channel per head: each part [N, H] times a weight column,
-            # contiguous broadcasts (the blocks form runs several times
-            # slower)
-            W, H = self.weight.to(dt), self.heads
-            logit = self.bias.to(dt).expand(c.size(0), H)
-            for p in range(self.parts):
-                logit = torch.addcmul(logit, c[:, p * H:(p + 1) * H].to(dt),
-                                      W[:, p])
-            return self.from_logit(logit, c)
+            H, cd = self.heads, c.to(dt)
+            return self.from_logit(channel_logit(
+                [cd[:, p * H:(p + 1) * H] for p in range(self.parts)],
+                self.weight.to(dt), self.bias.to(dt)), c)
         if self.block:
             logit = (self.blocks(c.to(dt)) * self.weight.to(dt)).sum(-1)
             return self.from_logit(logit + self.bias.to(dt), c)

@@ -66,6 +66,7 @@ from ..ops.compiled import region
 from ..ops.dropout import dropout
 from ..ops.recompute import recompute_in_backward
 from .conv_resolver import call_conv
+from .gates import channel_logit
 
 
 def _fused(*tensors: Optional[Tensor]) -> bool:
@@ -110,10 +111,7 @@ def gate_logit(x: Tensor, x0: Tensor, W: Tensor, b: Tensor,
         return logit.addmm(x0, W[:, d:].t()) if anchor else logit
     w = d // H
     if w == 1:
-        # one channel per head: [N, d] times a [d] column, the contiguous
-        # broadcast (the [N, H, 1] form below runs several times slower)
-        logit = torch.addcmul(b, x, W[:, 0])
-        return logit.addcmul_(x0, W[:, 1]) if anchor else logit
+        return channel_logit([x, x0] if anchor else [x], W, b)
     logit = (_heads(x, H) * W[:, :w]).sum(-1)
     if anchor:
         logit = logit + (_heads(x0, H) * W[:, w:]).sum(-1)
@@ -207,7 +205,7 @@ def _gate_backward(dl: Tensor, x: Tensor, x0: Tensor, W: Tensor,
         dlt = dl.t()
         gW = torch.cat([dlt.mm(x), dlt.mm(x0)], 1) if anchor else dlt.mm(x)
         return gW, dl.sum(0)
-    if w == 1:    # one channel per head (see gate_logit)
+    if w == 1:    # one channel per head (see channel_logit)
         if gx is not None:
             gx.addcmul_(dl, W[:, 0])
         if gx0 is not None and anchor:

@@ -116,7 +116,9 @@ def test_model_takes_the_option():
 
 @pytest.mark.parametrize('kw', [dict(heads=4), dict(heads=D, d_v=2),
                                 dict(heads=D, v_source='diffuse'),
-                                dict(heads=D, erase=False)])
+                                dict(heads=D, erase=False),
+                                dict(heads=D, k_source='conv'),
+                                dict(heads=D, scale_message=True)])
 def test_needs_one_channel_per_head_and_the_message(kw):
     with pytest.raises(ValueError, match="'channel_axes'"):
         DeltaConv(D, channel_axes=True, **kw)

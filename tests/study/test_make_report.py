@@ -53,7 +53,7 @@ def test_documents_hold_every_generated_block(study_tool):
     findings = (make_report.ROOT / 'docs' / 'findings.md').read_text()
     for name, *_ in make_report.SUMMARIES:
         assert f'<!-- {name}:begin -->' in findings, name
-    for name in ('gap64', 'gap64_pooled'):
+    for name in ('gap64', 'gap64_torch', 'gap64_pooled'):
         assert f'<!-- {name}:begin -->' in findings, name
     readme = (make_report.ROOT / 'README.md').read_text()
     assert '<!-- headline:begin -->' in readme
