@@ -221,8 +221,8 @@ class DeltaGNN(DeepGNN):
         if shared_weights and layer_options is not None and len(
                 layer_options) > 1:
             raise ValueError("DeltaGNN: 'shared_weights' ties every layer "
-                             "to the first one; it cannot take per-layer "
-                             "'layer_options' that differ")
+                             "to the first one; it takes at most one entry "
+                             f"of 'layer_options', got {len(layer_options)}")
         self.shared_weights = shared_weights
         super().__init__(in_channels, hidden_channels, num_layers,
                          out_channels, conv=conv, **kwargs)

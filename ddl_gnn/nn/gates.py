@@ -40,7 +40,6 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-
 def channel_logit(parts: Sequence[Tensor], weight: Tensor,
                   bias: Tensor) -> Tensor:
     r"""The logits ``[N, H]`` of a block gate with one channel per head:
@@ -53,6 +52,7 @@ def channel_logit(parts: Sequence[Tensor], weight: Tensor,
     for p in range(1, len(parts)):
         logit = logit.addcmul_(parts[p], weight[:, p])
     return logit
+
 
 class BetaGate(Module):
     r"""Computes the gate :math:`\beta_i` from a per-node context.
