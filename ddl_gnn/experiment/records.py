@@ -78,6 +78,18 @@ def is_diverged(record: Dict[str, Any]) -> bool:
         isinstance(test, float) and not math.isfinite(test))
 
 
+def has_score(record: Dict[str, Any]) -> bool:
+    """Whether a run's test score is averaged in: a finite score, read at
+    its best-validation epoch. A run that diverged after that epoch has
+    one (the training loop keeps the best state of its finite epochs: the
+    model early stopping returns); one that diverged before a finite
+    evaluation, or a record written before the flag with a non-finite
+    score, has none."""
+    test = record.get('test')
+    return (isinstance(test, (int, float)) and not isinstance(test, bool)
+            and math.isfinite(test))
+
+
 def _text(path: Path, data: bytes) -> str:
     try:
         return data.decode('utf-8')

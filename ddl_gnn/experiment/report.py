@@ -12,7 +12,8 @@ from typing import Any, Dict, List, Optional, Sequence
 from ..metrics import fit_decay_rate
 from .grouping import group_records, mean_std, metric_scale
 from .plots import plot_all
-from .records import ResultStore, is_diverged
+from .records import ResultStore, has_score, is_diverged
+
 
 def md(text: Any) -> str:
     """``text`` as literal markdown inline text (a table cell, a heading):
@@ -47,14 +48,17 @@ def _last(r: Dict[str, Any], key: str, metric: str):
 
 
 def _test_cell(rs: List[Dict[str, Any]], scale: float) -> str:
-    """Mean ± std of the test scores of the runs that did not diverge, and
-    how many diverged (never averaged in: their score is missing or was
-    read from NaN outputs)."""
-    ok = [r['test'] for r in rs if not is_diverged(r)]
-    bad = len(rs) - len(ok)
-    if not ok:
-        return f'diverged ({bad})'
-    return _fmt(ok, scale) + (f' + {bad} diverged' if bad else '')
+    """Mean ± std of the runs' test scores (:func:`has_score`: a run that
+    diverged after its best epoch counts with that epoch's score, marked
+    ``[n diverged]``), and how many runs have no score (counted apart)."""
+    scored = [r for r in rs if has_score(r)]
+    late = sum(is_diverged(r) for r in scored)
+    lost = len(rs) - len(scored)
+    if not scored:
+        return f'diverged ({lost})'
+    return (_fmt([r['test'] for r in scored], scale)
+            + (f' [{late} diverged]' if late else '')
+            + (f' + {lost} diverged' if lost else ''))
 
 
 def tables(records: List[Dict[str, Any]]) -> str:
@@ -67,7 +71,7 @@ def tables(records: List[Dict[str, Any]]) -> str:
         metric = groups[keys[0]][0].get('metric', 'metric')
         scale = metric_scale(metric)
         out.append(f'### {md(ds)} — test {md(metric)} (mean ± std (seeds); '
-                   f'diverged runs counted apart)\n')
+                   f'[n diverged]: runs scored before they diverged)\n')
         out.append('| model | ' + ' | '.join(f'L={d}' for d in depths) + ' |')
         out.append('|---' * (len(depths) + 1) + '|')
         for m in models:
@@ -111,8 +115,7 @@ def stall_table(records: List[Dict[str, Any]]) -> str:
         if not stalled:
             continue
         scale = metric_scale(rs[0].get('metric', ''))
-        rest = [r['test'] for r in rs
-                if r not in stalled and not is_diverged(r)]
+        rest = [r['test'] for r in rs if r not in stalled and has_score(r)]
         lines.append(f'| {md(ds)} | {md(m)} | {L} | {len(stalled)} / '
                      f'{len(rs)} | '
                      f'{_fmt(rest, scale) if rest else "–"} |')
@@ -193,8 +196,11 @@ def write_report(out_dir: str,
             stall_table(records), '',
             '## Diverged runs', '',
             'A run *diverged* when its training loss became NaN or Inf; '
-            'training stopped there and the tables leave it out of the '
-            'means.', '', diverged_table(records), '',
+            'training stopped there and kept the state of its best '
+            'validation epoch before, as early stopping does. The tables '
+            'count it with that epoch\'s scores, marked [n diverged]; a '
+            'run with no finite score is counted apart (+ n diverged).',
+            '', diverged_table(records), '',
             '## Energy decay rate per layer', '',
             decay_table(records), '', '## Plots', '']
     text += [f'![{md(p.stem)}](<{p.name}>)' for p in pngs]

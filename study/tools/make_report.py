@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from folders import RESULTS, current_records, record_folders
 from select_hparams import main as select
 
-from ddl_gnn.experiment.records import ResultStore
+from ddl_gnn.experiment.records import ResultStore, has_score
 from ddl_gnn.experiment.report import mean_std, tables, write_report
 
 ROOT = RESULTS.parents[1]
@@ -219,10 +219,11 @@ def _cells(results: Path, name: str, models: Sequence[str],
     """Test scores per (model, depth) of the current records of
     ``results/name`` (empty lists where nothing ran); ``delta`` cells hold
     what ``ddl-gnn train --model delta`` runs on the set
-    (:func:`_by_family`)."""
+    (:func:`_by_family`). A run that diverged counts with its best epoch
+    before it, as in every report (:func:`has_score`)."""
     records = _by_family(current_records(results / name))
     return {(m, d): [r['test'] for r in records.get(m, [])
-                     if r['depth'] == d]
+                     if r['depth'] == d and has_score(r)]
             for m in models for d in depths}
 
 

@@ -7,7 +7,9 @@ import pytest
 
 from ddl_gnn.cli import main
 from ddl_gnn.experiment.config import RunConfig
-from ddl_gnn.experiment.records import ResultStore, is_diverged, strict_record
+from ddl_gnn.experiment.logger import summary_lines
+from ddl_gnn.experiment.records import (ResultStore, has_score, is_diverged,
+                                       strict_record)
 from ddl_gnn.experiment.report import code_block, md, write_report
 from ddl_gnn.experiment.runner import run
 
@@ -74,13 +76,42 @@ def test_old_records_with_nan_tokens_are_reported_diverged(tmp_path):
     assert '| csbm | res | 2 | 1 |' in text         # in the diverged table
 
 
-def test_report_counts_diverged_apart(diverged_record, tmp_path):
+def test_report_scores_a_run_before_it_diverged(diverged_record, tmp_path):
+    # the run kept its best finite epoch (0): the table counts its score
+    # there and marks it; the diverged table lists it
+    assert has_score(diverged_record)
     store = ResultStore(str(tmp_path))
     store.append(diverged_record)
     text = write_report(str(tmp_path)).read_text()
-    assert '| res | diverged (1) |' in text
+    test = 100 * diverged_record['test']
+    assert f'| res | {test:.1f} (1) [1 diverged] |' in text
     assert '## Diverged runs' in text
     assert '| csbm | res | 2 | 0 | 1 |' in text
+
+
+def test_report_and_summary_average_the_same_runs(tmp_path):
+    """The report's cell and the CLI summary: a run that diverged after its
+    best epoch is averaged in at that epoch, one without a score is not."""
+    base = dict(dataset='csbm', model='res', depth=2, metric='acc',
+                valid=0.5, train=0.9)
+    runs = [dict(base, key='a', seed=0, test=0.80, best_epoch=30),
+            dict(base, key='b', seed=1, test=0.60, best_epoch=12,
+                 diverged=True, diverged_epoch=40),
+            dict(base, key='c', seed=2, test=None, best_epoch=-1,
+                 diverged=True, diverged_epoch=0)]
+    store = ResultStore(str(tmp_path))
+    for r in runs:
+        store.append(r)
+    text = write_report(str(tmp_path)).read_text()
+    assert '| res | 70.0 ± 14.1 (2) [1 diverged] + 1 diverged |' in text
+    lines = summary_lines(runs)
+    assert 'All runs (2):' in lines
+    assert '   Final Test: 70.00 ± 14.14' in lines
+    assert lines[-1] == ('Diverged: 2 of 3 runs (1 scored at their best '
+                         'epoch before it; 1 without a score, left out of '
+                         'the means)')
+    assert any('seed 1, best epoch 12, diverged: non-finite loss at epoch '
+               '40' in line for line in lines)
 
 
 def test_train_cli_prints_diverged(tmp_path, capsys):
