@@ -8,6 +8,11 @@ with the settings behind the published tables; an option given explicitly
 always wins, and ``model_kwargs`` / ``dataset_kwargs`` are merged key by
 key. The record's config holds the values used, so its command reproduces
 the run without this table.
+
+A table with a ``datasets`` list is a group: its entry for a family holds
+for every listed dataset, and a dataset's own entry adds to it (its fields
+win; ``model_kwargs`` / ``dataset_kwargs`` merge key by key), so a setting
+shared by several datasets is written once.
 """
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ from typing import Any, Dict, Iterable
 
 FILE = 'recommended.toml'
 _DICT_FIELDS = ('model_kwargs', 'dataset_kwargs')
+#: The key that makes a table a group: the datasets its entries hold for.
+GROUP_KEY = 'datasets'
 
 
 def _table() -> Dict[str, Any]:
@@ -24,11 +31,30 @@ def _table() -> Dict[str, Any]:
     return tomllib.loads(text)
 
 
+def _merge(base: Dict[str, Any], top: Dict[str, Any]) -> Dict[str, Any]:
+    """``top`` over ``base``; dict fields merge key by key."""
+    out = {**base, **top}
+    for name in _DICT_FIELDS:
+        if name in base and name in top:
+            out[name] = {**base[name], **top[name]}
+    return out
+
+
 def recommended_settings(dataset: str, model: str) -> Dict[str, Any]:
-    """The recommended run options of ``model`` on ``dataset`` (empty when
-    the table has none; names are matched case-insensitively)."""
+    """The recommended run options of ``model`` on ``dataset``: the entry
+    of a group listing the dataset, under the dataset's own entry (empty
+    when neither has one; names are matched case-insensitively)."""
     table = {k.lower(): v for k, v in _table().items()}
-    return dict(table.get(dataset.lower(), {}).get(model, {}))
+    name = dataset.lower()
+    out: Dict[str, Any] = {}
+    for group in table.values():
+        members = {d.lower() for d in group.get(GROUP_KEY, ())}
+        if name in members and model in group:
+            out = _merge(out, group[model])
+    own = table.get(name, {})
+    if GROUP_KEY not in own:
+        out = _merge(out, own.get(model, {}))
+    return out
 
 
 def with_recommended(dataset: str, model: str, options: Dict[str, Any],

@@ -50,6 +50,16 @@ class DeltaGNN(DeepGNN):
     ``build_model('delta-paper', ...)`` is the paper's mapping with its
     β₀ = 1.
 
+    Train the default layer as GCNII is trained: :meth:`param_groups`
+    decays the layers' parameters by 0.01 apart from the linears (with
+    dropout 0.6, the recipe it was selected with). It writes its anchored
+    message's own norm, so the conv weight alone bounds a layer's gain;
+    undecayed, that gain can compound over a deep stack (on Amazon Photo
+    at 64 layers one of three runs diverged at lr 0.01, dropout 0.5 and
+    weight decay 5e-4; none of three with dropout 0.6 and 0.01 on the
+    convs). ``theta`` bounds it by construction (docs/findings.md, "Beyond
+    Cora and CiteSeer").
+
     Args (beyond :class:`~ddl_gnn.models.base.DeepGNN`):
         d_v (int, optional): Value columns of the node state. (default: 1)
         beta_init (float, optional): Gate at initialisation (with

@@ -21,28 +21,49 @@ def _config(out):
     return json.loads(lines[-1])['config']
 
 
+def _entries(table):
+    """(dataset or group, model, options) of every entry of a table."""
+    for name, models in table.items():
+        for model, opts in models.items():
+            if model != recommended.GROUP_KEY:
+                yield name, model, opts
+
+
 def test_shipped_table_parses_and_names_known_fields():
     from dataclasses import fields
 
+    from ddl_gnn.data import DATASETS
     from ddl_gnn.experiment.config import RunConfig
     from ddl_gnn.models import MODELS
     known = {f.name for f in fields(RunConfig)}
-    for dataset, models in recommended._table().items():
-        for model, opts in models.items():
-            assert model in MODELS, (dataset, model)
-            assert set(opts) <= known, (dataset, model, set(opts) - known)
+    table = recommended._table()
+    for dataset, model, opts in _entries(table):
+        assert model in MODELS, (dataset, model)
+        assert set(opts) <= known, (dataset, model, set(opts) - known)
+    # a group names registered datasets, and no dataset takes one family's
+    # settings from two groups (the first found would win silently)
+    seen = set()
+    for name, group in table.items():
+        members = group.get(recommended.GROUP_KEY)
+        if members is None:
+            assert name in DATASETS, name
+            continue
+        assert set(members) <= set(DATASETS), set(members) - set(DATASETS)
+        pairs = {(d, m) for d in members for m in group
+                 if m != recommended.GROUP_KEY}
+        assert not pairs & seen, pairs & seen
+        seen |= pairs
 
 
 def test_shipped_model_options_build_their_model():
     # a misspelt or invalid model option in the shipped table would only
     # surface when a user trains on that dataset
     from ddl_gnn.models import build_model
-    for dataset, models in recommended._table().items():
-        for model, opts in models.items():
-            kwargs = dict(opts.get('model_kwargs', {}))
-            hidden = opts.get('hidden', 64)
-            net = build_model(model, 8, hidden, 2, 3, **kwargs)
-            assert sum(p.numel() for p in net.parameters()) > 0, dataset
+    for dataset, model, opts in _entries(recommended._table()):
+        kwargs = dict(opts.get('model_kwargs', {}))
+        hidden = opts.get('hidden', 64)
+        net = build_model(model, 8, hidden, 2, 3, **kwargs)
+        assert sum(p.numel() for p in net.parameters()) > 0, dataset
 
 
 def test_merge_keeps_explicit_options_and_dict_keys(table):
@@ -89,6 +110,47 @@ def test_api_train_applies_them(table, tmp_path):
     rec = ddl_gnn.train('csbm', 'res', 2, out=str(tmp_path), measure=False,
                         recommended=False, epochs=1)
     assert rec['config']['dropout'] == 0.5
+
+
+def test_group_entry_under_the_dataset_s_own(monkeypatch):
+    table = {'Few': {'datasets': ['CSBM', 'karate'],
+                     'res': {'dropout': 0.6, 'model_kwargs': {'act': 'relu',
+                                                              'norm': None}},
+                     'plain': {'lr': 0.1}},
+             'csbm': {'res': {'hidden': 16, 'dropout': 0.3,
+                              'model_kwargs': {'norm': 'layer_norm'}}}}
+    monkeypatch.setattr(recommended, '_table', lambda: table)
+    # the dataset's own fields win; model_kwargs merge key by key
+    assert recommended.recommended_settings('csbm', 'res') == {
+        'dropout': 0.3, 'hidden': 16,
+        'model_kwargs': {'act': 'relu', 'norm': 'layer_norm'}}
+    assert recommended.recommended_settings('csbm', 'plain') == {'lr': 0.1}
+    assert recommended.recommended_settings('karate', 'res') == {
+        'dropout': 0.6, 'model_kwargs': {'act': 'relu', 'norm': None}}
+    assert recommended.recommended_settings('cora', 'res') == {}
+    # the group's own name is not a dataset
+    assert recommended.recommended_settings('few', 'res') == {}
+
+
+def test_few_label_sets_run_the_cora_citeseer_layer():
+    # the sets of 20 labels per class share the delta layer selected on
+    # Cora and CiteSeer; those two add their selected training settings,
+    # and the other families keep the CLI's defaults on the others
+    layer = recommended.recommended_settings('cora', 'delta')['model_kwargs']
+    assert layer['theta'] == 0.5 and layer['heads'] == 64
+    assert recommended.recommended_settings('citeseer', 'delta')[
+        'dropout'] == 0.6
+    for dataset in ('amazon-photo', 'amazon-computers', 'coauthor-cs',
+                    'pubmed'):
+        got = recommended.recommended_settings(dataset, 'delta')
+        assert got == {'model_kwargs': layer}, dataset
+        for model in ('gcnii', 'res+'):
+            assert recommended.recommended_settings(dataset, model) == {}
+    # sets outside the group keep their own entry or the package default
+    assert 'theta' not in recommended.recommended_settings(
+        'actor', 'delta')['model_kwargs']
+    for dataset in ('texas', 'minesweeper', 'ogbg-molhiv'):
+        assert recommended.recommended_settings(dataset, 'delta') == {}
 
 
 def test_actor_recommendation_is_the_paper_layer():
