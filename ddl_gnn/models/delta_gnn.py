@@ -116,9 +116,9 @@ class DeltaGNN(DeepGNN):
             perturbs what a layer changes rather than what its conv reads,
             so the message norm the layer writes is not inflated (see
             ``layer_dropout``). (default: :obj:`0.0`)
-        message_act, dropout_value, channel_axes: see
+        message_act, dropout_value, channel_axes, map_anchor: see
             :class:`~ddl_gnn.nn.DeltaConv` (defaults :obj:`None`,
-            :obj:`False`, :obj:`False`).
+            :obj:`False`, :obj:`False`, :obj:`False`).
         read_act (bool, optional): Apply the activation to the read of
             the top state before the decoder (and a graph readout) where
             there is no norm; with a norm the read is always
@@ -167,7 +167,7 @@ class DeltaGNN(DeepGNN):
                  block_gate: bool = False, scale_message: bool = False,
                  message_act: Optional[str] = None,
                  dropout_value: bool = False, channel_axes: bool = False,
-                 eps: float = 1e-5,
+                 map_anchor: bool = False, eps: float = 1e-5,
                  theta: Optional[float] = None,
                  input_norm: bool = False,
                  layer_dropout: Optional[float] = None,
@@ -211,7 +211,8 @@ class DeltaGNN(DeepGNN):
                                  scale_message=scale_message,
                                  message_act=message_act,
                                  dropout_value=dropout_value, eps=eps,
-                                 channel_axes=channel_axes)
+                                 channel_axes=channel_axes,
+                                 map_anchor=map_anchor)
         self.layer_dropout = check_rate(layer_dropout, 'layer_dropout',
                                         'DeltaGNN', allow_none=True)
         self.state_dropout = bool(state_dropout)

@@ -177,6 +177,16 @@ class DeltaConv(MessagePassing):
             switches the write off and the layer keeps its state; along the
             axis it writes 0, as GCNII does, so that :math:`\beta = 1` is
             GCNII's layer. (default: :obj:`False`)
+        map_anchor (bool, optional): With ``k_source='anchor'`` and the
+            message value, apply the conv's weight (identity-mapped with
+            ``identity_map``) and bias after the anchored mix, as GCNII
+            does: :math:`k = ((1 - \alpha) \hat A c + \alpha c_0)
+            ((1 - \gamma) I + \gamma W) + b` instead of
+            :math:`(1 - \alpha)(\hat A c ((1 - \gamma) I + \gamma W) + b)
+            + \alpha c_0`, so the input enters each layer through its
+            weight too. With ``channel_axes``, ``message_act='relu'`` and
+            β = 1 (a bias-free conv) the layer is GCNII's.
+            A ``GCNConv`` only. (default: :obj:`False`)
         **kwargs (optional): Passed to the PyG conv when ``conv`` is a name.
 
     Shapes:
@@ -225,7 +235,7 @@ class DeltaConv(MessagePassing):
                  identity_map: Optional[float] = None,
                  message_act: Optional[str] = None,
                  dropout_value: bool = False, channel_axes: bool = False,
-                 **kwargs):
+                 map_anchor: bool = False, **kwargs):
         super().__init__(aggr='add')
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"DeltaConv: 'channels' must be a positive int, "
@@ -287,6 +297,19 @@ class DeltaConv(MessagePassing):
                              f"k_source={k_source!r}, erase={erase!r}, "
                              f"scale_message={scale_message!r}")
         self.channel_axes = channel_axes
+        if not isinstance(map_anchor, bool):
+            raise ValueError(f"DeltaConv: 'map_anchor' must be a bool, got "
+                             f"{map_anchor!r}")
+        if map_anchor and not (k_source == 'anchor' and v_source == 'message'
+                               and not dropout_value and not scale_message):
+            raise ValueError(f"DeltaConv: 'map_anchor' maps the anchored "
+                             f"message; it needs k_source='anchor', "
+                             f"v_source='message', no dropout_value and no "
+                             f"scale_message, got k_source={k_source!r}, "
+                             f"v_source={v_source!r}, dropout_value="
+                             f"{dropout_value!r}, scale_message="
+                             f"{scale_message!r}")
+        self.map_anchor = map_anchor
         try:
             self.msg_act = (None if message_act is None
                             else activation_resolver(message_act))
@@ -309,6 +332,11 @@ class DeltaConv(MessagePassing):
                 type(self.conv) is GCNConv and self.conv.lin.bias is None):
             raise ValueError(f"DeltaConv: 'identity_map' mixes the weight "
                              f"of a GCNConv; got conv={self.conv_name!r}")
+        if self.map_anchor and not (type(self.conv) is GCNConv
+                                    and self.conv.lin.bias is None):
+            raise ValueError(f"DeltaConv: 'map_anchor' applies the weight "
+                             f"of a GCNConv after the anchored mix; got "
+                             f"conv={self.conv_name!r}")
         two = 2 * channels
         self.k_lin = Linear(two, channels) if k_source == 'proj' else None
         if not isinstance(block_gate, bool):
@@ -385,12 +413,17 @@ class DeltaConv(MessagePassing):
                 edge_weight, edge_attr)
         else:
             c = dropout(c, p=self.dropout, training=self.training)
-        h = self.message_conv(c, edge_index, edge_weight, edge_attr)
         c0 = None
         if 'anchor' in (self.k_source, self.beta_source, self.v_source):
             c0 = self.norm(x0) if self.norm is not None else x0
+        if self.map_anchor:
+            h = self.anchored_map(c, c0, edge_index, edge_weight)
+        else:
+            h = self.message_conv(c, edge_index, edge_weight, edge_attr)
 
-        if self.k_source == 'proj':
+        if self.map_anchor:
+            k = self._act(h)
+        elif self.k_source == 'proj':
             k = self.k_lin(torch.cat([c, h], dim=-1))
         elif self.k_source == 'anchor':
             k = self._act((1.0 - self.alpha) * h + self.alpha * c0)
@@ -432,6 +465,22 @@ class DeltaConv(MessagePassing):
                            edge_weight=edge_weight)
         return h if conv.bias is None else h + conv.bias
 
+    def anchored_map(self, c: Tensor, c0: Tensor, edge_index: Adj,
+                     edge_weight: OptTensor = None) -> Tensor:
+        r"""With ``map_anchor``: the anchored mix mapped by the conv's
+        weight, :math:`((1 - \alpha) \hat A c + \alpha c_0)
+        ((1 - \gamma) I + \gamma W) + b` (GCNII's order)."""
+        conv, g = self.conv, self.identity_map
+        if conv.normalize:
+            edge_index, edge_weight = gcn_norm(
+                edge_index, edge_weight, c.size(0), conv.improved,
+                conv.add_self_loops, conv.flow, c.dtype)
+        s = torch.lerp(conv.propagate(edge_index, x=c,
+                                      edge_weight=edge_weight),
+                       c0, self.alpha)
+        s = conv.lin(s) if g is None else torch.lerp(s, conv.lin(s), g)
+        return s if conv.bias is None else s + conv.bias
+
     def _value(self, r: Tensor, c: Tensor, h: Tensor, c0: OptTensor,
                k: Tensor, x0: OptTensor, edge_index: Adj,
                edge_weight: OptTensor) -> Tensor:
@@ -447,7 +496,8 @@ class DeltaConv(MessagePassing):
                 if self.scale_message:   # the message at the state's norm
                     h = h * (r.norm(dim=-1, keepdim=True) / torch.sqrt(
                         (h * h).sum(-1, keepdim=True) + self.eps ** 2))
-                u = self._act(torch.lerp(h, x0, self.alpha))
+                u = k if self.map_anchor else self._act(
+                    torch.lerp(h, x0, self.alpha))
             elif self.v_source == 'diffuse':
                 u = torch.lerp(self._propagate(r, edge_index, edge_weight),
                                x0, self.alpha)
@@ -583,6 +633,8 @@ class DeltaConv(MessagePassing):
             extra += f', message_act={self.message_act}'
         if self.channel_axes:
             extra += ', channel_axes=True'
+        if self.map_anchor:
+            extra += ', map_anchor=True'
         for name in ('k_source', 'beta_source', 'v_source'):
             if getattr(self, name) not in ('conv', 'context'):
                 extra += f', {name}={getattr(self, name)}'

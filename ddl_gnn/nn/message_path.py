@@ -449,12 +449,19 @@ def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
     halves applied without concatenating the inputs) and the update
     fused. With dropout in training the conv and the gate read the
     dropped state :math:`c`, the update the state itself, as on the
-    generic path."""
+    generic path. With ``map_anchor`` the mapped, anchored message is the
+    conv's output and the update mixes in no more of :math:`x_0`
+    (:math:`\alpha = 0` there)."""
     c = None
     if layer.training and layer.dropout > 0:
         c = dropout(x, p=layer.dropout, training=True)
-    h = layer.message_conv(x if c is None else c, edge_index, edge_weight,
-                           edge_attr)
+    alpha = layer.alpha
+    if layer.map_anchor:
+        h, alpha = layer.anchored_map(x if c is None else c, x0, edge_index,
+                                      edge_weight), 0.0
+    else:
+        h = layer.message_conv(x if c is None else c, edge_index,
+                               edge_weight, edge_attr)
     gate = layer.gate
     if gate.weight is None:    # beta_mode='fixed'
         W = b = None
@@ -463,7 +470,7 @@ def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
         W = gate.weight.view(layer.heads, -1).to(x.dtype)
         b, fixed = gate.bias.to(x.dtype), None
     out, beta = anchored_message_update(
-        x, h, x0, W, b, layer.beta_source == 'anchor', layer.alpha,
+        x, h, x0, W, b, layer.beta_source == 'anchor', alpha,
         layer.heads, layer.eps, gate.scale, gate.block, fixed,
         context=None if W is None else c)   # a fixed gate reads nothing
     layer.last_beta = beta
