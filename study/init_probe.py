@@ -108,6 +108,13 @@ FAMILIES = {
     'beta0=0.9, alpha=0.15)': ('delta', dict(
         theta=0.5, eps=0.01, heads=64, channel_axes=True, message_act='relu',
         beta_init=0.9, alpha=0.15)),
+    # the same in GCNII's order: the identity-mapped weight after the
+    # anchored mix, no conv bias (at a gate of 1: GCNII's layer)
+    'delta in GCNII\'s order (theta=0.5, eps=0.01, 64 heads, channel axes, '
+    'ReLU message, map_anchor, no bias, beta0=0.9, alpha=0.15)': (
+        'delta', dict(theta=0.5, eps=0.01, heads=64, channel_axes=True,
+                      message_act='relu', map_anchor=True, bias=False,
+                      beta_init=0.9, alpha=0.15)),
     'delta-paper (beta0=0.1)': ('delta-paper', dict(beta_init=0.1)),
     'delta-paper (beta0=1)': ('delta-paper', {}),
     'delta-diffuse-64': ('delta', dict(

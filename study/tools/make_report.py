@@ -103,6 +103,10 @@ GAP_DEEP = (64, [(('depth_cora', 'dropout_masks'), 'Cora (acc)', 'cora'),
 GAP_DEEP_TORCH = GAP_DEEP[:4] + ('torch',)
 #: every run of the two, both kinds of masks together
 GAP_DEEP_POOLED = GAP_DEEP[:4]
+#: the delta layer in GCNII's order (``map_anchor``, one head per channel
+#: along the channel axes, trained with GCNII's settings; every delta run
+#: in this folder) against GCNII on the same kind of masks
+GAP_ORDER = GAP_DEEP + ('gated_gcnii', )
 REGENERATE = '`python study/tools/make_report.py`'
 
 
@@ -141,6 +145,8 @@ def main() -> None:
     blocks['gap64_torch'] = '\n'.join(_gap_table(RESULTS, *GAP_DEEP_TORCH))
     blocks['gap64_pooled'] = '\n'.join(_gap_table(RESULTS,
                                                   *GAP_DEEP_POOLED))
+    blocks['gap64_gcnii_order'] = '\n'.join(_gap_table(RESULTS,
+                                                       *GAP_ORDER))
     _write_summary(RESULTS, blocks, sections)
     fill_blocks(ROOT / 'README.md', headlines)
     fill_blocks(ROOT / 'docs' / 'findings.md', blocks)
@@ -281,25 +287,35 @@ def welch(a: Sequence[float], b: Sequence[float]
 
 
 def _gap_table(results: Path, depth: int, sets, a: str, b: str,
-               masks: Optional[str] = None) -> List[str]:
+               masks: Optional[str] = None,
+               a_folder: Optional[str] = None) -> List[str]:
     """Rows datasets: ``a − b`` at ``depth`` on validation and test
     (× 100, ± its standard error, Welch's p), over each cell's seeds.
     ``sets`` holds ``(folder, title)``, or ``(folder, title, dataset)``
     for a folder that holds several datasets; ``folder`` may be a tuple of
     folders whose records are taken together. With ``masks``, only the
     runs that drew that kind of dropout mask (a record's
-    ``dropout_masks``; records without it drew torch's)."""
+    ``dropout_masks``; records without it drew torch's). With
+    ``a_folder``, side ``a`` is every ``a`` run in that folder instead
+    (a layer that is not what ``ddl-gnn train`` runs)."""
     out = [f'| L = {depth}: {a} − {b} | seeds | validation | test |',
            '|---|---|---|---|']
     for name, title, *dataset in sets:
         names = name if isinstance(name, tuple) else (name,)
         records = [r for n in names for r in current_records(results / n)]
+        own = ([] if a_folder is None else
+               [r for r in current_records(results / a_folder)
+                if r['model'] == a])
         if dataset:
             records = [r for r in records if r['dataset'] == dataset[0]]
+            own = [r for r in own if r['dataset'] == dataset[0]]
         if masks is not None:
             records = [r for r in records
                        if r.get('dropout_masks', 'torch') == masks]
+            own = [r for r in own if r.get('dropout_masks', 'torch') == masks]
         family = _by_family(records)
+        if a_folder is not None:
+            family[a] = own
         side = {m: [r for r in family.get(m, []) if r['depth'] == depth]
                 for m in (a, b)}
         if min(len(v) for v in side.values()) < 2:

@@ -192,3 +192,32 @@ def test_gap_rows_can_keep_one_kind_of_dropout_mask(tmp_path, study_tool,
         in rows['hash'][0]
     assert rows['torch'] == []          # one torch delta run: no row
     assert '| 3 / 4 |' in rows[None][0]
+
+
+def test_gap_rows_can_take_side_a_from_its_own_folder(tmp_path, study_tool,
+                                                      monkeypatch):
+    """With ``a_folder`` every ``a`` run of that folder is side ``a``
+    (whatever its options), filtered by dataset and masks like side
+    ``b``; the ``a`` runs of the compared folders are not used."""
+    from ddl_gnn.experiment import recommended
+    make_report = study_tool('make_report')
+    monkeypatch.setattr(recommended, '_table', lambda: {})
+    runs = [('base', 'delta', 'cora', 'hash', {}, 0.10),
+            ('base', 'gcnii', 'cora', 'hash', {}, 0.82),
+            ('base', 'gcnii', 'cora', 'hash', {}, 0.86),
+            ('base', 'gcnii', 'cora', 'torch', {}, 0.99),
+            ('own', 'delta', 'cora', 'hash', {'map_anchor': True}, 0.85),
+            ('own', 'delta', 'cora', 'hash', {'map_anchor': True}, 0.87),
+            ('own', 'delta', 'cora', 'torch', {'map_anchor': True}, 0.20),
+            ('own', 'delta', 'citeseer', 'hash', {}, 0.30)]
+    for seed, (folder, model, ds, masks, kw, v) in enumerate(runs):
+        ResultStore(str(tmp_path / folder)).append(dict(
+            key=f'k{seed}', model=model, depth=64, seed=seed, dataset=ds,
+            valid=v, test=v, dropout_masks=masks,
+            config=dict(model_kwargs=kw)))
+    lines = make_report._gap_table(tmp_path, 64, [('base', 'Cora', 'cora')],
+                                   'delta', 'gcnii', 'hash', 'own')
+    a, b = np.array([0.85, 0.87]), np.array([0.82, 0.86])
+    se = np.sqrt(a.var(ddof=1) / 2 + b.var(ddof=1) / 2)
+    assert f'| 2 / 2 | {100 * (a.mean() - b.mean()):+.2f} ± {100 * se:.2f}' \
+        in lines[2]
