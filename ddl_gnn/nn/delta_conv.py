@@ -454,15 +454,10 @@ class DeltaConv(MessagePassing):
         r"""The inner conv on the context; with ``identity_map`` =
         :math:`\gamma`, GCNII's identity mapping of its weight,
         :math:`\hat A\, c\, ((1 - \gamma) I + \gamma W) + b`."""
-        conv, g = self.conv, self.identity_map
-        if g is None:
+        conv = self.conv
+        if self.identity_map is None:
             return call_conv(conv, c, edge_index, edge_weight, edge_attr)
-        if conv.normalize:
-            edge_index, edge_weight = gcn_norm(
-                edge_index, edge_weight, c.size(0), conv.improved,
-                conv.add_self_loops, conv.flow, c.dtype)
-        h = conv.propagate(edge_index, x=torch.lerp(c, conv.lin(c), g),
-                           edge_weight=edge_weight)
+        h = self._gcn_propagate(self._weight(c), edge_index, edge_weight)
         return h if conv.bias is None else h + conv.bias
 
     def anchored_map(self, c: Tensor, c0: Tensor, edge_index: Adj,
@@ -470,16 +465,27 @@ class DeltaConv(MessagePassing):
         r"""With ``map_anchor``: the anchored mix mapped by the conv's
         weight, :math:`((1 - \alpha) \hat A c + \alpha c_0)
         ((1 - \gamma) I + \gamma W) + b` (GCNII's order)."""
-        conv, g = self.conv, self.identity_map
+        s = self._weight(torch.lerp(
+            self._gcn_propagate(c, edge_index, edge_weight), c0, self.alpha))
+        return s if self.conv.bias is None else s + self.conv.bias
+
+    def _gcn_propagate(self, x: Tensor, edge_index: Adj,
+                       edge_weight: OptTensor) -> Tensor:
+        r"""``Â x`` through the ``GCNConv``'s propagation, normalised as
+        the conv normalises (not at all where the model normalised the
+        graph once: ``normalize=False``)."""
+        conv = self.conv
         if conv.normalize:
             edge_index, edge_weight = gcn_norm(
-                edge_index, edge_weight, c.size(0), conv.improved,
-                conv.add_self_loops, conv.flow, c.dtype)
-        s = torch.lerp(conv.propagate(edge_index, x=c,
-                                      edge_weight=edge_weight),
-                       c0, self.alpha)
-        s = conv.lin(s) if g is None else torch.lerp(s, conv.lin(s), g)
-        return s if conv.bias is None else s + conv.bias
+                edge_index, edge_weight, x.size(0), conv.improved,
+                conv.add_self_loops, conv.flow, x.dtype)
+        return conv.propagate(edge_index, x=x, edge_weight=edge_weight)
+
+    def _weight(self, x: Tensor) -> Tensor:
+        r"""The conv's linear map, identity-mapped with ``identity_map`` =
+        :math:`\gamma`: :math:`x ((1 - \gamma) I + \gamma W)`."""
+        lin, g = self.conv.lin, self.identity_map
+        return lin(x) if g is None else torch.lerp(x, lin(x), g)
 
     def _value(self, r: Tensor, c: Tensor, h: Tensor, c0: OptTensor,
                k: Tensor, x0: OptTensor, edge_index: Adj,

@@ -300,22 +300,22 @@ def _gap_table(results: Path, depth: int, sets, a: str, b: str,
     (a layer that is not what ``ddl-gnn train`` runs)."""
     out = [f'| L = {depth}: {a} − {b} | seeds | validation | test |',
            '|---|---|---|---|']
+    own = ([] if a_folder is None else
+           [r for r in current_records(results / a_folder) if r['model'] == a])
+
+    def kept(records: List[dict], dataset: Sequence[str]) -> List[dict]:
+        return [r for r in records
+                if (not dataset or r['dataset'] == dataset[0])
+                and (masks is None
+                     or r.get('dropout_masks', 'torch') == masks)]
+
     for name, title, *dataset in sets:
         names = name if isinstance(name, tuple) else (name,)
-        records = [r for n in names for r in current_records(results / n)]
-        own = ([] if a_folder is None else
-               [r for r in current_records(results / a_folder)
-                if r['model'] == a])
-        if dataset:
-            records = [r for r in records if r['dataset'] == dataset[0]]
-            own = [r for r in own if r['dataset'] == dataset[0]]
-        if masks is not None:
-            records = [r for r in records
-                       if r.get('dropout_masks', 'torch') == masks]
-            own = [r for r in own if r.get('dropout_masks', 'torch') == masks]
-        family = _by_family(records)
+        family = _by_family(kept([r for n in names
+                                  for r in current_records(results / n)],
+                                 dataset))
         if a_folder is not None:
-            family[a] = own
+            family[a] = kept(own, dataset)
         side = {m: [r for r in family.get(m, []) if r['depth'] == depth]
                 for m in (a, b)}
         if min(len(v) for v in side.values()) < 2:
