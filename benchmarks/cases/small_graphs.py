@@ -6,18 +6,22 @@ ratios are medians over steps after warm-up. ``delta`` is the default
 ``build_model('delta', ...)`` (anchored messages, 8 heads: the fused path
 of ``ddl_gnn/nn/message_path.py``), ``delta-paper`` the paper layer
 (``build_model('delta-paper', ...)``: the GCN fast path of
-``ddl_gnn/nn/context.py``), ``gcnii`` GCNII at its paper's α, θ and
-``delta-64-heads`` the layer ``ddl-gnn train`` runs on Cora and CiteSeer
-(one head per channel, ``theta=0.5``), ``delta-64-heads-block-gate`` that
-layer with ``block_gate=True`` and ``delta-64-heads-fixed-gate`` with its
-gate fixed at 0.25. Prints one JSON line per graph.
+``ddl_gnn/nn/context.py``), ``gcnii`` GCNII at its selected α, θ,
+``delta-cora`` the layer ``ddl-gnn train`` runs on Cora and CiteSeer (in
+GCNII's order: one head per channel along its axis, ``map_anchor``),
+``delta-64-heads`` the 64-head message layer it replaced there (one head
+per channel along its anchored message, ``theta=0.5``),
+``delta-64-heads-block-gate`` that layer with ``block_gate=True`` and
+``delta-64-heads-fixed-gate`` with its gate fixed at 0.25. Prints one
+JSON line per graph.
 
     python benchmarks/run.py small-graphs --steps 9
     python benchmarks/run.py small-graphs --steps 9 --dropout 0.5
 
 With ``--dropout`` every model trains with that dropout, as ``ddl-gnn
-train`` runs them (the default delta layer then drops each layer's read
-of the state; the Cora layer drops its start state instead), its masks
+train`` runs them (the default delta layer and the Cora layer then drop
+each layer's read of the state; the 64-head message layer drops its
+start state instead), its masks
 hashed (:mod:`ddl_gnn.ops.dropout`); ``--torch-dropout`` also steps every
 model with torch's ``bernoulli_`` masks beside them (label suffix
 ``' torch-dropout'``).
@@ -44,18 +48,23 @@ SIZES = {'cora': (2708, 5278, 64), '10k': (10_000, 50_000, 32)}
 #: the delta layer ddl-gnn train runs on Cora (its dropout options act
 #: with --dropout)
 CORA_DELTA = recommended_settings('cora', 'delta')['model_kwargs']
+#: the 64-head message layer CORA_DELTA replaced (dropout on the start
+#: state instead of inside the layers)
+MESSAGE_64 = dict(theta=0.5, layer_dropout=0.0, state_dropout=True,
+                  eps=0.01, heads=64, beta_sum=3.2)
 MODELS = {'res': ('res', {}), 'delta': ('delta', {}),
           'delta-paper': ('delta-paper', {}),
           'gcnii': ('gcnii', recommended_settings('cora', 'gcnii')[
               'model_kwargs']),
-          'delta-64-heads': ('delta', CORA_DELTA),
+          'delta-cora': ('delta', CORA_DELTA),
+          'delta-64-heads': ('delta', MESSAGE_64),
           # the same with each channel's gate reading only its own channel
-          'delta-64-heads-block-gate': ('delta', dict(CORA_DELTA,
+          'delta-64-heads-block-gate': ('delta', dict(MESSAGE_64,
                                                       block_gate=True)),
           # the same with its gate fixed at the value the learned one
           # settles at on Cora (no gate products)
           'delta-64-heads-fixed-gate': ('delta', dict(
-              CORA_DELTA, beta_mode='fixed', beta_init=0.25))}
+              MESSAGE_64, beta_mode='fixed', beta_init=0.25))}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -46,13 +46,20 @@ HETERO = [('hetero_texas', 'Texas'), ('hetero_cornell', 'Cornell'),
           ('hetero_tolokers', 'Tolokers')]
 GRAPH = [('ogbg_molbace', 'ogbg-molbace'), ('ogbg_molbbbp', 'ogbg-molbbbp'),
          ('ogbg_molhiv', 'ogbg-molhiv'), ('peptides_func', 'Peptides-func')]
-#: The cross-dataset tables: (block name, title, [(folder, label)],
-#: depths, models). One row per (dataset, model); the best mean per dataset
-#: and depth in bold.
+#: The depth study's folders per set: GCNII's runs (``depth_*``) and the
+#: runs of the delta layer ``ddl-gnn train`` runs there (``gated_gcnii``,
+#: both sets in one folder; the ``delta`` rows keep only that layer's
+#: runs, :func:`_by_family`)
+DEPTH_CORA = (('depth_cora', 'gated_gcnii'), 'cora')
+DEPTH_CITESEER = (('depth_citeseer', 'gated_gcnii'), 'citeseer')
+#: The cross-dataset tables: (block name, title, [(folder, label) or
+#: (folders, label, dataset)], depths, models). One row per (dataset,
+#: model); the best mean per dataset and depth in bold.
 SUMMARIES = [
     ('selected', 'The default delta layer and GCNII in their selected '
      'settings (row-normalised features, accuracy)',
-     [('depth_cora', 'Cora'), ('depth_citeseer', 'CiteSeer')],
+     [(DEPTH_CORA[0], 'Cora', DEPTH_CORA[1]),
+      (DEPTH_CITESEER[0], 'CiteSeer', DEPTH_CITESEER[1])],
      (2, 4, 8, 16, 32, 64, 128, 256), ('gcnii', 'delta')),
     ('depth', 'Cora and CiteSeer (public split, accuracy), every family',
      [('cora', 'Cora'), ('citeseer', 'CiteSeer')], (2, 4, 8, 16, 32, 64),
@@ -89,24 +96,19 @@ HEADLINE = (32, [('cora', 'Cora (acc)'), ('citeseer', 'CiteSeer (acc)'),
                  ('ogbg_molbace', 'ogbg-molbace (ROC-AUC)'),
                  ('ogbg_molbbbp', 'ogbg-molbbbp (ROC-AUC)')])
 #: and at 64 layers: the selected delta layer against GCNII.
-HEADLINE_DEEP = (64, [('depth_cora', 'Cora (acc)'),
-                      ('depth_citeseer', 'CiteSeer (acc)')], ('gcnii', 'delta'))
+HEADLINE_DEEP = (64, [(DEPTH_CORA[0], 'Cora (acc)', DEPTH_CORA[1]),
+                      (DEPTH_CITESEER[0], 'CiteSeer (acc)',
+                       DEPTH_CITESEER[1])], ('gcnii', 'delta'))
 #: the difference of the two at that depth, with its uncertainty, on the
 #: same random streams: the runs that drew the hashed dropout masks
 #: (``ddl_gnn.ops.dropout``; GCNII's in ``dropout_masks``, where its
 #: settings were not chosen), one row per dataset
-GAP_DEEP = (64, [(('depth_cora', 'dropout_masks'), 'Cora (acc)', 'cora'),
-                 (('depth_citeseer', 'dropout_masks'), 'CiteSeer (acc)',
-                  'citeseer')], 'delta', 'gcnii', 'hash')
-#: the depth study's cells with torch's masks, the seeds GCNII's
-#: settings were chosen on
-GAP_DEEP_TORCH = GAP_DEEP[:4] + ('torch',)
+GAP_DEEP = (64, [(DEPTH_CORA[0] + ('dropout_masks', ), 'Cora (acc)',
+                  DEPTH_CORA[1]),
+                 (DEPTH_CITESEER[0] + ('dropout_masks', ), 'CiteSeer (acc)',
+                  DEPTH_CITESEER[1])], 'delta', 'gcnii', 'hash')
 #: every run of the two, both kinds of masks together
 GAP_DEEP_POOLED = GAP_DEEP[:4]
-#: the delta layer in GCNII's order (``map_anchor``, one head per channel
-#: along the channel axes, trained with GCNII's settings; every delta run
-#: in this folder) against GCNII on the same kind of masks
-GAP_ORDER = GAP_DEEP + ('gated_gcnii', )
 REGENERATE = '`python study/tools/make_report.py`'
 
 
@@ -142,11 +144,8 @@ def main() -> None:
                  'headline64': '\n'.join(_headline_table(RESULTS,
                                                          *HEADLINE_DEEP))}
     blocks['gap64'] = '\n'.join(_gap_table(RESULTS, *GAP_DEEP))
-    blocks['gap64_torch'] = '\n'.join(_gap_table(RESULTS, *GAP_DEEP_TORCH))
     blocks['gap64_pooled'] = '\n'.join(_gap_table(RESULTS,
                                                   *GAP_DEEP_POOLED))
-    blocks['gap64_gcnii_order'] = '\n'.join(_gap_table(RESULTS,
-                                                       *GAP_ORDER))
     _write_summary(RESULTS, blocks, sections)
     fill_blocks(ROOT / 'README.md', headlines)
     fill_blocks(ROOT / 'docs' / 'findings.md', blocks)
@@ -173,14 +172,19 @@ Cells = Dict[Tuple[str, int], List[float]]
 
 def _delta_defaults() -> Dict[str, object]:
     """The options of ``build_model('delta')`` as resolved for a GCN conv
-    (``'none'`` and :obj:`None` are the same norm)."""
+    (``'none'`` and :obj:`None` are the same norm), with the conv keyword
+    a recommendation sets (``bias``, :class:`~torch_geometric.nn.GCNConv`'s
+    default)."""
     import inspect
+
+    from torch_geometric.nn import GCNConv
 
     from ddl_gnn.models import DeltaGNN
     out = {k: p.default for k, p in
            inspect.signature(DeltaGNN.__init__).parameters.items()
            if p.default is not inspect.Parameter.empty}
-    out.update(norm=DeltaGNN.default_norm, conv='gcn')
+    out.update(norm=DeltaGNN.default_norm, conv='gcn',
+               bias=inspect.signature(GCNConv).parameters['bias'].default)
     return out
 
 
@@ -223,14 +227,27 @@ def _start_gate(options: Dict[str, object], depth: int) -> Dict[str, object]:
     return out
 
 
-def _cells(results: Path, name: str, models: Sequence[str],
-           depths: Sequence[int]) -> Cells:
+def _records(results: Path, name, dataset: Sequence[str] = (),
+             masks: Optional[str] = None) -> List[dict]:
+    """The current records of ``results/name`` (``name`` may be a tuple
+    of folders, taken together); with ``dataset`` (``()`` or one name),
+    only that dataset's; with ``masks``, only the runs that drew that kind
+    of dropout mask (a record's ``dropout_masks``; records without it drew
+    torch's)."""
+    names = name if isinstance(name, tuple) else (name, )
+    return [r for n in names for r in current_records(results / n)
+            if (not dataset or r['dataset'] == dataset[0])
+            and (masks is None or r.get('dropout_masks', 'torch') == masks)]
+
+
+def _cells(results: Path, name, models: Sequence[str],
+           depths: Sequence[int], dataset: Sequence[str] = ()) -> Cells:
     """Test scores per (model, depth) of the current records of
-    ``results/name`` (empty lists where nothing ran); ``delta`` cells hold
-    what ``ddl-gnn train --model delta`` runs on the set
-    (:func:`_by_family`). A run that diverged counts with its best epoch
-    before it, as in every report (:func:`has_score`)."""
-    records = _by_family(current_records(results / name))
+    ``results/name`` (:func:`_records`; empty lists where nothing ran);
+    ``delta`` cells hold what ``ddl-gnn train --model delta`` runs on the
+    set (:func:`_by_family`). A run that diverged counts with its best
+    epoch before it, as in every report (:func:`has_score`)."""
+    records = _by_family(_records(results, name, dataset))
     return {(m, d): [r['test'] for r in records.get(m, [])
                      if r['depth'] == d and has_score(r)]
             for m in models for d in depths}
@@ -287,35 +304,17 @@ def welch(a: Sequence[float], b: Sequence[float]
 
 
 def _gap_table(results: Path, depth: int, sets, a: str, b: str,
-               masks: Optional[str] = None,
-               a_folder: Optional[str] = None) -> List[str]:
+               masks: Optional[str] = None) -> List[str]:
     """Rows datasets: ``a − b`` at ``depth`` on validation and test
     (× 100, ± its standard error, Welch's p), over each cell's seeds.
     ``sets`` holds ``(folder, title)``, or ``(folder, title, dataset)``
     for a folder that holds several datasets; ``folder`` may be a tuple of
     folders whose records are taken together. With ``masks``, only the
-    runs that drew that kind of dropout mask (a record's
-    ``dropout_masks``; records without it drew torch's). With
-    ``a_folder``, side ``a`` is every ``a`` run in that folder instead
-    (a layer that is not what ``ddl-gnn train`` runs)."""
+    runs that drew that kind of dropout mask (:func:`_records`)."""
     out = [f'| L = {depth}: {a} − {b} | seeds | validation | test |',
            '|---|---|---|---|']
-    own = ([] if a_folder is None else
-           [r for r in current_records(results / a_folder) if r['model'] == a])
-
-    def kept(records: List[dict], dataset: Sequence[str]) -> List[dict]:
-        return [r for r in records
-                if (not dataset or r['dataset'] == dataset[0])
-                and (masks is None
-                     or r.get('dropout_masks', 'torch') == masks)]
-
     for name, title, *dataset in sets:
-        names = name if isinstance(name, tuple) else (name,)
-        family = _by_family(kept([r for n in names
-                                  for r in current_records(results / n)],
-                                 dataset))
-        if a_folder is not None:
-            family[a] = kept(own, dataset)
+        family = _by_family(_records(results, name, dataset, masks))
         side = {m: [r for r in family.get(m, []) if r['depth'] == depth]
                 for m in (a, b)}
         if min(len(v) for v in side.values()) < 2:
@@ -353,8 +352,8 @@ def _summary_table(results: Path, sets, depths, models) -> List[str]:
     and depth in bold."""
     out = ['| dataset | model | ' + ' | '.join(f'L={d}' for d in depths)
            + ' |', '|---|---|' + '---|' * len(depths)]
-    for name, title in sets:
-        cells = _cells(results, name, models, depths)
+    for name, title, *dataset in sets:
+        cells = _cells(results, name, models, depths, dataset)
         if not any(cells.values()):
             continue
         best = {d: _best(cells, models, d) for d in depths}
@@ -371,8 +370,8 @@ def _headline_table(results: Path, depth: int, sets,
     """Rows datasets, columns models, at one depth; the best in bold."""
     out = [f'| L = {depth} | ' + ' | '.join(models) + ' |',
            '|---|' + '---|' * len(models)]
-    for name, title in sets:
-        cells = _cells(results, name, models, (depth,))
+    for name, title, *dataset in sets:
+        cells = _cells(results, name, models, (depth,), dataset)
         best = _best(cells, models, depth)
         out.append(f'| {title} | ' + ' | '.join(
             _cell(cells[(m, depth)], m == best) for m in models) + ' |')

@@ -136,10 +136,19 @@ def test_few_label_sets_run_the_cora_citeseer_layer():
     # the sets of 20 labels per class share the delta layer selected on
     # Cora and CiteSeer; those two add their selected training settings,
     # and the other families keep the CLI's defaults on the others
-    layer = recommended.recommended_settings('cora', 'delta')['model_kwargs']
+    cora = recommended.recommended_settings('cora', 'delta')
+    layer = {k: v for k, v in cora['model_kwargs'].items() if k != 'alpha'}
     assert layer['theta'] == 0.5 and layer['heads'] == 64
-    assert recommended.recommended_settings('citeseer', 'delta')[
-        'dropout'] == 0.6
+    assert layer['channel_axes'] and layer['map_anchor']
+    # Cora and CiteSeer train it with GCNII's selected settings, its alpha
+    # included
+    gcnii = recommended.recommended_settings('cora', 'gcnii')
+    for key in ('lr', 'dropout', 'weight_decay', 'weight_decay_conv',
+                'epochs', 'dataset_kwargs'):
+        assert cora[key] == gcnii[key], key
+        assert recommended.recommended_settings('citeseer', 'delta')[
+            key] == gcnii[key], key
+    assert cora['model_kwargs']['alpha'] == gcnii['model_kwargs']['alpha']
     for dataset in ('amazon-photo', 'amazon-computers', 'coauthor-cs',
                     'pubmed'):
         got = recommended.recommended_settings(dataset, 'delta')

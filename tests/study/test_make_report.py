@@ -53,7 +53,7 @@ def test_documents_hold_every_generated_block(study_tool):
     findings = (make_report.ROOT / 'docs' / 'findings.md').read_text()
     for name, *_ in make_report.SUMMARIES:
         assert f'<!-- {name}:begin -->' in findings, name
-    for name in ('gap64', 'gap64_torch', 'gap64_pooled'):
+    for name in ('gap64', 'gap64_pooled'):
         assert f'<!-- {name}:begin -->' in findings, name
     readme = (make_report.ROOT / 'README.md').read_text()
     assert '<!-- headline:begin -->' in readme
@@ -194,30 +194,34 @@ def test_gap_rows_can_keep_one_kind_of_dropout_mask(tmp_path, study_tool,
     assert '| 3 / 4 |' in rows[None][0]
 
 
-def test_gap_rows_can_take_side_a_from_its_own_folder(tmp_path, study_tool,
-                                                      monkeypatch):
-    """With ``a_folder`` every ``a`` run of that folder is side ``a``
-    (whatever its options), filtered by dataset and masks like side
-    ``b``; the ``a`` runs of the compared folders are not used."""
+def test_summary_cells_pool_folders_and_keep_one_dataset(tmp_path,
+                                                       study_tool,
+                                                       monkeypatch):
+    """A ``(folders, title, dataset)`` entry takes the runs of every
+    folder named that are of that dataset; the ``delta`` row keeps only
+    what ``ddl-gnn train`` runs there."""
     from ddl_gnn.experiment import recommended
     make_report = study_tool('make_report')
     monkeypatch.setattr(recommended, '_table', lambda: {})
-    runs = [('base', 'delta', 'cora', 'hash', {}, 0.10),
-            ('base', 'gcnii', 'cora', 'hash', {}, 0.82),
-            ('base', 'gcnii', 'cora', 'hash', {}, 0.86),
-            ('base', 'gcnii', 'cora', 'torch', {}, 0.99),
-            ('own', 'delta', 'cora', 'hash', {'map_anchor': True}, 0.85),
-            ('own', 'delta', 'cora', 'hash', {'map_anchor': True}, 0.87),
-            ('own', 'delta', 'cora', 'torch', {'map_anchor': True}, 0.20),
-            ('own', 'delta', 'citeseer', 'hash', {}, 0.30)]
-    for seed, (folder, model, ds, masks, kw, v) in enumerate(runs):
+    runs = [('base', 'gcnii', 'cora', {}, 0.82),
+            ('base', 'gcnii', 'cora', {}, 0.86),
+            ('base', 'delta', 'cora', {'theta': 0.5}, 0.10),
+            ('own', 'delta', 'cora', {}, 0.85),
+            ('own', 'delta', 'cora', {}, 0.87),
+            ('own', 'delta', 'citeseer', {}, 0.30),
+            ('own', 'gcnii', 'citeseer', {}, 0.40)]
+    for seed, (folder, model, ds, kw, v) in enumerate(runs):
         ResultStore(str(tmp_path / folder)).append(dict(
             key=f'k{seed}', model=model, depth=64, seed=seed, dataset=ds,
-            valid=v, test=v, dropout_masks=masks,
-            config=dict(model_kwargs=kw)))
-    lines = make_report._gap_table(tmp_path, 64, [('base', 'Cora', 'cora')],
-                                   'delta', 'gcnii', 'hash', 'own')
-    a, b = np.array([0.85, 0.87]), np.array([0.82, 0.86])
-    se = np.sqrt(a.var(ddof=1) / 2 + b.var(ddof=1) / 2)
-    assert f'| 2 / 2 | {100 * (a.mean() - b.mean()):+.2f} ± {100 * se:.2f}' \
-        in lines[2]
+            valid=v, test=v, config=dict(model_kwargs=kw)))
+    lines = make_report._summary_table(
+        tmp_path, [(('base', 'own'), 'Cora', 'cora')], (64, ),
+        ('gcnii', 'delta'))
+    rows = {line.split('|')[2].strip(): line for line in lines[2:]}
+    for model, values in [('gcnii', [0.82, 0.86]), ('delta', [0.85, 0.87])]:
+        v = np.array(values) * 100
+        assert f'{v.mean():.1f} ± {v.std(ddof=1):.1f} (2)' in rows[model]
+    head = make_report._headline_table(
+        tmp_path, 64, [(('base', 'own'), 'CiteSeer', 'citeseer')],
+        ('gcnii', 'delta'))
+    assert head[2] == '| CiteSeer | **40.0 (1)** | 30.0 (1) |'
