@@ -50,16 +50,16 @@ GRAPH = [('ogbg_molbace', 'ogbg-molbace'), ('ogbg_molbbbp', 'ogbg-molbbbp'),
 #: runs of the delta layer ``ddl-gnn train`` runs there (``gated_gcnii``,
 #: both sets in one folder; the ``delta`` rows keep only that layer's
 #: runs, :func:`_by_family`)
-DEPTH_CORA = (('depth_cora', 'gated_gcnii'), 'cora')
-DEPTH_CITESEER = (('depth_citeseer', 'gated_gcnii'), 'citeseer')
+DEPTH_CORA = ('depth_cora', 'gated_gcnii')
+DEPTH_CITESEER = ('depth_citeseer', 'gated_gcnii')
 #: The cross-dataset tables: (block name, title, [(folder, label) or
 #: (folders, label, dataset)], depths, models). One row per (dataset,
 #: model); the best mean per dataset and depth in bold.
 SUMMARIES = [
     ('selected', 'The default delta layer and GCNII in their selected '
      'settings (row-normalised features, accuracy)',
-     [(DEPTH_CORA[0], 'Cora', DEPTH_CORA[1]),
-      (DEPTH_CITESEER[0], 'CiteSeer', DEPTH_CITESEER[1])],
+     [(DEPTH_CORA, 'Cora', 'cora'),
+      (DEPTH_CITESEER, 'CiteSeer', 'citeseer')],
      (2, 4, 8, 16, 32, 64, 128, 256), ('gcnii', 'delta')),
     ('depth', 'Cora and CiteSeer (public split, accuracy), every family',
      [('cora', 'Cora'), ('citeseer', 'CiteSeer')], (2, 4, 8, 16, 32, 64),
@@ -96,17 +96,16 @@ HEADLINE = (32, [('cora', 'Cora (acc)'), ('citeseer', 'CiteSeer (acc)'),
                  ('ogbg_molbace', 'ogbg-molbace (ROC-AUC)'),
                  ('ogbg_molbbbp', 'ogbg-molbbbp (ROC-AUC)')])
 #: and at 64 layers: the selected delta layer against GCNII.
-HEADLINE_DEEP = (64, [(DEPTH_CORA[0], 'Cora (acc)', DEPTH_CORA[1]),
-                      (DEPTH_CITESEER[0], 'CiteSeer (acc)',
-                       DEPTH_CITESEER[1])], ('gcnii', 'delta'))
+HEADLINE_DEEP = (64, [(DEPTH_CORA, 'Cora (acc)', 'cora'),
+                      (DEPTH_CITESEER, 'CiteSeer (acc)', 'citeseer')],
+                 ('gcnii', 'delta'))
 #: the difference of the two at that depth, with its uncertainty, on the
 #: same random streams: the runs that drew the hashed dropout masks
 #: (``ddl_gnn.ops.dropout``; GCNII's in ``dropout_masks``, where its
 #: settings were not chosen), one row per dataset
-GAP_DEEP = (64, [(DEPTH_CORA[0] + ('dropout_masks', ), 'Cora (acc)',
-                  DEPTH_CORA[1]),
-                 (DEPTH_CITESEER[0] + ('dropout_masks', ), 'CiteSeer (acc)',
-                  DEPTH_CITESEER[1])], 'delta', 'gcnii', 'hash')
+GAP_DEEP = (64, [(DEPTH_CORA + ('dropout_masks', ), 'Cora (acc)', 'cora'),
+                 (DEPTH_CITESEER + ('dropout_masks', ), 'CiteSeer (acc)',
+                  'citeseer')], 'delta', 'gcnii', 'hash')
 #: every run of the two, both kinds of masks together
 GAP_DEEP_POOLED = GAP_DEEP[:4]
 REGENERATE = '`python study/tools/make_report.py`'
