@@ -2,7 +2,7 @@ r"""The delta message-passing layer."""
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -468,6 +468,28 @@ class DeltaConv(MessagePassing):
         s = self._weight(torch.lerp(
             self._gcn_propagate(c, edge_index, edge_weight), c0, self.alpha))
         return s if self.conv.bias is None else s + self.conv.bias
+
+    def unbiased_message(self, c: Tensor, c0: OptTensor, edge_index: Adj,
+                         edge_weight: OptTensor = None,
+                         edge_attr: OptTensor = None
+                         ) -> Tuple[Tensor, OptTensor]:
+        r"""The layer's message (:meth:`anchored_map` with ``map_anchor``,
+        else :meth:`message_conv`) before the conv's bias, and that bias,
+        for a fused update that adds it in its own pass; where the conv
+        adds its bias itself (not a ``GCNConv``, or a cached one) the
+        message and :obj:`None`."""
+        conv = self.conv
+        if self.map_anchor:
+            h = self._weight(torch.lerp(
+                self._gcn_propagate(c, edge_index, edge_weight), c0,
+                self.alpha))
+        elif self.identity_map is not None or (type(conv) is GCNConv
+                                               and not conv.cached):
+            h = self._gcn_propagate(self._weight(c), edge_index, edge_weight)
+        else:
+            return call_conv(conv, c, edge_index, edge_weight,
+                             edge_attr), None
+        return h, conv.bias
 
     def _gcn_propagate(self, x: Tensor, edge_index: Adj,
                        edge_weight: OptTensor) -> Tensor:

@@ -48,6 +48,11 @@ gate reads :math:`[c \Vert x_0]` and its input term goes to
 :math:`\partial c`); elsewhere as torch ops,
 one compiled region each way where :mod:`ddl_gnn.ops.compiled` compiles
 (CUDA by default).
+The conv's bias (a ``GCNConv``'s, see
+:meth:`~ddl_gnn.nn.DeltaConv.unbiased_message`) is added to :math:`h` in
+the same passes, and its gradient, :math:`h`'s column sum, summed in the
+AVX2 backward pass: a separate ``h + b`` cost a read and a write of
+:math:`h` forward and a read of its gradient backward.
 Whether :math:`k` is saved or recomputed in backward follows
 :func:`ddl_gnn.ops.recompute.recompute_in_backward`. The generic path of
 :class:`~ddl_gnn.nn.DeltaConv` is the reference (tests compare values and
@@ -134,14 +139,16 @@ def anchored_message_reference(x: Tensor, h: Tensor, x0: Tensor,
                                eps: float, scale: float = 2.0,
                                block: bool = False,
                                fixed: Optional[float] = None,
-                               context: OptTensor = None) -> Tensor:
+                               context: OptTensor = None,
+                               h_bias: OptTensor = None) -> Tensor:
     r"""The chain of the module docstring in plain autograd ops (the
     layer's generic path, written out): ``lerp``, the gate,
     :func:`~ddl_gnn.ops.head_components` and
     :func:`~ddl_gnn.ops.delta_update`; the gate reads ``context`` where
-    given (the layer's dropped read), else ``x``."""
+    given (the layer's dropped read), else ``x``; ``h_bias`` is added to
+    ``h`` where given."""
     from ..ops import delta_update, head_components
-    k = torch.lerp(h, x0, alpha)
+    k = torch.lerp(h if h_bias is None else h + h_bias, x0, alpha)
     beta = _gates(x if context is None else context, x0, W, b, anchor,
                   heads, scale, block, fixed)
     if heads == 1:
@@ -245,11 +252,13 @@ def _gate_grads(dl: Tensor, x: Tensor, c: OptTensor, x0: Tensor, W: Tensor,
 def _message_ops(x: Tensor, h: Tensor, x0: Tensor, W: Optional[Tensor],
                  b: Optional[Tensor], anchor: bool, alpha: float, heads: int,
                  eps: float, scale: float, block: bool,
-                 fixed: Optional[float], c: OptTensor = None):
+                 fixed: Optional[float], c: OptTensor = None,
+                 hb: OptTensor = None):
     """``(out, beta, k, rho2, n, q)``: the forward chain off the fused CPU
     kernels (one compiled region where :mod:`ddl_gnn.ops.compiled`
-    compiles); the gate reads ``c`` where given, else ``x``."""
-    k = torch.lerp(h, x0, alpha)
+    compiles); the gate reads ``c`` where given, else ``x``; ``hb`` is
+    ``h``'s bias where given."""
+    k = torch.lerp(h if hb is None else h + hb, x0, alpha)
     beta = _gates(x if c is None else c, x0, W, b, anchor, heads, scale,
                   block, fixed)
     out, rho2, n, q = _forward_ops(x, k, beta, heads, eps)
@@ -261,13 +270,14 @@ def _message_grads(g: Tensor, x: Tensor, h: Tensor, x0: Tensor,
                    rho2: Optional[Tensor], n: Optional[Tensor],
                    q: Optional[Tensor], anchor: bool, heads: int,
                    alpha: float, eps: float, scale: float, block: bool,
-                   c: OptTensor = None):
-    """``(gx, gh, gx0, gW, gb, gc)`` in torch ops, rebuilding ``k`` and the
-    per-head scalars when they were not saved (the kernels keep no scalars
-    with one head per channel); ``gc`` is ``None`` unless the gate read a
-    separate context ``c``."""
+                   c: OptTensor = None, hb: OptTensor = None):
+    """``(gx, gh, gx0, gW, gb, gc)`` in torch ops, rebuilding ``k`` (from
+    ``h`` plus its bias ``hb`` where given) and the per-head scalars when
+    they were not saved (the kernels keep no scalars with one head per
+    channel); ``gc`` is ``None`` unless the gate read a separate context
+    ``c``."""
     if k is None:
-        k = torch.lerp(h, x0, alpha)
+        k = torch.lerp(h if hb is None else h + hb, x0, alpha)
     if rho2 is None:
         rho2, n, q = _head_scalars(x, k, heads, eps)
     gx, gk, dl = _rows_backward_ops(g, x, k, beta, rho2, n, q, heads, scale)
@@ -282,32 +292,34 @@ def _message_grads(g: Tensor, x: Tensor, h: Tensor, x0: Tensor,
 def _vjp_with_graph(ctx, inputs, g: Tensor):
     """Gradients of :func:`anchored_message_reference` recorded with a graph
     (a ``create_graph=True`` backward)."""
-    idx = [i for i in range(6) if ctx.needs_input_grad[i]]
+    idx = [i for i in range(7) if ctx.needs_input_grad[i]]
     out = anchored_message_reference(*inputs[:5], ctx.anchor, ctx.alpha,
                                      ctx.heads, ctx.eps, ctx.scale,
-                                     ctx.block, ctx.fixed, inputs[5])
+                                     ctx.block, ctx.fixed, inputs[5],
+                                     inputs[6])
     got = torch.autograd.grad(out, [inputs[i] for i in idx], g,
                               create_graph=True, allow_unused=True)
-    full = [None] * 13
+    full = [None] * 14
     for i, gi in zip(idx, got):
         full[i] = gi
     return tuple(full)
 
 
 class _AnchoredMessage(torch.autograd.Function):
-    r"""``x'`` and ``beta`` from ``(x, h, x0, W, b, c)`` (see the module
-    docstring; ``c`` the gate's context where it is not ``x``, else
-    ``None``); ``beta`` is returned without gradient (the layer keeps it
-    for the β audit)."""
+    r"""``x'`` and ``beta`` from ``(x, h, x0, W, b, c, hb)`` (see the
+    module docstring; ``c`` the gate's context where it is not ``x``, else
+    ``None``; ``hb`` the bias of ``h`` or ``None``); ``beta`` is returned
+    without gradient (the layer keeps it for the β audit)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, h: Tensor, x0: Tensor, W: Optional[Tensor],
-                b: Optional[Tensor], c: Optional[Tensor], anchor: bool,
+                b: Optional[Tensor], c: Optional[Tensor],
+                hb: Optional[Tensor], anchor: bool,
                 alpha: float, heads: int, eps: float, scale: float,
                 block: bool, fixed: Optional[float]
                 ) -> Tuple[Tensor, Tensor]:
         save_k = not recompute_in_backward(x.device)
-        if _fused(x, h, x0, W, b, c):
+        if _fused(x, h, x0, W, b, c, hb):
             # the row passes compute the gate from [x | x0], or from
             # [c | x0] with a context
             in_rows = _gate_in_rows(x, W, anchor, block)
@@ -320,36 +332,39 @@ class _AnchoredMessage(torch.autograd.Function):
             out, beta, k, rho2, n, q = cpu_kernels.kernels().message_forward(
                 x.contiguous(), h.contiguous(), x0.contiguous(), beta, Wk,
                 bk, alpha, eps, scale, save_k,
-                c.contiguous() if in_rows and c is not None else None)
+                c.contiguous() if in_rows and c is not None else None,
+                None if hb is None else hb.contiguous())
         else:
             out, beta, k, rho2, n, q = region(_message_ops, x.device)(
                 x, h, x0, W, b, anchor, alpha, heads, eps, scale, block,
-                fixed, c)
+                fixed, c, hb)
         ctx.anchor, ctx.alpha, ctx.heads = anchor, alpha, heads
         ctx.eps, ctx.scale, ctx.block, ctx.fixed = eps, scale, block, fixed
-        ctx.save_for_backward(x, h, x0, W, b, c, beta, rho2, n, q,
+        ctx.save_for_backward(x, h, x0, W, b, c, hb, beta, rho2, n, q,
                               k if save_k else None)
         ctx.mark_non_differentiable(beta)
         return out, beta
 
     @staticmethod
     def backward(ctx, g: Tensor, _gbeta: Optional[Tensor]):
-        x, h, x0, W, b, c, beta, rho2, n, q, k = ctx.saved_tensors
+        x, h, x0, W, b, c, hb, beta, rho2, n, q, k = ctx.saved_tensors
         if torch.is_grad_enabled():
             # create_graph=True: differentiate the plain chain (exact to
             # any order; the closed form uses scalars saved without history)
-            return _vjp_with_graph(ctx, (x, h, x0, W, b, c), g)
-        need = list(ctx.needs_input_grad[:6])
+            return _vjp_with_graph(ctx, (x, h, x0, W, b, c, hb), g)
+        need = list(ctx.needs_input_grad[:7])
         alpha, scale = ctx.alpha, ctx.scale
-        if _fused(g, x, h, x0, W, c):
+        ghb = None
+        if _fused(g, x, h, x0, W, c, hb):
             x, x0 = x.contiguous(), x0.contiguous()
             in_rows = _gate_in_rows(x, W, ctx.anchor, ctx.block)
-            (gx, gh, gx0, gW, gb, dl,
-             gc) = cpu_kernels.kernels().message_backward(
+            (gx, gh, gx0, gW, gb, dl, gc,
+             ghb) = cpu_kernels.kernels().message_backward(
                 g.contiguous(), x, h.contiguous(), x0, k, beta, rho2, n, q,
                 W.contiguous() if in_rows else None, alpha, ctx.eps, scale,
-                need if in_rows else need[:3] + [False] * 3,
-                c.contiguous() if in_rows and c is not None else None)
+                need if in_rows else need[:3] + [False] * 3 + need[6:],
+                c.contiguous() if in_rows and c is not None else None,
+                None if hb is None else hb.contiguous())
             if W is not None and not in_rows:
                 gW, gb, gc = _gate_grads(dl, x, c, x0, W, ctx.anchor,
                                          ctx.block, gx, gx0,
@@ -357,9 +372,11 @@ class _AnchoredMessage(torch.autograd.Function):
         else:
             gx, gh, gx0, gW, gb, gc = region(_message_grads, x.device)(
                 g, x, h, x0, k, W, beta, rho2, n, q, ctx.anchor, ctx.heads,
-                alpha, ctx.eps, scale, ctx.block, c)
+                alpha, ctx.eps, scale, ctx.block, c, hb)
+            # hb's gradient: the column sum of h's
+            ghb = gh.sum(0) if need[6] else None
         out = [t if nd else None
-               for t, nd in zip((gx, gh, gx0, gW, gb, gc), need)]
+               for t, nd in zip((gx, gh, gx0, gW, gb, gc, ghb), need)]
         return (*out, None, None, None, None, None, None, None)
 
 
@@ -369,7 +386,8 @@ def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor,
                             eps: float = 1e-5, scale: float = 2.0,
                             block: bool = False,
                             fixed: Optional[float] = None,
-                            context: OptTensor = None
+                            context: OptTensor = None,
+                            h_bias: OptTensor = None
                             ) -> Tuple[Tensor, Tensor]:
     r"""The anchored-message update of the module docstring, gate
     included, as one fused function: returns ``(x', beta)``, ``beta``
@@ -402,6 +420,9 @@ def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor,
             :obj:`[N, d]` where it is not the state: the layer's read of
             :math:`x` with dropout in training, which the conv that gave
             ``h`` read too; :obj:`None` reads ``x``. (default: :obj:`None`)
+        h_bias (torch.Tensor, optional): A bias :obj:`[d]` added to ``h``
+            in the fused pass (the conv's own, so that the conv need not
+            add it in a pass of its own). (default: :obj:`None`)
 
     Shapes:
         - **output:** :obj:`([N, d], [N] or [N, H])`
@@ -413,8 +434,11 @@ def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor,
         raise ValueError(f"anchored_message_update: 'context' must have the "
                          f"state's shape {tuple(x.shape)}, got "
                          f"{tuple(context.shape)}")
+    if h_bias is not None and h_bias.shape != (x.size(-1),):
+        raise ValueError(f"anchored_message_update: 'h_bias' must have shape "
+                         f"[{x.size(-1)}], got {tuple(h_bias.shape)}")
     out, beta = _AnchoredMessage.apply(
-        x, h, x0, W, b, context, bool(anchor), float(alpha), int(heads),
+        x, h, x0, W, b, context, h_bias, bool(anchor), float(alpha), int(heads),
         float(eps), float(scale), bool(block),
         None if fixed is None else float(fixed))
     return out, (beta.view(-1) if heads == 1 else beta)
@@ -445,7 +469,8 @@ def message_path_ok(layer, x: Tensor, read: Optional[Tensor],
 def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
                     edge_attr: OptTensor, x0: Tensor) -> Tensor:
     r"""``layer``'s forward through :func:`anchored_message_update`: the
-    conv as usual, the gate (its weight's :math:`c` and :math:`c_0`
+    conv as usual (its bias added in the fused pass,
+    :meth:`~ddl_gnn.nn.DeltaConv.unbiased_message`), the gate (its weight's :math:`c` and :math:`c_0`
     halves applied without concatenating the inputs) and the update
     fused. With dropout in training the conv and the gate read the
     dropped state :math:`c`, the update the state itself, as on the
@@ -455,13 +480,10 @@ def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
     c = None
     if layer.training and layer.dropout > 0:
         c = dropout(x, p=layer.dropout, training=True)
-    alpha = layer.alpha
-    if layer.map_anchor:
-        h, alpha = layer.anchored_map(x if c is None else c, x0, edge_index,
-                                      edge_weight), 0.0
-    else:
-        h = layer.message_conv(x if c is None else c, edge_index,
-                               edge_weight, edge_attr)
+    # the conv's bias goes into the fused pass
+    h, h_bias = layer.unbiased_message(x if c is None else c, x0,
+                                       edge_index, edge_weight, edge_attr)
+    alpha = 0.0 if layer.map_anchor else layer.alpha
     gate = layer.gate
     if gate.weight is None:    # beta_mode='fixed'
         W = b = None
@@ -472,6 +494,7 @@ def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
     out, beta = anchored_message_update(
         x, h, x0, W, b, layer.beta_source == 'anchor', alpha,
         layer.heads, layer.eps, gate.scale, gate.block, fixed,
-        context=None if W is None else c)   # a fixed gate reads nothing
+        context=None if W is None else c,   # a fixed gate reads nothing
+        h_bias=None if h_bias is None else h_bias.to(x.dtype))
     layer.last_beta = beta
     return out

@@ -496,18 +496,123 @@ def test_gate_in_rows_rejects_other_shapes():
     W, b = torch.randn(8, 128, dtype=torch.float64), torch.zeros(8).double()
     with pytest.raises(RuntimeError, match='only for float heads of eight'):
         kernels.message_forward(x, x, x, None, W, b, 0.3, 1e-5, 2.0, False,
-                                None)
+                                None, None)
     with pytest.raises(RuntimeError, match='gate weight must be'):
         kernels.message_forward(x.float(), x.float(), x.float(), None,
                                 W[:, :64].float(), b.float(), 0.3, 1e-5,
-                                2.0, False, None)
+                                2.0, False, None, None)
     with pytest.raises(RuntimeError, match='pass the gates beta, or'):
         kernels.message_forward(x, x, x, None, None, None, 0.3, 1e-5, 2.0,
-                                False, None)
+                                False, None, None)
     xf, Wf, bf = x.float(), W.float(), b.float()
     with pytest.raises(RuntimeError, match="context must have x's shape"):
         kernels.message_forward(xf, xf, xf, None, Wf, bf, 0.3, 1e-5, 2.0,
-                                False, xf[:5])
+                                False, xf[:5], None)
     with pytest.raises(RuntimeError, match='read by the gate the row pass'):
         kernels.message_forward(xf, xf, xf, torch.rand(10, 8), None, None,
-                                0.3, 1e-5, 2.0, False, xf)
+                                0.3, 1e-5, 2.0, False, xf, None)
+    with pytest.raises(RuntimeError, match="h's bias must be"):
+        kernels.message_forward(xf, xf, xf, None, Wf, bf, 0.3, 1e-5, 2.0,
+                                False, None, bf)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('d, heads', [(64, 8), (64, 64), (16, 4)])
+@pytest.mark.parametrize('ctx', [False, True], ids=['x', 'context'])
+def test_h_bias_matches_adding_it_first(path, recompute, dtype, d, heads,
+                                        ctx):
+    # The conv's bias added in the fused pass (h_bias) against the plain
+    # chain on h + bias in float64: values and every gradient, the bias's
+    # (h's column sum) included. (64, 8) in float32 is the kernels' AVX2
+    # row pass with the gate in it, (64, 64) their one-head-per-channel
+    # pass (eps 0.01 there, as above), (16, 4) their generic rows.
+    N = 300
+    eps = 1e-2 if d == heads else 1e-5
+    ins = _inputs(N, d, heads, True, dtype=dtype, seed=7)
+    g = torch.Generator().manual_seed(8)
+    hb = torch.randn(d, generator=g, dtype=dtype).requires_grad_()
+    c = (torch.randn(N, d, generator=g, dtype=dtype).requires_grad_()
+         if ctx else None)
+    live = ins + [hb] + ([c] if ctx else [])
+    out, beta = anchored_message_update(*ins, True, 0.3, heads, eps, 2.0,
+                                        context=c, h_bias=hb)
+    ref_live = [t.detach().double().requires_grad_() for t in live]
+    x, h, x0, W, b, hb64 = ref_live[:6]
+    ref = anchored_message_reference(x, h + hb64, x0, W, b, True, 0.3, heads,
+                                     eps, 2.0,
+                                     context=ref_live[6] if ctx else None)
+    single = dtype == torch.float32
+    tol = dict(rtol=1e-4, atol=1e-5) if single else dict(rtol=1e-12,
+                                                          atol=1e-12)
+    torch.testing.assert_close(out.double(), ref.detach(), **tol)
+    w = torch.randn(N, d, generator=g, dtype=torch.float64)
+    got = torch.autograd.grad((out * w.to(dtype)).sum(), live)
+    want = torch.autograd.grad((ref * w).sum(), ref_live)
+    gtol = 1e-4 if single else 1e-10
+    names = ['x', 'h', 'x0', 'W', 'b', 'h_bias', 'c']
+    for name, a, e in zip(names, got, want):
+        torch.testing.assert_close(a.double(), e, rtol=gtol,
+                                   atol=gtol * e.abs().max().item(),
+                                   msg=name)
+    with pytest.raises(ValueError, match="'h_bias' must have shape"):
+        anchored_message_update(*ins, True, 0.3, heads, h_bias=hb[:3])
+
+
+def test_h_bias_gradcheck(path):
+    ins = _inputs(10, 8, 4, True, seed=1, zero_rows=False)
+    hb = torch.randn(8, dtype=torch.float64).requires_grad_()
+
+    def fn(*t):
+        return anchored_message_update(*t[:5], True, 0.3, 4, 1e-5, 2.0,
+                                       h_bias=t[5])[0]
+    assert torch.autograd.gradcheck(fn, ins + [hb])
+    assert torch.autograd.gradgradcheck(fn, ins + [hb])
+
+
+@pytest.mark.parametrize('kw, split', [
+    (dict(), True),                          # GCNConv: bias in the pass
+    (dict(identity_map=0.3), True),          # GCNII's identity mapping
+    (dict(map_anchor=True), True),           # the anchored mix mapped
+    (dict(cached=True), False),              # the conv adds its own bias
+    (dict(conv='sage'), False),
+    (dict(bias=False), True),                # no bias to add
+])
+@pytest.mark.parametrize('dropout', [0.0, 0.5])
+def test_layer_bias_in_the_fused_pass(path, kw, split, dropout,
+                                      monkeypatch):
+    # unbiased_message gives the message before the conv's bias where it
+    # can (the fused pass adds it) and the message itself elsewhere; either
+    # way the layer computes its generic path's function and gradients.
+    torch.manual_seed(0)
+    N, d = 120, 32
+    layer = DeltaConv(d, **dict(MSG, dropout=dropout), **kw).double()
+    with torch.no_grad():
+        layer.gate.weight.normal_(0, 0.2)
+        if getattr(layer.conv, 'bias', None) is not None:
+            layer.conv.bias.normal_(0, 0.5)
+    x = torch.randn(N, d, dtype=torch.float64, requires_grad=True)
+    x0 = torch.randn(N, d, dtype=torch.float64, requires_grad=True)
+    ei = torch.randint(0, N, (2, 500))
+    assert message_path_ok(layer, x, None, None)
+    h, bias = layer.unbiased_message(x, x0, ei)
+    assert (bias is not None) == (split and kw.get('bias', True))
+    want = (layer.anchored_map(x, x0, ei) if kw.get('map_anchor')
+            else layer.message_conv(x, ei))
+    torch.testing.assert_close(h if bias is None else h + bias, want)
+
+    def run():
+        torch.manual_seed(1)
+        out = layer(x, ei, x0=x0)
+        w = torch.linspace(-1, 1, out.numel(), dtype=out.dtype)
+        return out, torch.autograd.grad((out * w.view_as(out)).sum(),
+                                        [x, x0, *layer.parameters()])
+
+    fast = run()
+    monkeypatch.setattr(delta_conv_mod, 'message_path_ok',
+                        lambda *a: False)
+    slow = run()
+    tol = dict(rtol=1e-11, atol=1e-11)
+    torch.testing.assert_close(fast[0], slow[0], **tol)
+    names = ['x', 'x0'] + [n for n, _ in layer.named_parameters()]
+    for name, a, b in zip(names, fast[1], slow[1]):
+        torch.testing.assert_close(a, b, **tol, msg=name)

@@ -622,14 +622,14 @@ std::vector<at::Tensor> message_forward(
     const at::Tensor&, const at::Tensor&, const at::Tensor&,
     const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
     const c10::optional<at::Tensor>&, double, double, double, bool,
-    const c10::optional<at::Tensor>&);
+    const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&);
 std::vector<at::Tensor> message_backward(
     const at::Tensor&, const at::Tensor&, const at::Tensor&,
     const at::Tensor&, const c10::optional<at::Tensor>&, const at::Tensor&,
     const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
     const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
     double, double, double, std::vector<bool>,
-    const c10::optional<at::Tensor>&);
+    const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&);
 bool message_gate_in_rows(const at::Tensor&, int64_t);
 at::Tensor dropout_apply(const at::Tensor&, double, int64_t);
 
