@@ -572,12 +572,14 @@ class DeltaConv(MessagePassing):
 
     # -- fast path ------------------------------------------------------------
     def _fast_path_ok(self, x: Tensor, edge_index: Adj) -> bool:
+        if self.k_source != 'conv':   # the anchored layers: answered here
+            return False
         conv = self.conv
         return (type(conv) is GCNConv and conv.lin.bias is None
                 and self.identity_map is None
                 and (not conv.normalize or
                      (not conv.cached and isinstance(edge_index, Tensor)))
-                and self.k_source == 'conv' and self.heads == 1
+                and self.heads == 1
                 and self.beta_source == 'context'
                 and self.v_source == 'context'
                 and (self.norm is None or type(self.norm) in (LayerNorm,

@@ -489,12 +489,14 @@ def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
         W = b = None
         fixed = gate.beta_init
     else:
-        W = gate.weight.view(layer.heads, -1).to(x.dtype)
-        b, fixed = gate.bias.to(x.dtype), None
+        W, b, fixed = gate.weight.view(layer.heads, -1), gate.bias, None
+        if W.dtype != x.dtype:
+            W, b = W.to(x.dtype), b.to(x.dtype)
     out, beta = anchored_message_update(
         x, h, x0, W, b, layer.beta_source == 'anchor', alpha,
         layer.heads, layer.eps, gate.scale, gate.block, fixed,
         context=None if W is None else c,   # a fixed gate reads nothing
-        h_bias=None if h_bias is None else h_bias.to(x.dtype))
+        h_bias=(h_bias if h_bias is None or h_bias.dtype == x.dtype
+                else h_bias.to(x.dtype)))
     layer.last_beta = beta
     return out

@@ -115,16 +115,18 @@ def usable(*tensors: Tensor) -> bool:
     (float32/float64), kernels available. Call it where no graph is being
     recorded (inside ``autograd.Function.forward``, or a backward run
     without ``create_graph``)."""
-    t0 = tensors[0]
     if torch.compiler.is_compiling():
         # torch.compile traces (and fuses) the torch-op path instead of
         # breaking its graph at an opaque extension call
         return False
-    if t0.device.type != 'cpu' or t0.dtype not in (torch.float32,
-                                                   torch.float64):
+    dtype = tensors[0].dtype
+    if dtype is not torch.float32 and dtype is not torch.float64:
         return False
-    if any(t.device.type != 'cpu' or t.dtype != t0.dtype for t in tensors):
-        return False
+    # a plain loop: this runs twice per layer and step (a generator over
+    # the tensors and their device objects cost several microseconds)
+    for t in tensors:
+        if not t.is_cpu or t.dtype is not dtype:
+            return False
     return kernels() is not None
 
 
