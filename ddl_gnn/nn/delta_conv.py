@@ -22,6 +22,7 @@ from ._hetero import reject_hetero
 from .adjacency import normalize_adjacency
 from .compress import StateCompressor, compress_state
 from .context import context_linear
+from .axes_path import axes_path_ok, channel_axes_update
 from .message_path import message_forward, message_path_ok
 from .conv_resolver import call_conv, make_conv
 from .gates import BETA_INIT, BetaGate
@@ -421,6 +422,15 @@ class DeltaConv(MessagePassing):
         else:
             h = self.message_conv(c, edge_index, edge_weight, edge_attr)
 
+        if self.channel_axes and axes_path_ok(self, x, h_value):
+            # the update and its gate fused (nn/axes_path.py)
+            u = h if self.map_anchor else (
+                (1.0 - self.alpha) * h + self.alpha * c0)
+            out, beta = channel_axes_update(
+                x, u, c, c0, self.gate.weight, self.gate.bias,
+                self.gate.scale, self.msg_act is not None)
+            self.last_beta = beta
+            return out
         if self.map_anchor:
             k = self._act(h)
         elif self.k_source == 'proj':

@@ -1,7 +1,8 @@
 r"""Fused C++ kernels for the delta shortcut on CPU (``csrc/delta_cpu.cpp``;
 ``csrc/message_cpu.cpp``: the anchored-message layer of
-:mod:`ddl_gnn.nn.message_path`; ``csrc/dropout_cpu.cpp``: the dropout masks
-of :mod:`.dropout`).
+:mod:`ddl_gnn.nn.message_path`; ``csrc/axes_cpu.cpp``: the channel-axes
+layer of :mod:`ddl_gnn.nn.axes_path`; ``csrc/dropout_cpu.cpp``: the dropout
+masks of :mod:`.dropout`).
 
 Built on first use with :func:`torch.utils.cpp_extension.load` (a C++
 compiler and ``ninja`` are needed; about 50 s on 2 cores, announced on
@@ -34,6 +35,7 @@ from . import _build
 
 _SOURCE = Path(__file__).with_name('csrc') / 'delta_cpu.cpp'
 _SOURCES = [_SOURCE, _SOURCE.with_name('message_cpu.cpp'),
+            _SOURCE.with_name('axes_cpu.cpp'),
             _SOURCE.with_name('dropout_cpu.cpp')]
 _state: dict = {}
 

@@ -631,6 +631,12 @@ std::vector<at::Tensor> message_backward(
     double, double, double, std::vector<bool>,
     const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&);
 bool message_gate_in_rows(const at::Tensor&, int64_t);
+// csrc/axes_cpu.cpp: the channel-axes layer (nn/axes_path.py).
+at::Tensor axes_forward(const at::Tensor&, const at::Tensor&,
+                        const at::Tensor&, bool);
+std::vector<at::Tensor> axes_backward(const at::Tensor&, const at::Tensor&,
+                                      const at::Tensor&, const at::Tensor&,
+                                      double, bool);
 at::Tensor dropout_apply(const at::Tensor&, double, int64_t);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -641,5 +647,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("message_forward", &message_forward);
   m.def("message_backward", &message_backward);
   m.def("message_gate_in_rows", &message_gate_in_rows);
+  m.def("axes_forward", &axes_forward);
+  m.def("axes_backward", &axes_backward);
   m.def("dropout_apply", &dropout_apply);
 }
