@@ -8,7 +8,8 @@ of ``ddl_gnn/nn/message_path.py``), ``delta-paper`` the paper layer
 (``build_model('delta-paper', ...)``: the GCN fast path of
 ``ddl_gnn/nn/context.py``), ``gcnii`` GCNII at its selected α, θ,
 ``delta-cora`` the layer ``ddl-gnn train`` runs on Cora and CiteSeer (in
-GCNII's order: one head per channel along its axis, ``map_anchor``),
+GCNII's order: one head per channel along its axis, ``map_anchor``; the
+fused path of ``ddl_gnn/nn/axes_path.py``),
 ``delta-64-heads`` the 64-head message layer it replaced there (one head
 per channel along its anchored message, ``theta=0.5``),
 ``delta-64-heads-block-gate`` that layer with ``block_gate=True`` and
