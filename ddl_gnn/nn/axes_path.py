@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from ..ops import cpu_kernels
+from ..ops._vjp import vjp_with_graph
 from ..ops.compiled import region
 
 
@@ -102,15 +103,10 @@ class _ChannelAxes(torch.autograd.Function):
         need = ctx.needs_input_grad[:6]
         if torch.is_grad_enabled():
             # create_graph=True: differentiate the plain chain
-            inputs = (x, u, c, x0, W, b)
-            idx = [i for i in range(6) if need[i]]
-            out = channel_axes_reference(*inputs, ctx.scale, ctx.relu)
-            got = torch.autograd.grad(out, [inputs[i] for i in idx], g,
-                                      create_graph=True, allow_unused=True)
-            full = [None] * 8
-            for i, gi in zip(idx, got):
-                full[i] = gi
-            return tuple(full)
+            return vjp_with_graph(
+                ctx, lambda *t: channel_axes_reference(*t, ctx.scale,
+                                                       ctx.relu),
+                (x, u, c, x0, W, b), g, trailing=2)
         if cpu_kernels.usable(g, x, u, beta):
             gx, gu, dl = cpu_kernels.kernels().axes_backward(
                 g.contiguous(), x.contiguous(), u.contiguous(), beta,

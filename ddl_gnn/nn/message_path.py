@@ -67,6 +67,7 @@ from torch import Tensor
 from torch_geometric.typing import OptTensor
 
 from ..ops import cpu_kernels
+from ..ops._vjp import vjp_with_graph
 from ..ops.compiled import region
 from ..ops.dropout import dropout
 from ..ops.recompute import recompute_in_backward
@@ -289,22 +290,6 @@ def _message_grads(g: Tensor, x: Tensor, h: Tensor, x0: Tensor,
     return gx, gk * (1.0 - alpha), gx0, gW, gb, gc
 
 
-def _vjp_with_graph(ctx, inputs, g: Tensor):
-    """Gradients of :func:`anchored_message_reference` recorded with a graph
-    (a ``create_graph=True`` backward)."""
-    idx = [i for i in range(7) if ctx.needs_input_grad[i]]
-    out = anchored_message_reference(*inputs[:5], ctx.anchor, ctx.alpha,
-                                     ctx.heads, ctx.eps, ctx.scale,
-                                     ctx.block, ctx.fixed, inputs[5],
-                                     inputs[6])
-    got = torch.autograd.grad(out, [inputs[i] for i in idx], g,
-                              create_graph=True, allow_unused=True)
-    full = [None] * 14
-    for i, gi in zip(idx, got):
-        full[i] = gi
-    return tuple(full)
-
-
 class _AnchoredMessage(torch.autograd.Function):
     r"""``x'`` and ``beta`` from ``(x, h, x0, W, b, c, hb)`` (see the
     module docstring; ``c`` the gate's context where it is not ``x``, else
@@ -351,7 +336,11 @@ class _AnchoredMessage(torch.autograd.Function):
         if torch.is_grad_enabled():
             # create_graph=True: differentiate the plain chain (exact to
             # any order; the closed form uses scalars saved without history)
-            return _vjp_with_graph(ctx, (x, h, x0, W, b, c, hb), g)
+            return vjp_with_graph(
+                ctx, lambda *t: anchored_message_reference(
+                    *t[:5], ctx.anchor, ctx.alpha, ctx.heads, ctx.eps,
+                    ctx.scale, ctx.block, ctx.fixed, t[5], t[6]),
+                (x, h, x0, W, b, c, hb), g, trailing=7)
         need = list(ctx.needs_input_grad[:7])
         alpha, scale = ctx.alpha, ctx.scale
         ghb = None

@@ -15,6 +15,7 @@ from torch import Tensor
 from .._validate import all_finite, check_values_here
 
 from . import cpu_kernels
+from ._vjp import vjp_with_graph
 from .compiled import compile_enabled, region
 from .compress import compress_state
 
@@ -132,20 +133,6 @@ def _plain(X: Tensor, k: Tensor, beta: Tensor, V: Tensor,
     s = torch.einsum('nd,ndv->nv', k_hat, X)
     return X + k_hat.unsqueeze(-1) * ((V - s) * beta.unsqueeze(-1)
                                       ).unsqueeze(1)
-
-
-def _vjp_with_graph(ctx, fn, inputs, cotangents):
-    """Vector-Jacobian product of ``fn(*inputs)`` recorded with a graph (for
-    ``create_graph=True`` backwards); ``None`` for inputs that need no
-    gradient, plus one trailing ``None`` for ``eps``."""
-    idx = [i for i, n in enumerate(ctx.needs_input_grad[:len(inputs)]) if n]
-    got = torch.autograd.grad(fn(*inputs), [inputs[i] for i in idx],
-                              cotangents, create_graph=True,
-                              allow_unused=True)
-    full = [None] * len(inputs)
-    for i, gi in zip(idx, got):
-        full[i] = gi
-    return (*full, None)
 
 
 def _plain_read(X: Tensor, k: Tensor, beta: Tensor, V: Tensor, w: Tensor,
@@ -273,8 +260,8 @@ class _DeltaUpdate(torch.autograd.Function):
             # without history, so its own derivative would be wrong;
             # differentiate the plain expression instead (exact to any
             # order, costs the eager path's memory).
-            return _vjp_with_graph(ctx, lambda *t: _plain(*t, ctx.eps),
-                                   (X, k, beta, V), g)
+            return vjp_with_graph(ctx, lambda *t: _plain(*t, ctx.eps),
+                                  (X, k, beta, V), g, trailing=1)
         if cpu_kernels.usable(X, g, k):      # one pass (csrc/delta_cpu.cpp)
             X3 = _as3(X)
             gX, gk, gbeta, gV, _ = cpu_kernels.kernels().delta_backward(
@@ -393,8 +380,8 @@ class _DeltaUpdateRead(torch.autograd.Function):
         X, k, beta, V, w, rho, s = ctx.saved_tensors
         need = ctx.needs_input_grad[:5]
         if torch.is_grad_enabled():   # create_graph: differentiable ops
-            return _vjp_with_graph(ctx, lambda *t: _plain_read(*t, ctx.eps),
-                                   (X, k, beta, V, w), (g, gc))
+            return vjp_with_graph(ctx, lambda *t: _plain_read(*t, ctx.eps),
+                                  (X, k, beta, V, w), (g, gc), trailing=1)
         if cpu_kernels.usable(X, g, gc, k):
             grads = cpu_kernels.kernels().delta_backward(
                 g.contiguous(), gc.contiguous(), X.contiguous(),

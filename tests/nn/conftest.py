@@ -1,8 +1,23 @@
-"""Shared inputs of the layer tests against networkx/numpy oracles."""
+"""Shared fixtures of the layer tests: the fused path or the torch ops, and
+inputs against networkx/numpy oracles."""
 import networkx as nx
 import numpy as np
 import pytest
 import torch
+
+from ddl_gnn.ops import cpu_kernels
+
+
+@pytest.fixture(params=['kernels', 'torch-ops'])
+def path(request, monkeypatch):
+    """The fused CPU kernels (skipped where they cannot be built), or the
+    torch-op path they replace (``DDL_GNN_CPU_KERNELS=0``)."""
+    if request.param == 'kernels':
+        if cpu_kernels.kernels() is None:
+            pytest.skip('fused CPU kernels not buildable here')
+    else:
+        monkeypatch.setenv('DDL_GNN_CPU_KERNELS', '0')
+    return request.param
 
 
 @pytest.fixture

@@ -11,21 +11,10 @@ from ddl_gnn.models import build_model
 from ddl_gnn.nn import DeltaConv
 from ddl_gnn.nn.axes_path import (axes_path_ok, channel_axes_reference,
                                   channel_axes_update)
-from ddl_gnn.ops import cpu_kernels
 
 NAMES = ['x', 'u', 'c', 'x0', 'W', 'b']
 AXES = dict(heads=16, channel_axes=True, k_source='anchor',
             v_source='message', beta_source='anchor', norm=None)
-
-
-@pytest.fixture(params=['kernels', 'torch-ops'])
-def path(request, monkeypatch):
-    if request.param == 'kernels':
-        if cpu_kernels.kernels() is None:
-            pytest.skip('fused CPU kernels not buildable here')
-    else:
-        monkeypatch.setenv('DDL_GNN_CPU_KERNELS', '0')
-    return request.param
 
 
 def _inputs(N, d, dtype=torch.float64, seed=0):

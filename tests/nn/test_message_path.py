@@ -19,16 +19,6 @@ MSG = dict(v_source='message', k_source='anchor', beta_source='anchor',
            norm=None, beta_init=0.1, heads=8)
 
 
-@pytest.fixture(params=['kernels', 'torch-ops'])
-def path(request, monkeypatch):
-    if request.param == 'kernels':
-        if cpu_kernels.kernels() is None:
-            pytest.skip('fused CPU kernels not buildable here')
-    else:
-        monkeypatch.setenv('DDL_GNN_CPU_KERNELS', '0')
-    return request.param
-
-
 @pytest.fixture(params=[True, False], ids=['recompute', 'save'])
 def recompute(request):
     set_recompute(request.param)
