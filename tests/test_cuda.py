@@ -264,6 +264,25 @@ def test_anchored_message_path_matches_cpu_reference(save):
         torch.testing.assert_close(a.cpu(), b, **tol)
 
 
+@pytest.mark.parametrize('relu', [True, False])
+def test_channel_axes_path_matches_cpu_reference(relu):
+    from ddl_gnn.nn.axes_path import (channel_axes_reference,
+                                      channel_axes_update)
+    g = torch.Generator().manual_seed(0)
+    cpu = [torch.randn(*s, generator=g, dtype=torch.float64).requires_grad_()
+           for s in ((97, 16),) * 4 + ((16, 32), (16, ))]
+    gpu = [t.detach().to(CUDA).requires_grad_() for t in cpu]
+    out, _ = channel_axes_update(*gpu, 2.0, relu)
+    ref = channel_axes_reference(*cpu, 2.0, relu)
+    w = torch.randn_like(ref)
+    got = torch.autograd.grad((out * w.to(CUDA)).sum(), gpu)
+    want = torch.autograd.grad((ref * w).sum(), cpu)
+    tol = dict(rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(out.cpu(), ref.detach(), **tol)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a.cpu(), b, **tol)
+
+
 def test_compiled_regions_are_the_default_on_cuda():
     """On CUDA (with Triton) the fused functions run compiled regions; the
     tests above then compare those regions with the CPU reference."""
