@@ -41,6 +41,7 @@ from torch import Tensor
 from ..ops import cpu_kernels
 from ..ops._vjp import vjp_with_graph
 from ..ops.compiled import region
+from .message_path import gate_logit
 
 
 def channel_axes_reference(x: Tensor, u: Tensor, c: Tensor, x0: Tensor,
@@ -56,10 +57,9 @@ def channel_axes_reference(x: Tensor, u: Tensor, c: Tensor, x0: Tensor,
 def _gates(c: Tensor, x0: Tensor, W: Tensor, b: Tensor,
            scale: float) -> Tensor:
     r""":math:`s\,\sigma(c W_c^\top + x_0 W_0^\top + b)`: two products
-    into one buffer, then the sigmoid and the scale in place."""
-    d = c.size(1)
-    logit = torch.addmm(b, c, W[:, :d].t()).addmm_(x0, W[:, d:].t())
-    return logit.sigmoid_().mul_(scale)
+    into one buffer (:func:`~ddl_gnn.nn.message_path.gate_logit`), then
+    the sigmoid and the scale in place."""
+    return gate_logit(c, x0, W, b, anchor=True).sigmoid_().mul_(scale)
 
 
 def _update_ops(x: Tensor, u: Tensor, beta: Tensor, relu: bool) -> Tensor:
@@ -151,6 +151,11 @@ def channel_axes_update(x: Tensor, u: Tensor, c: Tensor, x0: Tensor,
         - **output:** :obj:`([N, d], [N, d])`
     """
     d = x.size(-1)
+    for name, t in (('u', u), ('c', c), ('x0', x0), ('W', W), ('b', b)):
+        if t.dtype != x.dtype or t.device != x.device:
+            raise ValueError(f"channel_axes_update: '{name}' must have the "
+                             f"state's dtype {x.dtype} and device "
+                             f"{x.device}, got {t.dtype} on {t.device}")
     for name, t in (('u', u), ('c', c), ('x0', x0)):
         if t.shape != x.shape:
             raise ValueError(f"channel_axes_update: '{name}' must have the "
@@ -172,7 +177,8 @@ def axes_path_ok(layer, x: Tensor, h_value: Optional[Tensor]) -> bool:
     gate's dtype."""
     gate = layer.gate
     return (layer.channel_axes and h_value is None
-            and layer.beta_source == 'anchor' and gate.weight is not None and not gate.block
+            and layer.beta_source == 'anchor' and gate.weight is not None
+            and not gate.block
             and (layer.msg_act is None
                  or type(layer.msg_act) is torch.nn.ReLU)
             and x.dim() == 2 and x.dtype in (torch.float32, torch.float64)

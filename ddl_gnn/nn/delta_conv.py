@@ -475,9 +475,14 @@ class DeltaConv(MessagePassing):
         r"""With ``map_anchor``: the anchored mix mapped by the conv's
         weight, :math:`((1 - \alpha) \hat A c + \alpha c_0)
         ((1 - \gamma) I + \gamma W) + b` (GCNII's order)."""
-        s = self._weight(torch.lerp(
-            self._gcn_propagate(c, edge_index, edge_weight), c0, self.alpha))
+        s = self._mapped_mix(c, c0, edge_index, edge_weight)
         return s if self.conv.bias is None else s + self.conv.bias
+
+    def _mapped_mix(self, c: Tensor, c0: Tensor, edge_index: Adj,
+                    edge_weight: OptTensor) -> Tensor:
+        r""":meth:`anchored_map` before the conv's bias."""
+        return self._weight(torch.lerp(
+            self._gcn_propagate(c, edge_index, edge_weight), c0, self.alpha))
 
     def unbiased_message(self, c: Tensor, c0: OptTensor, edge_index: Adj,
                          edge_weight: OptTensor = None,
@@ -490,9 +495,7 @@ class DeltaConv(MessagePassing):
         message and :obj:`None`."""
         conv = self.conv
         if self.map_anchor:
-            h = self._weight(torch.lerp(
-                self._gcn_propagate(c, edge_index, edge_weight), c0,
-                self.alpha))
+            h = self._mapped_mix(c, c0, edge_index, edge_weight)
         elif self.identity_map is not None or (type(conv) is GCNConv
                                                and not conv.cached):
             h = self._gcn_propagate(self._weight(c), edge_index, edge_weight)

@@ -114,7 +114,8 @@ def gate_logit(x: Tensor, x0: Tensor, W: Tensor, b: Tensor,
     d, H = x.size(1), W.size(0)
     if not block:
         logit = torch.addmm(b, x, W[:, :d].t())
-        return logit.addmm(x0, W[:, d:].t()) if anchor else logit
+        # in place: addmm's backward does not read its output
+        return logit.addmm_(x0, W[:, d:].t()) if anchor else logit
     w = d // H
     if w == 1:
         return channel_logit([x, x0] if anchor else [x], W, b)
@@ -423,12 +424,14 @@ def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor,
         raise ValueError(f"anchored_message_update: 'context' must have the "
                          f"state's shape {tuple(x.shape)}, got "
                          f"{tuple(context.shape)}")
-    if h_bias is not None and h_bias.shape != (x.size(-1),):
+    if h_bias is not None and (h_bias.shape != (x.size(-1),)
+                               or h_bias.dtype != x.dtype):
         raise ValueError(f"anchored_message_update: 'h_bias' must have shape "
-                         f"[{x.size(-1)}], got {tuple(h_bias.shape)}")
+                         f"[{x.size(-1)}] and the state's dtype {x.dtype}, "
+                         f"got {tuple(h_bias.shape)} {h_bias.dtype}")
     out, beta = _AnchoredMessage.apply(
-        x, h, x0, W, b, context, h_bias, bool(anchor), float(alpha), int(heads),
-        float(eps), float(scale), bool(block),
+        x, h, x0, W, b, context, h_bias, bool(anchor), float(alpha),
+        int(heads), float(eps), float(scale), bool(block),
         None if fixed is None else float(fixed))
     return out, (beta.view(-1) if heads == 1 else beta)
 
@@ -459,13 +462,13 @@ def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
                     edge_attr: OptTensor, x0: Tensor) -> Tensor:
     r"""``layer``'s forward through :func:`anchored_message_update`: the
     conv as usual (its bias added in the fused pass,
-    :meth:`~ddl_gnn.nn.DeltaConv.unbiased_message`), the gate (its weight's :math:`c` and :math:`c_0`
-    halves applied without concatenating the inputs) and the update
-    fused. With dropout in training the conv and the gate read the
-    dropped state :math:`c`, the update the state itself, as on the
-    generic path. With ``map_anchor`` the mapped, anchored message is the
-    conv's output and the update mixes in no more of :math:`x_0`
-    (:math:`\alpha = 0` there)."""
+    :meth:`~ddl_gnn.nn.DeltaConv.unbiased_message`), the gate (its
+    weight's :math:`c` and :math:`c_0` halves applied without
+    concatenating the inputs) and the update fused. With dropout in
+    training the conv and the gate read the dropped state :math:`c`, the
+    update the state itself, as on the generic path. With ``map_anchor``
+    the mapped, anchored message is the conv's output and the update
+    mixes in no more of :math:`x_0` (:math:`\alpha = 0` there)."""
     c = None
     if layer.training and layer.dropout > 0:
         c = dropout(x, p=layer.dropout, training=True)
@@ -479,13 +482,14 @@ def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
         fixed = gate.beta_init
     else:
         W, b, fixed = gate.weight.view(layer.heads, -1), gate.bias, None
-        if W.dtype != x.dtype:
+        if W.dtype != x.dtype:      # (.to costs a dispatch even when equal)
             W, b = W.to(x.dtype), b.to(x.dtype)
+    if h_bias is not None and h_bias.dtype != x.dtype:
+        h_bias = h_bias.to(x.dtype)
     out, beta = anchored_message_update(
         x, h, x0, W, b, layer.beta_source == 'anchor', alpha,
         layer.heads, layer.eps, gate.scale, gate.block, fixed,
         context=None if W is None else c,   # a fixed gate reads nothing
-        h_bias=(h_bias if h_bias is None or h_bias.dtype == x.dtype
-                else h_bias.to(x.dtype)))
+        h_bias=h_bias)
     layer.last_beta = beta
     return out

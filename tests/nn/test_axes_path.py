@@ -88,6 +88,8 @@ def test_bad_shapes_are_named():
         channel_axes_update(x, u, c[:5], x0, W, b)
     with pytest.raises(ValueError, match=r"gate weight \[d, 2d\]"):
         channel_axes_update(x, u, c, x0, W[:, :4], b)
+    with pytest.raises(ValueError, match="'W' must have the state's dtype"):
+        channel_axes_update(x, u, c, x0, W.float(), b)
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])

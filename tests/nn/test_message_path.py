@@ -546,6 +546,9 @@ def test_h_bias_matches_adding_it_first(path, recompute, dtype, d, heads,
                                    msg=name)
     with pytest.raises(ValueError, match="'h_bias' must have shape"):
         anchored_message_update(*ins, True, 0.3, heads, h_bias=hb[:3])
+    other = torch.float64 if single else torch.float32
+    with pytest.raises(ValueError, match="and the state's dtype"):
+        anchored_message_update(*ins, True, 0.3, heads, h_bias=hb.to(other))
 
 
 def test_h_bias_gradcheck(path):
