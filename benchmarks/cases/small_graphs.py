@@ -29,6 +29,14 @@ model with torch's ``bernoulli_`` masks beside them (label suffix
 
     python benchmarks/run.py small-graphs --steps 9 --dropout 0.5 \
         --torch-dropout
+
+``--python-function`` also steps ``delta`` with its update through the
+Python autograd function over the same kernels (label
+``'delta python-function'``) beside the C++ one it runs by default
+(``ddl_gnn/ops/csrc/message_function.cpp``).
+
+    python benchmarks/run.py small-graphs --graphs cora \
+        --models res delta --python-function
 """
 from __future__ import annotations
 
@@ -39,6 +47,7 @@ import statistics
 import torch
 from common import CLASSES, graph_input, random_graph, train_step
 
+import ddl_gnn.nn.message_path as message_path
 from ddl_gnn.experiment import adam
 from ddl_gnn.experiment.recommended import recommended_settings
 from ddl_gnn.models import build_model
@@ -89,6 +98,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also step each model with torch's dropout masks "
                         "(label suffix ' torch-dropout') beside the hashed "
                         "ones training runs use")
+    p.add_argument('--python-function', action='store_true',
+                   help="also step delta with its update through the Python "
+                        "autograd function (label 'delta python-function') "
+                        "beside the C++ one")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -100,7 +113,7 @@ def run(args: argparse.Namespace) -> None:
         nodes, pairs, depth = SIZES[name]
         x, ei, y = random_graph(nodes, pairs, args.width)
         graph = graph_input(ei, nodes, args.adj)
-        models, opts, hashed, res_of = {}, {}, {}, {}
+        models, opts, hashed, res_of, python_fn = {}, {}, {}, {}, set()
         variants = [('', False, True)]
         if args.per_tensor_adam:
             variants.append((' loop', True, True))
@@ -118,11 +131,22 @@ def run(args: argparse.Namespace) -> None:
                 params = models[key].parameters()
                 opts[key] = (torch.optim.Adam(params, lr=1e-3, foreach=False)
                              if loop else adam(params, 1e-3))
+            if label == 'delta' and args.python_function:
+                key = 'delta python-function'
+                python_fn.add(key)
+                hashed[key], res_of[key] = True, 'res'
+                torch.manual_seed(0)
+                models[key] = build_model(family, args.width, args.width,
+                                          depth, CLASSES,
+                                          dropout=args.dropout, **kw)
+                opts[key] = adam(models[key].parameters(), 1e-3)
         times = {label: [] for label in models}
         for step in range(args.steps + 2):
             for label, model in models.items():
                 set_hash_dropout(hashed[label])
+                message_path.CPP_FUNCTION = label not in python_fn
                 seconds, _ = train_step(model, opts[label], x, graph, y)
+                message_path.CPP_FUNCTION = True
                 set_hash_dropout(None)
                 if step >= 2:
                     times[label].append(seconds)

@@ -104,8 +104,8 @@ class _ChannelAxes(torch.autograd.Function):
         if torch.is_grad_enabled():
             # create_graph=True: differentiate the plain chain
             return vjp_with_graph(
-                ctx, lambda *t: channel_axes_reference(*t, ctx.scale,
-                                                       ctx.relu),
+                ctx.needs_input_grad,
+                lambda *t: channel_axes_reference(*t, ctx.scale, ctx.relu),
                 (x, u, c, x0, W, b), g, trailing=2)
         if cpu_kernels.usable(g, x, u, beta):
             gx, gu, dl = cpu_kernels.kernels().axes_backward(

@@ -53,6 +53,13 @@ The conv's bias (a ``GCNConv``'s, see
 the same passes, and its gradient, :math:`h`'s column sum, summed in the
 AVX2 backward pass: a separate ``h + b`` cost a read and a write of
 :math:`h` forward and a read of its gradient backward.
+The default layer's update (the gate in the rows) runs as an autograd
+function written in C++ (``ops/csrc/message_function.cpp``:
+:func:`_cpp_function`): forward and backward reach the row passes without
+Python, whose autograd function costs tens of microseconds a layer each
+way (a visible share of a deep stack's step on a small graph); its
+``create_graph`` backward calls :func:`_graph_backward`. Every other case
+runs through :class:`_AnchoredMessage`.
 Whether :math:`k` is saved or recomputed in backward follows
 :func:`ddl_gnn.ops.recompute.recompute_in_backward`. The generic path of
 :class:`~ddl_gnn.nn.DeltaConv` is the reference (tests compare values and
@@ -82,6 +89,12 @@ def _fused(*tensors: Optional[Tensor]) -> bool:
     return (cpu_kernels.usable(*tensors) and
             hasattr(cpu_kernels.kernels(), 'message_forward'))
 
+
+#: Whether the update of :func:`_gate_in_rows` runs as the autograd
+#: function written in C++ (``ops/csrc/message_function.cpp``: no Python
+#: in either direction); ``False`` runs it through :class:`_AnchoredMessage`
+#: (for side-by-side timing and tests; the same kernels, the same values).
+CPP_FUNCTION = True
 
 #: Whether the kernels compute a dense anchored gate in their row passes
 #: where they can (:func:`_gate_in_rows`); ``False`` runs the gate as torch
@@ -338,7 +351,7 @@ class _AnchoredMessage(torch.autograd.Function):
             # create_graph=True: differentiate the plain chain (exact to
             # any order; the closed form uses scalars saved without history)
             return vjp_with_graph(
-                ctx, lambda *t: anchored_message_reference(
+                ctx.needs_input_grad, lambda *t: anchored_message_reference(
                     *t[:5], ctx.anchor, ctx.alpha, ctx.heads, ctx.eps,
                     ctx.scale, ctx.block, ctx.fixed, t[5], t[6]),
                 (x, h, x0, W, b, c, hb), g, trailing=7)
@@ -368,6 +381,44 @@ class _AnchoredMessage(torch.autograd.Function):
         out = [t if nd else None
                for t, nd in zip((gx, gh, gx0, gW, gb, gc, ghb), need)]
         return (*out, None, None, None, None, None, None, None)
+
+
+def _graph_backward(x: Tensor, h: Tensor, x0: Tensor, W: Tensor, b: Tensor,
+                    c: OptTensor, hb: OptTensor, g: Tensor, alpha: float,
+                    eps: float, scale: float, needs: list) -> list:
+    r"""The ``create_graph=True`` backward of the C++ function
+    (``ops/csrc/message_function.cpp`` calls it): the plain chain of the
+    default layer's update (a dense anchored gate) differentiated with a
+    graph; the seven inputs' gradients, ``None`` where not needed."""
+    return list(vjp_with_graph(
+        needs, lambda *t: anchored_message_reference(
+            *t[:5], True, alpha, W.size(0), eps, scale, context=t[5],
+            h_bias=t[6]),
+        (x, h, x0, W, b, c, hb), g))
+
+
+_registered: dict = {}
+
+
+def _cpp_function(x: Tensor, h: Tensor, x0: Tensor, W: Optional[Tensor],
+                  b: Optional[Tensor], c: OptTensor, hb: OptTensor,
+                  anchor: bool, block: bool):
+    r"""The kernels' ``anchored_message`` (the C++ autograd function) where
+    it computes this update (:data:`CPP_FUNCTION`, the fused kernels, the
+    gate in the row passes: :func:`_gate_in_rows`), else :obj:`None`."""
+    # (a layer's every forward asks: one environment read, one kernels call)
+    if not (CPP_FUNCTION and GATE_IN_ROWS and W is not None and anchor
+            and not block):
+        return None
+    module = cpu_kernels.kernels_for(
+        x, h, x0, W, b, *[t for t in (c, hb) if t is not None])
+    if (module is None or not hasattr(module, 'anchored_message')
+            or not module.message_gate_in_rows(x, W.size(0))):
+        return None
+    if _registered.get('module') is not module:
+        module.set_message_graph_backward(_graph_backward)
+        _registered['module'] = module
+    return module.anchored_message
 
 
 def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor,
@@ -429,6 +480,12 @@ def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor,
         raise ValueError(f"anchored_message_update: 'h_bias' must have shape "
                          f"[{x.size(-1)}] and the state's dtype {x.dtype}, "
                          f"got {tuple(h_bias.shape)} {h_bias.dtype}")
+    function = _cpp_function(x, h, x0, W, b, context, h_bias, anchor, block)
+    if function is not None:
+        out, beta = function(x, h, x0, W, b, context, h_bias, float(alpha),
+                             float(eps), float(scale),
+                             not recompute_in_backward(x.device))
+        return out, beta
     out, beta = _AnchoredMessage.apply(
         x, h, x0, W, b, context, h_bias, bool(anchor), float(alpha),
         int(heads), float(eps), float(scale), bool(block),
@@ -481,7 +538,9 @@ def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
         W = b = None
         fixed = gate.beta_init
     else:
-        W, b, fixed = gate.weight.view(layer.heads, -1), gate.bias, None
+        W, b, fixed = gate.weight, gate.bias, None
+        if W.dim() == 1:        # one head's vector weight
+            W = W.view(1, -1)
         if W.dtype != x.dtype:      # (.to costs a dispatch even when equal)
             W, b = W.to(x.dtype), b.to(x.dtype)
     if h_bias is not None and h_bias.dtype != x.dtype:
@@ -491,5 +550,7 @@ def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
         layer.heads, layer.eps, gate.scale, gate.block, fixed,
         context=None if W is None else c,   # a fixed gate reads nothing
         h_bias=h_bias)
-    layer.last_beta = beta
+    # a plain attribute, set past nn.Module.__setattr__'s checks (a few
+    # microseconds a layer and step)
+    layer.__dict__['last_beta'] = beta
     return out

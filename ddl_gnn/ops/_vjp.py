@@ -7,14 +7,16 @@ import torch
 from torch import Tensor
 
 
-def vjp_with_graph(ctx, fn: Callable[..., Tensor], inputs: Sequence,
-                   cotangents: Tensor, trailing: int = 0) -> tuple:
+def vjp_with_graph(needs: Sequence[bool], fn: Callable[..., Tensor],
+                   inputs: Sequence, cotangents: Tensor,
+                   trailing: int = 0) -> tuple:
     """Vector-Jacobian product of ``fn(*inputs)`` recorded with a graph
     (a backward that must itself be differentiable: the closed forms use
-    values saved without history); ``None`` for the inputs that need no
-    gradient, then ``trailing`` ``None``s for the function's non-tensor
+    values saved without history), for the inputs whose flag in ``needs``
+    is set (an autograd function's ``ctx.needs_input_grad``); ``None`` for
+    the others, then ``trailing`` ``None``s for the function's non-tensor
     arguments."""
-    idx = [i for i, n in enumerate(ctx.needs_input_grad[:len(inputs)]) if n]
+    idx = [i for i, n in enumerate(needs[:len(inputs)]) if n]
     got = torch.autograd.grad(fn(*inputs), [inputs[i] for i in idx],
                               cotangents, create_graph=True,
                               allow_unused=True)

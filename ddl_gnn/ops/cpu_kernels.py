@@ -1,8 +1,10 @@
 r"""Fused C++ kernels for the delta shortcut on CPU (``csrc/delta_cpu.cpp``;
 ``csrc/message_cpu.cpp``: the anchored-message layer of
-:mod:`ddl_gnn.nn.message_path`; ``csrc/axes_cpu.cpp``: the channel-axes
-layer of :mod:`ddl_gnn.nn.axes_path`; ``csrc/dropout_cpu.cpp``: the dropout
-masks of :mod:`.dropout`).
+:mod:`ddl_gnn.nn.message_path`, and ``csrc/message_function.cpp``: its
+default layer's update as an autograd function in C++;
+``csrc/axes_cpu.cpp``: the channel-axes layer of
+:mod:`ddl_gnn.nn.axes_path`; ``csrc/dropout_cpu.cpp``: the dropout masks of
+:mod:`.dropout`).
 
 Built on first use with :func:`torch.utils.cpp_extension.load` (a C++
 compiler and ``ninja`` are needed; about 50 s on 2 cores, announced on
@@ -35,8 +37,12 @@ from . import _build
 
 _SOURCE = Path(__file__).with_name('csrc') / 'delta_cpu.cpp'
 _SOURCES = [_SOURCE, _SOURCE.with_name('message_cpu.cpp'),
+            _SOURCE.with_name('message_function.cpp'),
             _SOURCE.with_name('axes_cpu.cpp'),
             _SOURCE.with_name('dropout_cpu.cpp')]
+#: Included by the sources: part of the build folder's key (a changed
+#: header rebuilds), not compiled on their own.
+_HEADERS = [_SOURCE.with_name('message_cpu.h')]
 _state: dict = {}
 
 
@@ -80,7 +86,8 @@ def _spec():
 def build() -> ModuleType:
     """Builds (if needed) and imports the kernels; raises on failure."""
     name, sources, cflags, ldflags = _spec()
-    folder = _build.build_folder(name, sources, cflags + ldflags)
+    folder = _build.build_folder(name, [*sources, *_HEADERS],
+                                 cflags + ldflags)
     return _build.load(name, sources, folder, cflags, ldflags,
                        what='the fused CPU delta kernels', seconds=50)
 
@@ -112,24 +119,30 @@ def kernels() -> Optional[ModuleType]:
     return _state['module']
 
 
-def usable(*tensors: Tensor) -> bool:
-    """Whether the kernels apply: CPU floating tensors of one dtype
-    (float32/float64), kernels available. Call it where no graph is being
-    recorded (inside ``autograd.Function.forward``, or a backward run
-    without ``create_graph``)."""
+def kernels_for(*tensors: Tensor) -> Optional[ModuleType]:
+    """The kernel module where it applies to ``tensors`` (CPU floating
+    tensors of one dtype, float32/float64, kernels available), else
+    ``None``. Call it where no graph is being recorded (inside
+    ``autograd.Function.forward``, or a backward run without
+    ``create_graph``), or before an autograd function of the module."""
     if torch.compiler.is_compiling():
         # torch.compile traces (and fuses) the torch-op path instead of
         # breaking its graph at an opaque extension call
-        return False
+        return None
     dtype = tensors[0].dtype
     if dtype is not torch.float32 and dtype is not torch.float64:
-        return False
+        return None
     # a plain loop: this runs twice per layer and step (a generator over
     # the tensors and their device objects cost several microseconds)
     for t in tensors:
         if not t.is_cpu or t.dtype is not dtype:
-            return False
-    return kernels() is not None
+            return None
+    return kernels()
+
+
+def usable(*tensors: Tensor) -> bool:
+    """Whether the kernels apply to ``tensors`` (:func:`kernels_for`)."""
+    return kernels_for(*tensors) is not None
 
 
 def main() -> int:

@@ -260,7 +260,8 @@ class _DeltaUpdate(torch.autograd.Function):
             # without history, so its own derivative would be wrong;
             # differentiate the plain expression instead (exact to any
             # order, costs the eager path's memory).
-            return vjp_with_graph(ctx, lambda *t: _plain(*t, ctx.eps),
+            return vjp_with_graph(ctx.needs_input_grad,
+                                  lambda *t: _plain(*t, ctx.eps),
                                   (X, k, beta, V), g, trailing=1)
         if cpu_kernels.usable(X, g, k):      # one pass (csrc/delta_cpu.cpp)
             X3 = _as3(X)
@@ -380,7 +381,8 @@ class _DeltaUpdateRead(torch.autograd.Function):
         X, k, beta, V, w, rho, s = ctx.saved_tensors
         need = ctx.needs_input_grad[:5]
         if torch.is_grad_enabled():   # create_graph: differentiable ops
-            return vjp_with_graph(ctx, lambda *t: _plain_read(*t, ctx.eps),
+            return vjp_with_graph(ctx.needs_input_grad,
+                                  lambda *t: _plain_read(*t, ctx.eps),
                                   (X, k, beta, V, w), (g, gc), trailing=1)
         if cpu_kernels.usable(X, g, gc, k):
             grads = cpu_kernels.kernels().delta_backward(

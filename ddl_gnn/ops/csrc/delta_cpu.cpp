@@ -20,6 +20,8 @@
 #endif
 #include <vector>
 
+#include "message_cpu.h"
+
 namespace {
 
 constexpr int64_t kGrain = 64;  // nodes per task
@@ -617,20 +619,13 @@ std::vector<at::Tensor> compress_backward(const at::Tensor& g,
 
 }  // namespace
 
-// csrc/message_cpu.cpp: the anchored-message layer (nn/message_path.py).
-std::vector<at::Tensor> message_forward(
+// csrc/message_function.cpp: the default layer's update as an autograd
+// function.
+std::vector<at::Tensor> anchored_message(
     const at::Tensor&, const at::Tensor&, const at::Tensor&,
-    const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
-    const c10::optional<at::Tensor>&, double, double, double, bool,
-    const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&);
-std::vector<at::Tensor> message_backward(
-    const at::Tensor&, const at::Tensor&, const at::Tensor&,
-    const at::Tensor&, const c10::optional<at::Tensor>&, const at::Tensor&,
-    const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
-    const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
-    double, double, double, std::vector<bool>,
-    const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&);
-bool message_gate_in_rows(const at::Tensor&, int64_t);
+    const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&,
+    const c10::optional<at::Tensor>&, double, double, double, bool);
+void set_message_graph_backward(py::object);
 // csrc/axes_cpu.cpp: the channel-axes layer (nn/axes_path.py).
 at::Tensor axes_forward(const at::Tensor&, const at::Tensor&,
                         const at::Tensor&, bool);
@@ -647,6 +642,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("message_forward", &message_forward);
   m.def("message_backward", &message_backward);
   m.def("message_gate_in_rows", &message_gate_in_rows);
+  m.def("anchored_message", &anchored_message);
+  m.def("set_message_graph_backward", &set_message_graph_backward);
   m.def("axes_forward", &axes_forward);
   m.def("axes_backward", &axes_backward);
   m.def("dropout_apply", &dropout_apply);

@@ -35,6 +35,8 @@
 #endif
 #include <vector>
 
+#include "message_cpu.h"
+
 namespace {
 
 constexpr int64_t kBlock = 256;  // rows per task

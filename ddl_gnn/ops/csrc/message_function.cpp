@@ -1,0 +1,124 @@
+// The default layer's anchored-message update (nn/message_path.py) as an
+// autograd function written in C++: the row passes of csrc/message_cpu.cpp
+// with the dense anchored gate computed in the rows, forward and backward
+// dispatched without Python. A Python autograd function costs tens of
+// microseconds a layer in each direction (its context object, the
+// saved-tensor records, the engine's call back into Python), a visible
+// share of a deep stack's step on a small graph. A backward that must
+// itself be differentiable (create_graph=True) calls the Python reference
+// registered with set_message_graph_backward.
+#include <torch/extension.h>
+
+#include <vector>
+
+#include "message_cpu.h"
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Never destroyed: a static py::object would be released after the
+// interpreter has shut down.
+py::object* graph_backward = new py::object();
+
+c10::optional<at::Tensor> opt(const at::Tensor& t) {
+  return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt;
+}
+
+c10::optional<at::Tensor> contiguous(const c10::optional<at::Tensor>& t) {
+  return t.has_value() ? c10::optional<at::Tensor>(t->contiguous())
+                       : c10::nullopt;
+}
+
+}  // namespace
+
+namespace ddl_gnn {  // named: the profiler shows CppNode<ddl_gnn::...>
+
+// Saved: x, h, x0, W, b, c, hb (the inputs; c, hb undefined where not
+// given), beta, rho2, n, q, k (undefined where recomputed).
+struct AnchoredMessage : torch::autograd::Function<AnchoredMessage> {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& x,
+                               const at::Tensor& h, const at::Tensor& x0,
+                               const at::Tensor& W, const at::Tensor& b,
+                               const c10::optional<at::Tensor>& c,
+                               const c10::optional<at::Tensor>& hb,
+                               double alpha, double eps, double scale,
+                               bool save_k) {
+    const auto xc = x.contiguous(), hc = h.contiguous(),
+               x0c = x0.contiguous(), Wc = W.contiguous(),
+               bc = b.contiguous();
+    const auto cc = contiguous(c), hbc = contiguous(hb);
+    auto r = message_forward(xc, hc, x0c, c10::nullopt, Wc, bc, alpha, eps,
+                             scale, save_k, cc, hbc);
+    // r: (x', beta, k, rho2, n, q)
+    ctx->save_for_backward({xc, hc, x0c, Wc, bc, cc.value_or(at::Tensor()),
+                            hbc.value_or(at::Tensor()), r[1], r[3], r[4],
+                            r[5], r[2]});
+    ctx->saved_data["alpha"] = alpha;
+    ctx->saved_data["eps"] = eps;
+    ctx->saved_data["scale"] = scale;
+    ctx->mark_non_differentiable({r[1]});
+    // an unused x' gives no gradient rather than a tensor of zeros
+    ctx->set_materialize_grads(false);
+    return {r[0], r[1]};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto s = ctx->get_saved_variables();
+    const double alpha = ctx->saved_data["alpha"].toDouble(),
+                 eps = ctx->saved_data["eps"].toDouble(),
+                 scale = ctx->saved_data["scale"].toDouble();
+    // needs_input_grad counts the tensors given: c and hb where given
+    std::vector<bool> needs(7, false);
+    size_t edge = 0;
+    for (size_t i = 0; i < 7; ++i)
+      if (i < 5 || s[i].defined()) needs[i] = ctx->needs_input_grad(edge++);
+    // one entry per argument of forward (the four numbers get none)
+    variable_list out(11);
+    const at::Tensor& g = grads[0];
+    if (!g.defined()) return out;
+    if (at::GradMode::is_enabled()) {
+      // create_graph: the saved tensors carry their history; differentiate
+      // the Python reference with a graph
+      py::gil_scoped_acquire gil;
+      TORCH_CHECK(!graph_backward->is_none(),
+                  "anchored_message: no create_graph backward registered "
+                  "(import ddl_gnn.nn.message_path)");
+      auto got = (*graph_backward)(s[0], s[1], s[2], s[3], s[4], opt(s[5]),
+                                   opt(s[6]), g, alpha, eps, scale, needs)
+                     .cast<std::vector<c10::optional<at::Tensor>>>();
+      TORCH_CHECK(got.size() == 7, "anchored_message: the create_graph "
+                  "backward must return seven gradients");
+      for (size_t i = 0; i < 7; ++i) out[i] = got[i].value_or(at::Tensor());
+      return out;
+    }
+    auto r = message_backward(g.contiguous(), s[0], s[1], s[2], opt(s[11]),
+                              s[7], opt(s[8]), opt(s[9]), opt(s[10]), s[3],
+                              alpha, eps, scale, needs, opt(s[5]), opt(s[6]));
+    // r: (dx, dh, dx0, dW, db, dl, dc, dhb)
+    const int from[7] = {0, 1, 2, 3, 4, 6, 7};
+    for (size_t i = 0; i < 7; ++i) out[i] = r[from[i]];
+    return out;
+  }
+};
+
+}  // namespace ddl_gnn
+
+// (x, h, x0 [N, d], W [H, 2d], b [H] of the dense anchored gate
+// (message_gate_in_rows), the gate's context c [N, d] or None, h's bias hb
+// [d] or None, alpha, eps, scale, save_k) -> (x', beta [N, H]), beta
+// without gradient; differentiable in x, h, x0, W, b, c and hb, to any
+// order (beyond the first through the registered reference).
+std::vector<at::Tensor> anchored_message(
+    const at::Tensor& x, const at::Tensor& h, const at::Tensor& x0,
+    const at::Tensor& W, const at::Tensor& b,
+    const c10::optional<at::Tensor>& c, const c10::optional<at::Tensor>& hb,
+    double alpha, double eps, double scale, bool save_k) {
+  return ddl_gnn::AnchoredMessage::apply(x, h, x0, W, b, c, hb, alpha, eps, scale,
+                                save_k);
+}
+
+// fn(x, h, x0, W, b, c, hb, g, alpha, eps, scale, needs) -> seven
+// gradients (None where not needed), computed with a graph.
+void set_message_graph_backward(py::object fn) { *graph_backward = fn; }
