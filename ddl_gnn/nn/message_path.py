@@ -397,6 +397,7 @@ def _graph_backward(x: Tensor, h: Tensor, x0: Tensor, W: Tensor, b: Tensor,
         (x, h, x0, W, b, c, hb), g))
 
 
+#: The kernel module whose ``create_graph`` backward is set (``'module'``).
 _registered: dict = {}
 
 
@@ -471,6 +472,10 @@ def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor,
     if (W is None) != (fixed is not None) or (W is None) != (b is None):
         raise ValueError("anchored_message_update: pass the gate weight W "
                          "and bias b, or neither and a fixed gate 'fixed'")
+    if W is not None and (W.dim() != 2 or W.size(0) != heads):
+        raise ValueError(f"anchored_message_update: the gate weight W must "
+                         f"have one row per head ({heads}), got "
+                         f"{tuple(W.shape)}")
     if context is not None and context.shape != x.shape:
         raise ValueError(f"anchored_message_update: 'context' must have the "
                          f"state's shape {tuple(x.shape)}, got "

@@ -343,6 +343,14 @@ def test_gate_weight_and_fixed_gate_are_exclusive():
         anchored_message_update(x, h, x0, None, None, True, 0.1, 2)
 
 
+def test_gate_weight_has_one_row_per_head():
+    x, h, x0, W, b = _inputs(5, 8, 2, True)
+    with pytest.raises(ValueError, match=r"one row per head \(4\)"):
+        anchored_message_update(x, h, x0, W, b, True, 0.1, 4)
+    with pytest.raises(ValueError, match="one row per head"):
+        anchored_message_update(x, h, x0, W.view(-1), b, True, 0.1, 2)
+
+
 def test_recompute_default_per_device(monkeypatch):
     monkeypatch.delenv('DDL_GNN_RECOMPUTE', raising=False)
     assert recompute_in_backward('cpu') is True
