@@ -30,10 +30,11 @@ model with torch's ``bernoulli_`` masks beside them (label suffix
     python benchmarks/run.py small-graphs --steps 9 --dropout 0.5 \
         --torch-dropout
 
-``--python-function`` also steps ``delta`` with its update through the
-Python autograd function over the same kernels (label
-``'delta python-function'``) beside the C++ one it runs by default
-(``ddl_gnn/ops/csrc/message_function.cpp``).
+``--python-function`` also steps ``delta`` and ``delta-cora`` with their
+updates through the Python autograd functions over the same kernels
+(label suffix ``' python-function'``) beside the C++ ones they run by
+default (``ddl_gnn/ops/csrc/message_function.cpp``,
+``axes_function.cpp``).
 
     python benchmarks/run.py small-graphs --graphs cora \
         --models res delta --python-function
@@ -47,6 +48,7 @@ import statistics
 import torch
 from common import CLASSES, graph_input, random_graph, train_step
 
+import ddl_gnn.nn.axes_path as axes_path
 import ddl_gnn.nn.message_path as message_path
 from ddl_gnn.experiment import adam
 from ddl_gnn.experiment.recommended import recommended_settings
@@ -77,6 +79,16 @@ MODELS = {'res': ('res', {}), 'delta': ('delta', {}),
               MESSAGE_64, beta_mode='fixed', beta_init=0.25))}
 
 
+#: the models whose update runs as a C++ autograd function
+CPP_FUNCTION_MODELS = ('delta', 'delta-cora')
+
+
+def _cpp_functions(on: bool) -> None:
+    """The C++ autograd functions (``True``) or the Python ones over the
+    same kernels."""
+    message_path.CPP_FUNCTION = axes_path.CPP_FUNCTION = on
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--graphs', nargs='+', default=list(SIZES),
                    choices=list(SIZES))
@@ -99,9 +111,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(label suffix ' torch-dropout') beside the hashed "
                         "ones training runs use")
     p.add_argument('--python-function', action='store_true',
-                   help="also step delta with its update through the Python "
-                        "autograd function (label 'delta python-function') "
-                        "beside the C++ one")
+                   help="also step delta and delta-cora with their updates "
+                        "through the Python autograd functions (label "
+                        "suffix ' python-function') beside the C++ ones")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -131,8 +143,8 @@ def run(args: argparse.Namespace) -> None:
                 params = models[key].parameters()
                 opts[key] = (torch.optim.Adam(params, lr=1e-3, foreach=False)
                              if loop else adam(params, 1e-3))
-            if label == 'delta' and args.python_function:
-                key = 'delta python-function'
+            if label in CPP_FUNCTION_MODELS and args.python_function:
+                key = label + ' python-function'
                 python_fn.add(key)
                 hashed[key], res_of[key] = True, 'res'
                 torch.manual_seed(0)
@@ -144,9 +156,9 @@ def run(args: argparse.Namespace) -> None:
         for step in range(args.steps + 2):
             for label, model in models.items():
                 set_hash_dropout(hashed[label])
-                message_path.CPP_FUNCTION = label not in python_fn
+                _cpp_functions(label not in python_fn)
                 seconds, _ = train_step(model, opts[label], x, graph, y)
-                message_path.CPP_FUNCTION = True
+                _cpp_functions(True)
                 set_hash_dropout(None)
                 if step >= 2:
                     times[label].append(seconds)

@@ -28,8 +28,12 @@ runs about ten elementwise kernels each way. :class:`_ChannelAxes` takes
 the logits as two products into one buffer (no concatenation), the sigmoid
 in place, and the update in one pass each way: the fused CPU kernels
 (``ops/csrc/axes_cpu.cpp``), or torch ops elsewhere (one compiled region
-where :mod:`ddl_gnn.ops.compiled` compiles). The layer's generic path is
-the reference (tests compare values and every gradient).
+where :mod:`ddl_gnn.ops.compiled` compiles). On the fused kernels the
+same function runs as an autograd function written in C++
+(``ops/csrc/axes_function.cpp``), which reaches them without Python in
+either direction; its ``create_graph`` backward calls
+:func:`_graph_backward`. The layer's generic path is the reference
+(tests compare values and every gradient).
 """
 from __future__ import annotations
 
@@ -126,6 +130,25 @@ class _ChannelAxes(torch.autograd.Function):
         return gx, gu, gc, gx0, gW, gb, None, None
 
 
+#: Whether the fused CPU kernels' update runs as the autograd function
+#: written in C++ (``ops/csrc/axes_function.cpp``); ``False`` runs it
+#: through :class:`_ChannelAxes` (for side-by-side timing and tests; the
+#: same kernels and products, the same values).
+CPP_FUNCTION = True
+
+
+def _graph_backward(x: Tensor, u: Tensor, c: Tensor, x0: Tensor, W: Tensor,
+                    b: Tensor, g: Tensor, scale: float, relu: bool,
+                    needs: list) -> list:
+    r"""The ``create_graph=True`` backward of the C++ function
+    (``ops/csrc/axes_function.cpp`` calls it): the plain chain
+    differentiated with a graph; the six inputs' gradients, ``None`` where
+    not needed."""
+    return list(vjp_with_graph(
+        needs, lambda *t: channel_axes_reference(*t, scale, relu),
+        (x, u, c, x0, W, b), g))
+
+
 def channel_axes_update(x: Tensor, u: Tensor, c: Tensor, x0: Tensor,
                         W: Tensor, b: Tensor, scale: float = 2.0,
                         relu: bool = True) -> Tuple[Tensor, Tensor]:
@@ -166,6 +189,12 @@ def channel_axes_update(x: Tensor, u: Tensor, c: Tensor, x0: Tensor,
                          f"weight [d, 2d] and bias [d]; got x "
                          f"{tuple(x.shape)}, W {tuple(W.shape)}, b "
                          f"{tuple(b.shape)}")
+    function = (cpu_kernels.cpp_function('channel_axes', _graph_backward,
+                                         x, u, c, x0, W, b)
+                if CPP_FUNCTION else None)
+    if function is not None:
+        out, beta = function(x, u, c, x0, W, b, float(scale), bool(relu))
+        return out, beta
     return _ChannelAxes.apply(x, u, c, x0, W, b, float(scale), bool(relu))
 
 

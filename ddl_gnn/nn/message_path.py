@@ -397,10 +397,6 @@ def _graph_backward(x: Tensor, h: Tensor, x0: Tensor, W: Tensor, b: Tensor,
         (x, h, x0, W, b, c, hb), g))
 
 
-#: The kernel module whose ``create_graph`` backward is set (``'module'``).
-_registered: dict = {}
-
-
 def _cpp_function(x: Tensor, h: Tensor, x0: Tensor, W: Optional[Tensor],
                   b: Optional[Tensor], c: OptTensor, hb: OptTensor,
                   anchor: bool, block: bool):
@@ -411,15 +407,13 @@ def _cpp_function(x: Tensor, h: Tensor, x0: Tensor, W: Optional[Tensor],
     if not (CPP_FUNCTION and GATE_IN_ROWS and W is not None and anchor
             and not block):
         return None
-    module = cpu_kernels.kernels_for(
-        x, h, x0, W, b, *[t for t in (c, hb) if t is not None])
-    if (module is None or not hasattr(module, 'anchored_message')
-            or not module.message_gate_in_rows(x, W.size(0))):
+    function = cpu_kernels.cpp_function(
+        'anchored_message', _graph_backward, x, h, x0, W, b,
+        *[t for t in (c, hb) if t is not None])
+    if (function is None
+            or not cpu_kernels.kernels().message_gate_in_rows(x, W.size(0))):
         return None
-    if _registered.get('module') is not module:
-        module.set_message_graph_backward(_graph_backward)
-        _registered['module'] = module
-    return module.anchored_message
+    return function
 
 
 def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor,

@@ -1,10 +1,10 @@
 r"""Fused C++ kernels for the delta shortcut on CPU (``csrc/delta_cpu.cpp``;
 ``csrc/message_cpu.cpp``: the anchored-message layer of
 :mod:`ddl_gnn.nn.message_path`, and ``csrc/message_function.cpp``: its
-default layer's update as an autograd function in C++;
-``csrc/axes_cpu.cpp``: the channel-axes layer of
-:mod:`ddl_gnn.nn.axes_path`; ``csrc/dropout_cpu.cpp``: the dropout masks of
-:mod:`.dropout`).
+default layer's update as an autograd function written in C++;
+``csrc/axes_cpu.cpp``, ``csrc/axes_function.cpp``: the same for the
+channel-axes layer of :mod:`ddl_gnn.nn.axes_path`;
+``csrc/dropout_cpu.cpp``: the dropout masks of :mod:`.dropout`).
 
 Built on first use with :func:`torch.utils.cpp_extension.load` (a C++
 compiler and ``ninja`` are needed; about 50 s on 2 cores, announced on
@@ -28,7 +28,7 @@ import sys
 import warnings
 from pathlib import Path
 from types import ModuleType
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -36,14 +36,18 @@ from torch import Tensor
 from . import _build
 
 _SOURCE = Path(__file__).with_name('csrc') / 'delta_cpu.cpp'
-_SOURCES = [_SOURCE, _SOURCE.with_name('message_cpu.cpp'),
-            _SOURCE.with_name('message_function.cpp'),
-            _SOURCE.with_name('axes_cpu.cpp'),
-            _SOURCE.with_name('dropout_cpu.cpp')]
+_SOURCES = [_SOURCE.with_name(name) for name in (
+    'delta_cpu.cpp', 'message_cpu.cpp', 'message_function.cpp',
+    'axes_cpu.cpp', 'axes_function.cpp', 'graph_backward.cpp',
+    'dropout_cpu.cpp')]
 #: Included by the sources: part of the build folder's key (a changed
 #: header rebuilds), not compiled on their own.
-_HEADERS = [_SOURCE.with_name('message_cpu.h')]
+_HEADERS = [_SOURCE.with_name(name) for name in (
+    'message_cpu.h', 'axes_cpu.h', 'graph_backward.h')]
 _state: dict = {}
+#: name -> the kernel module whose create_graph backward for the C++
+#: function of that name is registered (:func:`cpp_function`).
+_graph_backward_in: dict = {}
 
 
 def enabled() -> bool:
@@ -138,6 +142,22 @@ def kernels_for(*tensors: Tensor) -> Optional[ModuleType]:
         if not t.is_cpu or t.dtype is not dtype:
             return None
     return kernels()
+
+
+def cpp_function(name: str, graph_backward: Callable[..., list],
+                 *tensors: Tensor) -> Optional[Callable]:
+    """The kernels' autograd function ``name`` written in C++ where the
+    kernels apply to ``tensors`` (:func:`kernels_for`), else ``None``.
+    Its closed-form backward is first-order; a ``create_graph`` backward
+    calls ``graph_backward`` (registered here under ``name``), which
+    differentiates the Python reference with a graph."""
+    module = kernels_for(*tensors)
+    if module is None or not hasattr(module, name):
+        return None
+    if _graph_backward_in.get(name) is not module:
+        module.set_graph_backward(name, graph_backward)
+        _graph_backward_in[name] = module
+    return getattr(module, name)
 
 
 def usable(*tensors: Tensor) -> bool:

@@ -1,16 +1,19 @@
 """The fused channel-axes update (nn/axes_path.py, with the kernels of
-ops/csrc/axes_cpu.cpp) against the plain chain and the layer's generic
-path: values and every gradient, fused kernels on and off, float64
-gradcheck and gradgradcheck."""
+ops/csrc/axes_cpu.cpp and the C++ autograd function of
+ops/csrc/axes_function.cpp) against the plain chain, the Python function
+and the layer's generic path: values and every gradient, fused kernels on
+and off, float64 gradcheck and gradgradcheck."""
 import pytest
 import torch
 
+import ddl_gnn.nn.axes_path as axes_path
 import ddl_gnn.nn.delta_conv as delta_conv_mod
 from ddl_gnn.experiment.recommended import recommended_settings
 from ddl_gnn.models import build_model
 from ddl_gnn.nn import DeltaConv
 from ddl_gnn.nn.axes_path import (axes_path_ok, channel_axes_reference,
                                   channel_axes_update)
+from ddl_gnn.ops import cpu_kernels
 
 NAMES = ['x', 'u', 'c', 'x0', 'W', 'b']
 AXES = dict(heads=16, channel_axes=True, k_source='anchor',
@@ -149,3 +152,45 @@ def test_not_taken_where_the_function_differs(kw):
     h_value = x if kw.get('dropout_value') else None
     assert not axes_path_ok(layer, x, h_value)
     assert not axes_path_ok(DeltaConv(16, **AXES).double(), x, None)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('relu', [True, False])
+@pytest.mark.parametrize('live', [NAMES, ['x', 'W', 'b'], ['u', 'c', 'x0'],
+                                  ['b'], ['c']], ids=lambda t: '-'.join(t))
+def test_cpp_function_matches_the_python_function(monkeypatch, dtype, relu,
+                                                  live):
+    # On the fused kernels the update runs as the C++ autograd function
+    # (ops/csrc/axes_function.cpp): against the Python function over the
+    # same kernels and products, bit for bit.
+    if cpu_kernels.kernels() is None:
+        pytest.skip('fused CPU kernels not buildable here')
+    base = _inputs(300, 64, dtype=dtype, seed=5)
+    w = torch.randn(300, 64, dtype=dtype)
+    runs = {}
+    for cpp in (True, False):
+        monkeypatch.setattr(axes_path, 'CPP_FUNCTION', cpp)
+        ins = [t.detach().clone().requires_grad_(n in live)
+               for n, t in zip(NAMES, base)]
+        out, beta = channel_axes_update(*ins, 2.0, relu)
+        assert ('ddl_gnn::ChannelAxes' in out.grad_fn.name()) == cpp
+        assert not beta.requires_grad
+        runs[cpp] = (out, beta, torch.autograd.grad(
+            (out * w).sum(), [t for t in ins if t.requires_grad]))
+    (out, beta, grads), (out_p, beta_p, grads_p) = runs[True], runs[False]
+    assert torch.equal(out, out_p) and torch.equal(beta, beta_p)
+    assert len(grads) == len(grads_p) == len(live)
+    for a, e in zip(grads, grads_p):
+        assert torch.equal(a, e)
+
+
+def test_recommended_cora_layer_runs_the_cpp_function():
+    if cpu_kernels.kernels() is None:
+        pytest.skip('fused CPU kernels not buildable here')
+    kw = recommended_settings('cora', 'delta')['model_kwargs']
+    model = build_model('delta', 8, 64, 2, 2, **kw)
+    names = []
+    model.layers[0].register_forward_hook(
+        lambda mod, args, out: names.append(out.grad_fn.name()))
+    model(torch.randn(20, 8), torch.randint(0, 20, (2, 60))).sum().backward()
+    assert 'ddl_gnn::ChannelAxes' in names[0]

@@ -15,6 +15,8 @@
 
 #include <vector>
 
+#include "axes_cpu.h"
+
 namespace {
 
 constexpr int64_t kGrain = 1 << 14;  // elements per task

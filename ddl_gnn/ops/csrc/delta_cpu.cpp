@@ -20,6 +20,8 @@
 #endif
 #include <vector>
 
+#include "axes_cpu.h"
+#include "graph_backward.h"
 #include "message_cpu.h"
 
 namespace {
@@ -625,13 +627,11 @@ std::vector<at::Tensor> anchored_message(
     const at::Tensor&, const at::Tensor&, const at::Tensor&,
     const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&,
     const c10::optional<at::Tensor>&, double, double, double, bool);
-void set_message_graph_backward(py::object);
-// csrc/axes_cpu.cpp: the channel-axes layer (nn/axes_path.py).
-at::Tensor axes_forward(const at::Tensor&, const at::Tensor&,
-                        const at::Tensor&, bool);
-std::vector<at::Tensor> axes_backward(const at::Tensor&, const at::Tensor&,
-                                      const at::Tensor&, const at::Tensor&,
-                                      double, bool);
+// csrc/axes_function.cpp: the channel-axes layer's update as one.
+std::vector<at::Tensor> channel_axes(const at::Tensor&, const at::Tensor&,
+                                     const at::Tensor&, const at::Tensor&,
+                                     const at::Tensor&, const at::Tensor&,
+                                     double, bool);
 at::Tensor dropout_apply(const at::Tensor&, double, int64_t);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -643,7 +643,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("message_backward", &message_backward);
   m.def("message_gate_in_rows", &message_gate_in_rows);
   m.def("anchored_message", &anchored_message);
-  m.def("set_message_graph_backward", &set_message_graph_backward);
+  m.def("channel_axes", &channel_axes);
+  m.def("set_graph_backward", &set_graph_backward);
   m.def("axes_forward", &axes_forward);
   m.def("axes_backward", &axes_backward);
   m.def("dropout_apply", &dropout_apply);

@@ -6,21 +6,19 @@
 // saved-tensor records, the engine's call back into Python), a visible
 // share of a deep stack's step on a small graph. A backward that must
 // itself be differentiable (create_graph=True) calls the Python reference
-// registered with set_message_graph_backward.
+// registered under "anchored_message" (csrc/graph_backward.h).
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <vector>
 
+#include "graph_backward.h"
 #include "message_cpu.h"
 
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-// Never destroyed: a static py::object would be released after the
-// interpreter has shut down.
-py::object* graph_backward = new py::object();
 
 c10::optional<at::Tensor> opt(const at::Tensor& t) {
   return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt;
@@ -81,16 +79,10 @@ struct AnchoredMessage : torch::autograd::Function<AnchoredMessage> {
     if (at::GradMode::is_enabled()) {
       // create_graph: the saved tensors carry their history; differentiate
       // the Python reference with a graph
-      py::gil_scoped_acquire gil;
-      TORCH_CHECK(!graph_backward->is_none(),
-                  "anchored_message: no create_graph backward registered "
-                  "(import ddl_gnn.nn.message_path)");
-      auto got = (*graph_backward)(s[0], s[1], s[2], s[3], s[4], opt(s[5]),
-                                   opt(s[6]), g, alpha, eps, scale, needs)
-                     .cast<std::vector<c10::optional<at::Tensor>>>();
-      TORCH_CHECK(got.size() == 7, "anchored_message: the create_graph "
-                  "backward must return seven gradients");
-      for (size_t i = 0; i < 7; ++i) out[i] = got[i].value_or(at::Tensor());
+      auto got = call_graph_backward("anchored_message", 7, s[0], s[1], s[2],
+                                     s[3], s[4], opt(s[5]), opt(s[6]), g,
+                                     alpha, eps, scale, needs);
+      std::copy(got.begin(), got.end(), out.begin());
       return out;
     }
     auto r = message_backward(g.contiguous(), s[0], s[1], s[2], opt(s[11]),
@@ -118,7 +110,3 @@ std::vector<at::Tensor> anchored_message(
   return ddl_gnn::AnchoredMessage::apply(x, h, x0, W, b, c, hb, alpha, eps, scale,
                                 save_k);
 }
-
-// fn(x, h, x0, W, b, c, hb, g, alpha, eps, scale, needs) -> seven
-// gradients (None where not needed), computed with a graph.
-void set_message_graph_backward(py::object fn) { *graph_backward = fn; }
