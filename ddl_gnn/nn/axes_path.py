@@ -189,9 +189,9 @@ def channel_axes_update(x: Tensor, u: Tensor, c: Tensor, x0: Tensor,
                          f"weight [d, 2d] and bias [d]; got x "
                          f"{tuple(x.shape)}, W {tuple(W.shape)}, b "
                          f"{tuple(b.shape)}")
-    function = (cpu_kernels.cpp_function('channel_axes', _graph_backward,
-                                         x, u, c, x0, W, b)
-                if CPP_FUNCTION else None)
+    function = (cpu_kernels.cpp_function(
+        cpu_kernels.kernels_for(x, u, c, x0, W, b), 'channel_axes',
+        _graph_backward) if CPP_FUNCTION else None)
     if function is not None:
         out, beta = function(x, u, c, x0, W, b, float(scale), bool(relu))
         return out, beta

@@ -67,6 +67,7 @@ every gradient).
 """
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Optional, Tuple
 
 import torch
@@ -82,12 +83,11 @@ from .conv_resolver import call_conv
 from .gates import channel_logit
 
 
-def _fused(*tensors: Optional[Tensor]) -> bool:
-    """Whether the fused CPU kernels serve these tensors (``None``s, a
-    fixed gate's missing weight and bias, aside)."""
-    tensors = [t for t in tensors if t is not None]
-    return (cpu_kernels.usable(*tensors) and
-            hasattr(cpu_kernels.kernels(), 'message_forward'))
+def _fused(*tensors: Optional[Tensor]) -> Optional[ModuleType]:
+    """The fused CPU kernels where they serve these tensors (``None``s, a
+    fixed gate's missing weight and bias, aside), else ``None``."""
+    module = cpu_kernels.kernels_for(*[t for t in tensors if t is not None])
+    return module if hasattr(module, 'message_forward') else None
 
 
 #: Whether the update of :func:`_gate_in_rows` runs as the autograd
@@ -102,15 +102,15 @@ CPP_FUNCTION = True
 GATE_IN_ROWS = True
 
 
-def _gate_in_rows(x: Tensor, W: Optional[Tensor], anchor: bool,
-                  block: bool) -> bool:
-    r"""Whether the fused kernels compute this gate in their row passes: a
+def _gate_in_rows(kernels: ModuleType, x: Tensor, W: Optional[Tensor],
+                  anchor: bool, block: bool) -> bool:
+    r"""Whether the fused ``kernels`` compute this gate in their row passes: a
     learned dense anchored gate over float32 heads of eight channels in
     groups of eight heads, in an AVX2 build (forward: the logits and
     :math:`s\,\sigma`; backward: the gate's terms of ``gx``, ``gx0`` and
     ``gW``, ``gb``)."""
     return (GATE_IN_ROWS and W is not None and anchor and not block
-            and cpu_kernels.kernels().message_gate_in_rows(x, W.size(0)))
+            and kernels.message_gate_in_rows(x, W.size(0)))
 
 
 def _heads(t: Tensor, heads: int) -> Tensor:
@@ -318,17 +318,18 @@ class _AnchoredMessage(torch.autograd.Function):
                 block: bool, fixed: Optional[float]
                 ) -> Tuple[Tensor, Tensor]:
         save_k = not recompute_in_backward(x.device)
-        if _fused(x, h, x0, W, b, c, hb):
+        kernels = _fused(x, h, x0, W, b, c, hb)
+        if kernels is not None:
             # the row passes compute the gate from [x | x0], or from
             # [c | x0] with a context
-            in_rows = _gate_in_rows(x, W, anchor, block)
+            in_rows = _gate_in_rows(kernels, x, W, anchor, block)
             if in_rows:
                 beta, Wk, bk = None, W.contiguous(), b.contiguous()
             else:
                 beta = _gates(x if c is None else c, x0, W, b, anchor,
                               heads, scale, block, fixed).contiguous()
                 Wk = bk = None
-            out, beta, k, rho2, n, q = cpu_kernels.kernels().message_forward(
+            out, beta, k, rho2, n, q = kernels.message_forward(
                 x.contiguous(), h.contiguous(), x0.contiguous(), beta, Wk,
                 bk, alpha, eps, scale, save_k,
                 c.contiguous() if in_rows and c is not None else None,
@@ -358,11 +359,12 @@ class _AnchoredMessage(torch.autograd.Function):
         need = list(ctx.needs_input_grad[:7])
         alpha, scale = ctx.alpha, ctx.scale
         ghb = None
-        if _fused(g, x, h, x0, W, c, hb):
+        kernels = _fused(g, x, h, x0, W, c, hb)
+        if kernels is not None:
             x, x0 = x.contiguous(), x0.contiguous()
-            in_rows = _gate_in_rows(x, W, ctx.anchor, ctx.block)
+            in_rows = _gate_in_rows(kernels, x, W, ctx.anchor, ctx.block)
             (gx, gh, gx0, gW, gb, dl, gc,
-             ghb) = cpu_kernels.kernels().message_backward(
+             ghb) = kernels.message_backward(
                 g.contiguous(), x, h.contiguous(), x0, k, beta, rho2, n, q,
                 W.contiguous() if in_rows else None, alpha, ctx.eps, scale,
                 need if in_rows else need[:3] + [False] * 3 + need[6:],
@@ -403,17 +405,13 @@ def _cpp_function(x: Tensor, h: Tensor, x0: Tensor, W: Optional[Tensor],
     r"""The kernels' ``anchored_message`` (the C++ autograd function) where
     it computes this update (:data:`CPP_FUNCTION`, the fused kernels, the
     gate in the row passes: :func:`_gate_in_rows`), else :obj:`None`."""
-    # (a layer's every forward asks: one environment read, one kernels call)
-    if not (CPP_FUNCTION and GATE_IN_ROWS and W is not None and anchor
-            and not block):
+    if not CPP_FUNCTION:
         return None
-    function = cpu_kernels.cpp_function(
-        'anchored_message', _graph_backward, x, h, x0, W, b,
-        *[t for t in (c, hb) if t is not None])
-    if (function is None
-            or not cpu_kernels.kernels().message_gate_in_rows(x, W.size(0))):
+    kernels = _fused(x, h, x0, W, b, c, hb)
+    if kernels is None or not _gate_in_rows(kernels, x, W, anchor, block):
         return None
-    return function
+    return cpu_kernels.cpp_function(kernels, 'anchored_message',
+                                    _graph_backward)
 
 
 def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor,

@@ -144,14 +144,14 @@ def kernels_for(*tensors: Tensor) -> Optional[ModuleType]:
     return kernels()
 
 
-def cpp_function(name: str, graph_backward: Callable[..., list],
-                 *tensors: Tensor) -> Optional[Callable]:
-    """The kernels' autograd function ``name`` written in C++ where the
-    kernels apply to ``tensors`` (:func:`kernels_for`), else ``None``.
-    Its closed-form backward is first-order; a ``create_graph`` backward
-    calls ``graph_backward`` (registered here under ``name``), which
-    differentiates the Python reference with a graph."""
-    module = kernels_for(*tensors)
+def cpp_function(module: Optional[ModuleType], name: str,
+                 graph_backward: Callable[..., list]) -> Optional[Callable]:
+    """The kernel ``module``'s autograd function ``name`` written in C++
+    (``None`` where there is no module, e.g. :func:`kernels_for` found
+    none, or it has no such function). Its closed-form backward is
+    first-order; a ``create_graph`` backward calls ``graph_backward``
+    (registered here under ``name``), which differentiates the Python
+    reference with a graph."""
     if module is None or not hasattr(module, name):
         return None
     if _graph_backward_in.get(name) is not module:

@@ -448,7 +448,8 @@ def test_gate_in_rows_fallback_shapes(anchor, block, d, heads):
         pytest.skip('fused CPU kernels not buildable here')
     ins = [t.detach().float().requires_grad_()
            for t in _inputs(300, d, heads, anchor, seed=4, block=block)]
-    assert not message_path._gate_in_rows(ins[0], ins[3], anchor, block)
+    assert not message_path._gate_in_rows(cpu_kernels.kernels(), ins[0],
+                                          ins[3], anchor, block)
     out, beta = anchored_message_update(*ins, anchor, 0.3, heads, 1e-5, 2.0,
                                         block)
     ref_ins = [t.detach().double().requires_grad_() for t in ins]
