@@ -15,8 +15,18 @@ def vjp_with_graph(needs: Sequence[bool], fn: Callable[..., Tensor],
     values saved without history), for the inputs whose flag in ``needs``
     is set (an autograd function's ``ctx.needs_input_grad``); ``None`` for
     the others, then ``trailing`` ``None``s for the function's non-tensor
-    arguments."""
+    arguments.
+
+    Each input needed is read through a view of its own, and the product
+    taken with respect to the view: the partial derivative in that input
+    alone. With respect to the input itself autograd would also follow the
+    input's own history where another input descends from it (a deep
+    stack's ``x`` from its ``x0``) and count those paths twice, once here
+    and once in the outer backward."""
     idx = [i for i, n in enumerate(needs[:len(inputs)]) if n]
+    inputs = list(inputs)
+    for i in idx:
+        inputs[i] = inputs[i].view_as(inputs[i])
     got = torch.autograd.grad(fn(*inputs), [inputs[i] for i in idx],
                               cotangents, create_graph=True,
                               allow_unused=True)
