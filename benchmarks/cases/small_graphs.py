@@ -30,6 +30,11 @@ model with torch's ``bernoulli_`` masks beside them (label suffix
     python benchmarks/run.py small-graphs --steps 9 --dropout 0.5 \
         --torch-dropout
 
+Besides the ratio of medians (``ratio_to_res``) it prints the quartiles
+of the per-round ratios (``round_ratio_quartiles``: each model's step
+over res's step of the same round), which show how far the machine's
+own drift moved the ratios within the run.
+
 ``--python-function`` also steps ``delta`` and ``delta-cora`` with their
 updates through the Python autograd functions over the same kernels
 (label suffix ``' python-function'``) beside the C++ ones they run by
@@ -38,6 +43,14 @@ default (``ddl_gnn/ops/csrc/message_function.cpp``,
 
     python benchmarks/run.py small-graphs --graphs cora \
         --models res delta --python-function
+
+``--unlinked-x0`` also steps ``delta`` with every layer reading the input
+state ``x0`` itself (label suffix ``' unlinked-x0'``), autograd summing
+its gradient layer by layer, beside its linked layers
+(:data:`ddl_gnn.models.delta_gnn.LINK_X0`).
+
+    python benchmarks/run.py small-graphs --graphs cora \
+        --models res delta --unlinked-x0
 """
 from __future__ import annotations
 
@@ -48,6 +61,7 @@ import statistics
 import torch
 from common import CLASSES, graph_input, random_graph, train_step
 
+import ddl_gnn.models.delta_gnn as delta_gnn
 import ddl_gnn.nn.axes_path as axes_path
 import ddl_gnn.nn.message_path as message_path
 from ddl_gnn.experiment import adam
@@ -114,6 +128,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also step delta and delta-cora with their updates "
                         "through the Python autograd functions (label "
                         "suffix ' python-function') beside the C++ ones")
+    p.add_argument('--unlinked-x0', action='store_true',
+                   help="also step delta with every layer reading x0 itself "
+                        "(label suffix ' unlinked-x0') beside its linked "
+                        "layers")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -125,7 +143,18 @@ def run(args: argparse.Namespace) -> None:
         nodes, pairs, depth = SIZES[name]
         x, ei, y = random_graph(nodes, pairs, args.width)
         graph = graph_input(ei, nodes, args.adj)
-        models, opts, hashed, res_of, python_fn = {}, {}, {}, {}, set()
+        models, opts, hashed, res_of = {}, {}, {}, {}
+        python_fn, unlinked = set(), set()
+
+        def add(key, family, kw, loop=False, hash_masks=True, res='res'):
+            hashed[key], res_of[key] = hash_masks, res
+            torch.manual_seed(0)
+            models[key] = build_model(family, args.width, args.width, depth,
+                                      CLASSES, dropout=args.dropout, **kw)
+            params = models[key].parameters()
+            opts[key] = (torch.optim.Adam(params, lr=1e-3, foreach=False)
+                         if loop else adam(params, 1e-3))
+
         variants = [('', False, True)]
         if args.per_tensor_adam:
             variants.append((' loop', True, True))
@@ -134,35 +163,31 @@ def run(args: argparse.Namespace) -> None:
         for label in args.models:
             family, kw = MODELS[label]
             for suffix, loop, hash_masks in variants:
-                key = label + suffix
-                hashed[key], res_of[key] = hash_masks, 'res' + suffix
-                torch.manual_seed(0)
-                models[key] = build_model(family, args.width, args.width,
-                                          depth, CLASSES,
-                                          dropout=args.dropout, **kw)
-                params = models[key].parameters()
-                opts[key] = (torch.optim.Adam(params, lr=1e-3, foreach=False)
-                             if loop else adam(params, 1e-3))
+                add(label + suffix, family, kw, loop, hash_masks,
+                    'res' + suffix)
             if label in CPP_FUNCTION_MODELS and args.python_function:
-                key = label + ' python-function'
-                python_fn.add(key)
-                hashed[key], res_of[key] = True, 'res'
-                torch.manual_seed(0)
-                models[key] = build_model(family, args.width, args.width,
-                                          depth, CLASSES,
-                                          dropout=args.dropout, **kw)
-                opts[key] = adam(models[key].parameters(), 1e-3)
+                python_fn.add(label + ' python-function')
+                add(label + ' python-function', family, kw)
+            if label == 'delta' and args.unlinked_x0:
+                unlinked.add(label + ' unlinked-x0')
+                add(label + ' unlinked-x0', family, kw)
         times = {label: [] for label in models}
         for step in range(args.steps + 2):
             for label, model in models.items():
                 set_hash_dropout(hashed[label])
                 _cpp_functions(label not in python_fn)
+                delta_gnn.LINK_X0 = label not in unlinked
                 seconds, _ = train_step(model, opts[label], x, graph, y)
+                delta_gnn.LINK_X0 = True
                 _cpp_functions(True)
                 set_hash_dropout(None)
                 if step >= 2:
                     times[label].append(seconds)
         med = {label: statistics.median(t) for label, t in times.items()}
+        # each model's step over its res's step of the same round: their
+        # spread shows how far the machine moved the ratios in this run
+        rounds = {k: [a / b for a, b in zip(t, times[res_of[k]])]
+                  for k, t in times.items() if k != res_of[k]}
         print(json.dumps(dict(
             graph=name, nodes=nodes, edges=ei.size(1), depth=depth,
             width=args.width, adj=args.adj, steps=args.steps,
@@ -171,4 +196,15 @@ def run(args: argparse.Namespace) -> None:
             # each model against res stepped by the same optimizer and
             # dropout masks
             ratio_to_res={k: round(v / med[res_of[k]], 3)
-                          for k, v in med.items()})))
+                          for k, v in med.items()},
+            # quartiles of the per-round ratios (median in the middle)
+            round_ratio_quartiles={
+                k: [round(q, 3) for q in _quartiles(r)]
+                for k, r in rounds.items()})))
+
+
+def _quartiles(values: list) -> list:
+    """The three quartiles of ``values`` (one value: it, thrice)."""
+    if len(values) < 2:
+        return list(values) * 3
+    return statistics.quantiles(values, n=4)

@@ -20,6 +20,13 @@ from .base import DeepGNN
 #: saturated end of its sigmoid and a layer still keeps part of its state.
 BETA_OPEN = 0.9
 
+#: Whether a vector state's layers pass the input state on as links
+#: (:class:`~ddl_gnn.nn.DeltaConv`'s ``x0_link``): their backward passes
+#: then sum the input state's gradient instead of autograd adding each
+#: layer's in a pass of its own. ``False`` hands every layer ``x0`` itself
+#: (for side-by-side timing and tests; the same values bit for bit).
+LINK_X0 = True
+
 
 def depth_beta_init(num_layers: int, beta_init: float,
                     beta_sum: float) -> float:
@@ -301,13 +308,19 @@ class DeltaGNN(DeepGNN):
                                if id(p) not in ids]
         return groups + [dict(params=gates, weight_decay=self.gate_decay)]
 
-    def layer_forward(self, layer, x, x0, edge_index, edge_weight, edge_attr):
+    def layer_forward(self, layer, x, x0, edge_index, edge_weight, edge_attr,
+                      x0_link: bool = False):
+        """One layer; with ``x0_link`` returns ``(x', link)``, the link
+        the next layer reads as its ``x0`` (:class:`DeltaConv`)."""
         if not layer.needs_x0:
             x0 = None
-        out = layer(x, edge_index, edge_weight, edge_attr, x0=x0)
+        out = layer(x, edge_index, edge_weight, edge_attr, x0=x0,
+                    x0_link=x0_link)
+        if x0_link:
+            out, x0 = out
         if self.training and self.update_dropout > 0:
             out = x + dropout(out - x, p=self.update_dropout)
-        return out
+        return (out, x0) if x0_link else out
 
     def _fused_reads(self, start: int, end: int) -> bool:
         """Chain the layers' reads (see :class:`DeltaConv`): matrix states,
@@ -329,9 +342,38 @@ class DeltaGNN(DeepGNN):
                    and not layer._forward_pre_hooks
                    for layer in self.layers[start:end])
 
+    def _linked_x0(self, start: int, end: int, x0: Tensor) -> bool:
+        """Link the layers' input state (see :data:`LINK_X0`): vector
+        states, three layers or more that all read ``x0``, the fused CPU
+        kernels (the C++ update makes the links; elsewhere they would be
+        ``x0`` itself), no hook watching a layer (a linked layer returns a
+        pair), and the stack's last layers: of checkpointed segments only
+        the last, whose backward runs first, so that the linked layers'
+        sum is the first term of ``x0``'s gradient, as unlinked (later
+        segments' sums would enter a gradient that already holds terms,
+        in another order than autograd's, a rounding apart)."""
+        return (LINK_X0 and self.d_v == 1 and end - start >= 3
+                and end >= len(self.layers) and cpu_kernels.usable(x0)
+                and all(layer.needs_x0 and not layer._forward_hooks
+                        and not layer._forward_pre_hooks
+                        for layer in self.layers[start:end]))
+
     def _run_layers(self, start: int, end: int, X: Tensor, x0: Tensor,
                     edge_index, edge_weight, edge_attr) -> Tensor:
         end = min(end, len(self.layers))   # the last segment may be short
+        if self._linked_x0(start, end, x0):
+            # The first layer reads x0 itself, the second x0 and links it
+            # on: x0's gradient then receives the linked layers' sum first
+            # and the first layer's terms after it, the order (and so the
+            # sums, bit for bit) of unlinked layers.
+            layers = self.layers[start:end]
+            X = self.layer_forward(layers[0], X, x0, edge_index,
+                                   edge_weight, edge_attr)
+            for layer in layers[1:-1]:
+                X, x0 = self.layer_forward(layer, X, x0, edge_index,
+                                           edge_weight, edge_attr, True)
+            return self.layer_forward(layers[-1], X, x0, edge_index,
+                                      edge_weight, edge_attr)
         if not self._fused_reads(start, end):
             return super()._run_layers(start, end, X, x0, edge_index,
                                        edge_weight, edge_attr)

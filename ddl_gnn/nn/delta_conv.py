@@ -215,6 +215,17 @@ class DeltaConv(MessagePassing):
     state's inside that kernel). :class:`~ddl_gnn.models.DeltaGNN` chains
     layers this way; the function is the same.
 
+    Linked inputs (vector states): ``forward(..., x0=x0, x0_link=True)``
+    returns ``(x', link)``, ``link`` holding ``x0``'s values for the next
+    layer to read as its ``x0``. Where the anchored-message update runs as
+    its C++ function the link's gradient (the later layers') joins this
+    layer's gradient of ``x0`` in the backward row pass, which saves
+    autograd's sum of each layer's into ``x0``'s gradient (a pass over
+    :math:`N \times d` a layer); elsewhere the link is ``x0``.
+    :class:`~ddl_gnn.models.DeltaGNN` links its layers this way; the
+    values and gradients are the same bit for bit
+    (:func:`~ddl_gnn.nn.message_path.anchored_message_update`).
+
     Fast path: with a :class:`~torch_geometric.nn.GCNConv` (not ``cached``),
     the default sources, a LayerNorm/RMSNorm/no norm and a float32/float64
     state, the context, the conv's linear map and both heads run through
@@ -374,7 +385,22 @@ class DeltaConv(MessagePassing):
     def forward(self, x: Tensor, edge_index: Adj,
                 edge_weight: OptTensor = None,
                 edge_attr: OptTensor = None, read: OptTensor = None,
-                next_weight: OptTensor = None, x0: OptTensor = None):
+                next_weight: OptTensor = None, x0: OptTensor = None,
+                x0_link: bool = False):
+        if x0_link and (x0 is None or next_weight is not None):
+            raise ValueError("DeltaConv: 'x0_link' links the input state x0 "
+                             "of a vector state's layers; pass x0 and no "
+                             "next_weight")
+        out = self._forward(x, edge_index, edge_weight, edge_attr, read,
+                            next_weight, x0, x0_link)
+        # only the anchored-message path makes a link; elsewhere it is x0
+        if x0_link and not isinstance(out, tuple):
+            return out, x0
+        return out
+
+    def _forward(self, x: Tensor, edge_index: Adj, edge_weight: OptTensor,
+                 edge_attr: OptTensor, read: OptTensor,
+                 next_weight: OptTensor, x0: OptTensor, x0_link: bool):
         reject_hetero(x, 'DeltaConv')
         if self.check_inputs:
             check_features(x, self.channels, 'x', 'DeltaConv', self.d_v)
@@ -401,7 +427,7 @@ class DeltaConv(MessagePassing):
                                       next_weight)
         if message_path_ok(self, x, read, next_weight):
             return message_forward(self, x, edge_index, edge_weight,
-                                   edge_attr, x0)
+                                   edge_attr, x0, x0_link)
 
         r = self.compress(x) if read is None else read
         c = self.norm(r) if self.norm is not None else r

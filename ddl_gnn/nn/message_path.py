@@ -59,7 +59,10 @@ function written in C++ (``ops/csrc/message_function.cpp``:
 Python, whose autograd function costs tens of microseconds a layer each
 way (a visible share of a deep stack's step on a small graph); its
 ``create_graph`` backward calls :func:`_graph_backward`. Every other case
-runs through :class:`_AnchoredMessage`.
+runs through :class:`_AnchoredMessage`. The C++ function also links
+:math:`x_0` from layer to layer (``x0_link`` of
+:func:`anchored_message_update`): the later layers' gradient of
+:math:`x_0` joins the layer's own in its backward pass.
 Whether :math:`k` is saved or recomputed in backward follows
 :func:`ddl_gnn.ops.recompute.recompute_in_backward`. The generic path of
 :class:`~ddl_gnn.nn.DeltaConv` is the reference (tests compare values and
@@ -369,7 +372,7 @@ class _AnchoredMessage(torch.autograd.Function):
                 W.contiguous() if in_rows else None, alpha, ctx.eps, scale,
                 need if in_rows else need[:3] + [False] * 3 + need[6:],
                 c.contiguous() if in_rows and c is not None else None,
-                None if hb is None else hb.contiguous())
+                None if hb is None else hb.contiguous(), None)
             if W is not None and not in_rows:
                 gW, gb, gc = _gate_grads(dl, x, c, x0, W, ctx.anchor,
                                          ctx.block, gx, gx0,
@@ -421,11 +424,11 @@ def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor,
                             block: bool = False,
                             fixed: Optional[float] = None,
                             context: OptTensor = None,
-                            h_bias: OptTensor = None
-                            ) -> Tuple[Tensor, Tensor]:
+                            h_bias: OptTensor = None, x0_link: bool = False
+                            ) -> Tuple[Tensor, ...]:
     r"""The anchored-message update of the module docstring, gate
     included, as one fused function: returns ``(x', beta)``, ``beta``
-    detached.
+    detached, and with ``x0_link`` also ``x0``'s link.
 
     Args:
         x (torch.Tensor): Vector state :obj:`[N, d]` (also the gate's
@@ -457,9 +460,19 @@ def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor,
         h_bias (torch.Tensor, optional): A bias :obj:`[d]` added to ``h``
             in the fused pass (the conv's own, so that the conv need not
             add it in a pass of its own). (default: :obj:`None`)
+        x0_link (bool, optional): Also return ``x0``'s *link*: ``x0``'s
+            values, for the next layer to read as its ``x0``. Where the
+            update runs as the C++ function (:func:`_cpp_function`) the
+            link is a view of ``x0`` whose gradient, the later layers'
+            sum, the backward row pass adds to this layer's gradient of
+            ``x0``; autograd would otherwise add each layer's into
+            ``x0``'s gradient in a pass of its own. The sums are the same
+            bit for bit. Elsewhere the link is ``x0`` itself.
+            (default: :obj:`False`)
 
     Shapes:
-        - **output:** :obj:`([N, d], [N] or [N, H])`
+        - **output:** :obj:`([N, d], [N] or [N, H])`, and :obj:`[N, d]`
+          with ``x0_link``
     """
     if (W is None) != (fixed is not None) or (W is None) != (b is None):
         raise ValueError("anchored_message_update: pass the gate weight W "
@@ -479,15 +492,16 @@ def anchored_message_update(x: Tensor, h: Tensor, x0: Tensor,
                          f"got {tuple(h_bias.shape)} {h_bias.dtype}")
     function = _cpp_function(x, h, x0, W, b, context, h_bias, anchor, block)
     if function is not None:
-        out, beta = function(x, h, x0, W, b, context, h_bias, float(alpha),
-                             float(eps), float(scale),
-                             not recompute_in_backward(x.device))
-        return out, beta
+        return tuple(function(x, h, x0, W, b, context, h_bias, float(alpha),
+                              float(eps), float(scale),
+                              not recompute_in_backward(x.device),
+                              bool(x0_link)))
     out, beta = _AnchoredMessage.apply(
         x, h, x0, W, b, context, h_bias, bool(anchor), float(alpha),
         int(heads), float(eps), float(scale), bool(block),
         None if fixed is None else float(fixed))
-    return out, (beta.view(-1) if heads == 1 else beta)
+    beta = beta.view(-1) if heads == 1 else beta
+    return (out, beta, x0) if x0_link else (out, beta)
 
 
 def message_path_ok(layer, x: Tensor, read: Optional[Tensor],
@@ -513,7 +527,7 @@ def message_path_ok(layer, x: Tensor, read: Optional[Tensor],
 
 
 def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
-                    edge_attr: OptTensor, x0: Tensor) -> Tensor:
+                    edge_attr: OptTensor, x0: Tensor, x0_link: bool = False):
     r"""``layer``'s forward through :func:`anchored_message_update`: the
     conv as usual (its bias added in the fused pass,
     :meth:`~ddl_gnn.nn.DeltaConv.unbiased_message`), the gate (its
@@ -522,7 +536,9 @@ def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
     training the conv and the gate read the dropped state :math:`c`, the
     update the state itself, as on the generic path. With ``map_anchor``
     the mapped, anchored message is the conv's output and the update
-    mixes in no more of :math:`x_0` (:math:`\alpha = 0` there)."""
+    mixes in no more of :math:`x_0` (:math:`\alpha = 0` there). With
+    ``x0_link`` it returns ``(x', link)``, ``link`` ``x0``'s link
+    (:func:`anchored_message_update`)."""
     c = None
     if layer.training and layer.dropout > 0:
         c = dropout(x, p=layer.dropout, training=True)
@@ -542,12 +558,12 @@ def message_forward(layer, x: Tensor, edge_index, edge_weight: OptTensor,
             W, b = W.to(x.dtype), b.to(x.dtype)
     if h_bias is not None and h_bias.dtype != x.dtype:
         h_bias = h_bias.to(x.dtype)
-    out, beta = anchored_message_update(
+    out, beta, *link = anchored_message_update(
         x, h, x0, W, b, layer.beta_source == 'anchor', alpha,
         layer.heads, layer.eps, gate.scale, gate.block, fixed,
         context=None if W is None else c,   # a fixed gate reads nothing
-        h_bias=h_bias)
+        h_bias=h_bias, x0_link=x0_link)
     # a plain attribute, set past nn.Module.__setattr__'s checks (a few
     # microseconds a layer and step)
     layer.__dict__['last_beta'] = beta
-    return out
+    return (out, link[0]) if x0_link else out

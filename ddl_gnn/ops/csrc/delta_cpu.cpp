@@ -626,7 +626,7 @@ std::vector<at::Tensor> compress_backward(const at::Tensor& g,
 std::vector<at::Tensor> anchored_message(
     const at::Tensor&, const at::Tensor&, const at::Tensor&,
     const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&,
-    const c10::optional<at::Tensor>&, double, double, double, bool);
+    const c10::optional<at::Tensor>&, double, double, double, bool, bool);
 // csrc/axes_function.cpp: the channel-axes layer's update as one.
 std::vector<at::Tensor> channel_axes(const at::Tensor&, const at::Tensor&,
                                      const at::Tensor&, const at::Tensor&,

@@ -177,6 +177,14 @@ using GateLanes = Lanes8;
 // d is a multiple of 64 here (heads of eight in groups of eight heads), so
 // of either vector's width: no remainder loops.
 
+// dst[f] += src[f] over one row (d a multiple of eight): x0's gradient
+// from this layer plus its link's, in the order autograd adds them.
+inline void add_row(float* dst, const float* src, int64_t d) {
+  for (int64_t f = 0; f < d; f += kW)
+    _mm256_storeu_ps(dst + f, _mm256_add_ps(_mm256_loadu_ps(dst + f),
+                                            _mm256_loadu_ps(src + f)));
+}
+
 // The gates of one row, beta[j] = s sigmoid(l_j) for heads j of the
 // dense anchored gate, W [H, 2d] (row j: the x half, then the x0 half).
 // Head j's logit is sum_f W[j, f] [x | x0][f]: eight accumulators (one per
@@ -486,14 +494,16 @@ void backward_channels(const T* __restrict__ g, const T* __restrict__ x,
 // only) the gate's terms are added here instead, dl is not kept, and gW
 // [H, 2d] and gb [H] (where given) receive dW and db; a gate that read a
 // context c sends its term to gc (written here; the gate's input) instead
-// of gx.
+// of gx. With the gate in the rows, gnext (where given: the gradient of
+// x0's link, the later layers' sum) is added to each row of gx0 last, as
+// autograd would add the two.
 template <typename T>
 void backward_rows(const T* g, const T* x, const T* h, const T* x0,
                    const T* c, const T* hb, const T* ksaved, const T* beta,
                    const T* rho2, const T* nn, const T* qq, const T* W,
-                   T alpha, T eps, T scale, T* gx, T* gh, T* gx0, T* gc,
-                   T* dl, T* gW, T* gb, T* ghb, int64_t N, int64_t d,
-                   int64_t H) {
+                   const T* gnext, T alpha, T eps, T scale, T* gx, T* gh,
+                   T* gx0, T* gc, T* dl, T* gW, T* gb, T* ghb, int64_t N,
+                   int64_t d, int64_t H) {
   const int64_t w = d / H;
 #if defined(__AVX2__) && defined(__FMA__)
   if constexpr (std::is_same_v<T, float>) {
@@ -522,7 +532,8 @@ void backward_rows(const T* g, const T* x, const T* h, const T* x0,
             for (int64_t i = i0; i < i1; ++i) {
               const int64_t r = i * d, s = i * H;
               if (i + kAhead < end)
-                for (const float* p : {g, x, ksaved ? ksaved : h, x0, c})
+                for (const float* p :
+                     {g, x, ksaved ? ksaved : h, x0, c, gnext})
                   prefetch_row(p ? p + r + kAhead * d : nullptr, d);
               float* dli = W ? dlbuf.data() + (i - i0) * H : dl + s;
               float* gxi = gx ? gx + r : nullptr;
@@ -540,6 +551,7 @@ void backward_rows(const T* g, const T* x, const T* h, const T* x0,
               } else if (W) {
                 gate_input_grad_row8(dli, W, gxi, gx0i, d, H);
               }
+              if (gnext && gx0i) add_row(gx0i, gnext + r, d);
             }
             if (pw)
               gate_weight_grad8(dlbuf.data(), (c ? c : x) + i0 * d,
@@ -754,7 +766,8 @@ std::vector<at::Tensor> message_forward(
 // is undefined. With a context c (the gate's input in the forward, with
 // W) the gate's input term is dc, and dx lacks it. hb, h's bias where the
 // forward took one, enters the recomputed k; its gradient dhb (last) is
-// dh's column sum.
+// dh's column sum. gnext [N, d] (with W, where given) is the gradient of
+// x0's link (csrc/message_function.cpp), added to dx0 last.
 std::vector<at::Tensor> message_backward(
     const at::Tensor& g, const at::Tensor& x, const at::Tensor& h,
     const at::Tensor& x0, const c10::optional<at::Tensor>& k,
@@ -764,9 +777,11 @@ std::vector<at::Tensor> message_backward(
     const c10::optional<at::Tensor>& W_, double alpha, double eps,
     double scale, std::vector<bool> needs,
     const c10::optional<at::Tensor>& c_,
-    const c10::optional<at::Tensor>& hb_) {
+    const c10::optional<at::Tensor>& hb_,
+    const c10::optional<at::Tensor>& gnext_) {
   at::Tensor kt = given(k), rho2 = given(rho2_), n = given(n_),
-             q = given(q_), W = given(W_), c = given(c_), hb = given(hb_);
+             q = given(q_), W = given(W_), c = given(c_), hb = given(hb_),
+             gnext = given(gnext_);
   if (hb.defined()) check_bias(x, hb, "message_backward");
   for (auto* t : {&g, &x, &h, &x0, &beta}) check(*t, "input");
   TORCH_CHECK(needs.size() == 7, "message_backward: needs has seven flags "
@@ -780,6 +795,15 @@ std::vector<at::Tensor> message_backward(
     TORCH_CHECK(W.defined(), "message_backward: a context needs the gate's "
                 "W (the row pass's gate)");
     check_context(x, c, "message_backward");
+  }
+  if (gnext.defined()) {
+    TORCH_CHECK(W.defined(), "message_backward: x0's link gradient is added "
+                "after the gate's terms, in the row pass's gate (W)");
+    check(gnext, "x0's link gradient");
+    TORCH_CHECK(gnext.sizes() == x.sizes() &&
+                    gnext.scalar_type() == x.scalar_type(),
+                "message_backward: x0's link gradient must have x's shape "
+                "and dtype, got ", gnext.sizes());
   }
   TORCH_CHECK(d == H || (rho2.defined() && n.defined() && q.defined()),
               "message_backward: rho2, n and q are needed with heads wider "
@@ -807,7 +831,8 @@ std::vector<at::Tensor> message_backward(
     using T = scalar_t;
     backward_rows<T>(ptr<T>(g), ptr<T>(x), ptr<T>(h), ptr<T>(x0), ptr<T>(c),
                      ptr<T>(hb), ptr<T>(kt), ptr<T>(beta), ptr<T>(rho2),
-                     ptr<T>(n), ptr<T>(q), ptr<T>(W), T(alpha), T(eps), T(scale),
+                     ptr<T>(n), ptr<T>(q), ptr<T>(W), ptr<T>(gnext),
+                     T(alpha), T(eps), T(scale),
                      ptr<T>(gx), ptr<T>(gh), ptr<T>(gx0), ptr<T>(gc),
                      ptr<T>(dl), ptr<T>(gW), ptr<T>(gb), ptr<T>(ghb), N, d,
                      H);

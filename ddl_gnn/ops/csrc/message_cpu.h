@@ -18,5 +18,6 @@ std::vector<at::Tensor> message_backward(
     const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
     const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
     double, double, double, std::vector<bool>,
-    const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&);
+    const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
+    const c10::optional<at::Tensor>&);
 bool message_gate_in_rows(const at::Tensor&, int64_t);
