@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..ops._vjp import vjp_with_graph
 from ..ops.dropout import keep_mask
 from ..ops.recompute import recompute_in_backward
 
@@ -37,6 +38,16 @@ def _drop(t: Tensor, mask: Optional[Tensor], scale: float) -> Tensor:
     return t if mask is None else t * mask * scale
 
 
+def _heads(X: Tensor, mask: Optional[Tensor], scale: float, fn: ContextFn,
+           Wa: Tensor, Wb: Tensor, bb: Tensor,
+           *params: Tensor) -> Tuple[Tensor, Tensor]:
+    """``(c W_aᵀ, c W_bᵀ + b_b)`` with ``c = drop(fn(X, *params))``, in
+    plain autograd ops (the saving path, and the recomputing function's
+    differentiable backward)."""
+    c = _drop(fn(X, *params), mask, scale)
+    return F.linear(c, Wa), F.linear(c, Wb, bb)
+
+
 class _ContextLinear(torch.autograd.Function):
     r"""``(c W_aᵀ, c W_bᵀ + b_b)`` with ``c = fn(X, *params) * mask``,
     recomputing ``c`` in backward (see the module docstring)."""
@@ -45,16 +56,20 @@ class _ContextLinear(torch.autograd.Function):
     def forward(ctx, X: Tensor, mask: Optional[Tensor], scale: float,
                 fn: ContextFn, Wa: Tensor, Wb: Tensor, bb: Tensor,
                 *params: Tensor) -> Tuple[Tensor, Tensor]:
-        c = _drop(fn(X, *params), mask, scale)
-        za, zb = F.linear(c, Wa), F.linear(c, Wb, bb)
         ctx.fn, ctx.scale = fn, scale
-        ctx.save_for_backward(X, mask, Wa, Wb, *params)
-        return za, zb
+        ctx.save_for_backward(X, mask, Wa, Wb, bb, *params)
+        return _heads(X, mask, scale, fn, Wa, Wb, bb, *params)
 
     @staticmethod
     def backward(ctx, ga: Tensor, gb: Tensor):
-        X, mask, Wa, Wb, *params = ctx.saved_tensors
+        X, mask, Wa, Wb, bb, *params = ctx.saved_tensors
         need = ctx.needs_input_grad
+        if torch.is_grad_enabled():
+            # create_graph=True: differentiate the plain chain with a graph
+            # (the closed form below detaches what it recomputes)
+            return vjp_with_graph(need, _heads, (X, mask, ctx.scale, ctx.fn,
+                                                 Wa, Wb, bb, *params),
+                                  (ga, gb))
         with torch.enable_grad():
             Xd = X.detach().requires_grad_(need[0])
             pd = [p.detach().requires_grad_(n)
@@ -106,5 +121,4 @@ def context_linear(X: Tensor, fn: ContextFn, params: Sequence[Tensor],
         return _ContextLinear.apply(X, mask, scale, fn, Wa, Wb, bb, *params)
     # Saving: the same ops under plain autograd (same mask, same scaling),
     # so the values match the recomputing function's.
-    c = _drop(fn(X, *params), mask, scale)
-    return F.linear(c, Wa), F.linear(c, Wb, bb)
+    return _heads(X, mask, scale, fn, Wa, Wb, bb, *params)

@@ -104,6 +104,9 @@ def _context(X, w, ln_w, Wa, Wb, bb, p):
 def test_context_linear_gradcheck(p, recompute):
     args = _context_args()
     assert torch.autograd.gradcheck(lambda *a: _context(*a, p), args)
+    # second derivatives too: the recomputing backward detaches what it
+    # recomputes, and with create_graph differentiates the plain chain
+    assert torch.autograd.gradgradcheck(lambda *a: _context(*a, p), args)
     if p > 0:  # dropout is applied, with inverted-dropout scaling
         za, _ = _context(*args, p)
         torch.manual_seed(0)

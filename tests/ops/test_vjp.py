@@ -52,3 +52,32 @@ def test_stack_gradient_with_a_graph_equals_the_plain_one(family, kw):
     # and the second derivative runs
     (gx,) = torch.autograd.grad(sum(q.square().sum() for q in graph), [x])
     assert torch.isfinite(gx).all()
+
+
+def test_paper_stack_second_derivatives_recompute_equal_save():
+    """The paper layer's context recomputed in backward (nn/context.py)
+    against saved under plain autograd: the same second derivatives."""
+    from ddl_gnn.ops.recompute import set_recompute
+    got = []
+    for recompute in (True, False):
+        set_recompute(recompute)
+        try:
+            torch.manual_seed(0)
+            model = build_model('delta-paper', 16, 64, 3, 3,
+                                dropout=0.0).double()
+            g = torch.Generator().manual_seed(0)
+            x = torch.randn(30, 16, generator=g, dtype=torch.float64,
+                            requires_grad=True)
+            ei = torch.randint(0, 30, (2, 120), generator=g)
+            params = [x] + list(model.parameters())
+            first = torch.autograd.grad(model(x, ei).square().sum(), params,
+                                        create_graph=True)
+            got.append(torch.autograd.grad(
+                sum(q.square().sum() for q in first), params,
+                allow_unused=True))
+        finally:
+            set_recompute(None)
+    for a, b in zip(*got):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b)
