@@ -81,3 +81,23 @@ def test_paper_stack_second_derivatives_recompute_equal_save():
         assert (a is None) == (b is None)
         if a is not None:
             torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize('family, kw', [
+    ('delta', {}),
+    ('delta', recommended_settings('cora', 'delta')['model_kwargs']),
+    ('delta-paper', {})], ids=['default', 'cora-layer', 'paper'])
+def test_stack_gradgradcheck(family, kw):
+    """Second derivatives of a 3-layer float64 stack in its input against
+    finite differences of its first derivative taken with a graph (the
+    fused functions' create_graph backward; that first derivative itself
+    is held to the plain one above)."""
+    torch.manual_seed(0)
+    # four heads of four channels, or the Cora layer's one per channel
+    kw = dict(kw, heads=16) if kw else dict(heads=4)
+    model = build_model(family, 4, 16, 3, 2, dropout=0.0, **kw).double()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 4, generator=g, dtype=torch.float64,
+                    requires_grad=True)
+    ei = torch.randint(0, 6, (2, 14), generator=g)
+    assert torch.autograd.gradgradcheck(lambda t: model(t, ei), (x,))
