@@ -183,7 +183,7 @@ def test_linked_model_matches_unlinked_bit_for_bit(monkeypatch, kw, hashed):
     set_hash_dropout(hashed)
     try:
         model, out, grads = _model_grads(monkeypatch, True, **kw)
-        assert model._linked_x0(0, len(model.layers),
+        assert model._linked_x0(list(model.layers), len(model.layers),
                                 torch.zeros(1, D))
         _, out_u, grads_u = _model_grads(monkeypatch, False, **kw)
     finally:
@@ -197,17 +197,20 @@ def test_model_links_no_layer_a_hook_watches(monkeypatch):
     monkeypatch.setattr(delta_gnn, 'LINK_X0', True)
     model = build_model('delta', 32, D, 5, 5, dropout=0.0)
     x0 = torch.zeros(1, D)
-    assert model._linked_x0(0, 5, x0)
-    assert not model._linked_x0(3, 5, x0)      # too few layers to link
+
+    def linked(start, end):
+        return model._linked_x0(list(model.layers)[start:end], end, x0)
+    assert linked(0, 5)
+    assert not linked(3, 5)      # too few layers to link
     # a checkpointed segment before the last: its sum would enter x0's
     # gradient after the last segment's terms
-    assert not model._linked_x0(0, 3, x0)
-    assert model._linked_x0(2, 5, x0)
+    assert not linked(0, 3)
+    assert linked(2, 5)
     seen = []
     handle = model.layers[2].register_forward_hook(
         lambda mod, args, out: seen.append(out))
     try:
-        assert not model._linked_x0(0, 5, x0)
+        assert not linked(0, 5)
         model(torch.randn(20, 32), torch.randint(0, 20, (2, 60)))
     finally:
         handle.remove()
