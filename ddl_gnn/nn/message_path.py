@@ -33,9 +33,11 @@ small graphs. :class:`_AnchoredMessage` computes it from
 On CPU float32/float64 both directions run as one pass over the rows in
 the fused kernels (``ops/csrc/message_cpu.cpp``; float heads of eight
 channels eight heads per AVX2 operation; with one head per channel an
-elementwise pass the compiler vectorises, which keeps no per-head scalars
-for backward: it recomputes :math:`n, q, \rho^2` from :math:`k` and
-:math:`x`), the gate's own products as torch ops around them, except for
+elementwise pass the compiler vectorises; in both cases the forward keeps
+no per-head scalars for backward, whose row pass rebuilds
+:math:`n, q, \rho^2` from :math:`k` and :math:`x`: three :obj:`[N, H]`
+allocations, writes and reads fewer a layer), the gate's own products as
+torch ops around them, except for
 the default layer's gate (dense, anchored, over float32 heads of eight
 channels in groups of eight: :func:`_gate_in_rows`), which the AVX2 row
 passes compute too: the logits as eight per-head dot products with

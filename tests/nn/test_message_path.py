@@ -369,6 +369,57 @@ def _gate_in_rows_available():
     return k is not None and k.message_gate_in_rows(torch.zeros(1, 64), 8)
 
 
+@pytest.mark.parametrize('gate', ['in rows', 'given'])
+def test_rows_rebuild_head_scalars(gate):
+    # Float heads of eight keep no per-head scalars: the forward returns
+    # rho2, n and q as None and the backward row pass rebuilds them from k
+    # and x. Its gradients equal those from the scalars computed apart (as
+    # torch ops, float64 rounded to float32: within rounding); other heads
+    # still keep them, and a backward without them is refused.
+    if not _gate_in_rows_available():
+        pytest.skip('no AVX2 build of the fused CPU kernels here')
+    kernels = cpu_kernels.kernels()
+    x, h, x0, W, b = (t.detach().float() for t in _inputs(300, 64, 8, True,
+                                                          seed=6))
+    hb = torch.randn(64)
+    in_rows = gate == 'in rows'
+    beta = None if in_rows else torch.rand(300, 8) * 2
+    Wk, bk = (W, b) if in_rows else (None, None)
+    out, beta, k, rho2, n, q = kernels.message_forward(
+        x, h, x0, beta, Wk, bk, 0.3, 1e-5, 2.0, False, None, hb)
+    assert k is None and rho2 is None and n is None and q is None
+    k64 = torch.lerp((h + hb).double(), x0.double(), 0.3)
+    rho2, n, q = (t.float() for t in message_path._head_scalars(
+        x.double(), k64, 8, 1e-5))
+    g = torch.randn(300, 64)
+    needs = [True] * 5 + [False, True] if in_rows else [True] * 3 + [False] * 4
+    rebuilt = kernels.message_backward(g, x, h, x0, None, beta, None, None,
+                                       None, Wk, 0.3, 1e-5, 2.0, needs, None,
+                                       hb, None)
+    given = kernels.message_backward(g, x, h, x0, None, beta, rho2, n, q, Wk,
+                                     0.3, 1e-5, 2.0, needs, None, hb, None)
+    names = ['dx', 'dh', 'dx0', 'dW', 'db', 'dl', 'dc', 'dhb']
+    for name, a, e in zip(names, rebuilt, given):
+        assert (a is None) == (e is None), name
+        if a is not None:
+            torch.testing.assert_close(a, e, rtol=1e-4,
+                                       atol=1e-5 * e.abs().max().item(),
+                                       msg=name)
+    with pytest.raises(RuntimeError, match='rho2, n and q together'):
+        kernels.message_backward(g, x, h, x0, None, beta, rho2, None, q, Wk,
+                                 0.3, 1e-5, 2.0, needs, None, hb, None)
+    # heads of four: the forward keeps them and the backward needs them
+    x4 = x[:, :32].contiguous()
+    kept = kernels.message_forward(x4, x4, x4, torch.rand(300, 8), None,
+                                   None, 0.3, 1e-5, 2.0, False, None, None)
+    assert all(t is not None and t.shape == (300, 8) for t in kept[3:])
+    with pytest.raises(RuntimeError, match='rho2, n and q are needed'):
+        kernels.message_backward(g[:, :32].contiguous(), x4, x4, x4, None,
+                                 kept[1], None, None, None, None, 0.3, 1e-5,
+                                 2.0, [True] * 3 + [False] * 4, None, None,
+                                 None)
+
+
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
 @pytest.mark.parametrize('N, d, heads', [(600, 64, 8), (300, 128, 16),
                                          (37, 64, 8)])

@@ -280,7 +280,8 @@ inline void gate_weight_grad8(const float* dl, const float* x,
 }
 
 // forward_rows for one row: heads [j0, j0 + 8) at a time, pointers at the
-// row (x, h, x0, out, k: d values; beta, rho2, nn, qq: H values).
+// row (x, h, x0, out, k: d values; beta, rho2, nn, qq: H values; rho2, nn
+// and qq null where not kept).
 inline void forward_row8(const float* x, const float* h, const float* x0,
                          const float* hb, float alpha, float eps2,
                          const float* beta,
@@ -302,9 +303,11 @@ inline void forward_row8(const float* x, const float* h, const float* x0,
     alignas(32) float c[kW];    // beta rho2 (n - q), one per head
     _mm256_store_ps(c, _mm256_mul_ps(
         _mm256_mul_ps(_mm256_loadu_ps(beta + j0), r2), _mm256_sub_ps(n, q)));
-    _mm256_storeu_ps(rho2 + j0, r2);
-    _mm256_storeu_ps(nn + j0, n);
-    _mm256_storeu_ps(qq + j0, q);
+    if (rho2) {
+      _mm256_storeu_ps(rho2 + j0, r2);
+      _mm256_storeu_ps(nn + j0, n);
+      _mm256_storeu_ps(qq + j0, q);
+    }
     for (int64_t j = 0; j < kW; ++j) {
       const int64_t f = o + j * kW;
       _mm256_storeu_ps(out + f, _mm256_fmadd_ps(
@@ -314,14 +317,16 @@ inline void forward_row8(const float* x, const float* h, const float* x0,
 }
 
 // backward_rows for one row, eight heads at a time (pointers at the row;
-// ksaved may be null: k is then rebuilt from h and x0).
+// ksaved may be null: k is then rebuilt from h and x0; rho2 may be null:
+// rho2, n and q are then rebuilt from k and x, with forward_row8's
+// operations, so to the same bits).
 inline void backward_row8(const float* g, const float* x, const float* h,
                           const float* x0, const float* hb,
                           const float* ksaved,
                           const float* beta, const float* rho2,
                           const float* nn, const float* qq, float alpha,
-                          float scale, float* gx, float* gh, float* gx0,
-                          float* dl, int64_t H) {
+                          float eps2, float scale, float* gx, float* gh,
+                          float* gx0, float* dl, int64_t H) {
   for (int64_t j0 = 0; j0 < H; j0 += kW) {
     const int64_t o = j0 * kW;
     __m256 k[kW], kg[kW];
@@ -336,9 +341,21 @@ inline void backward_row8(const float* g, const float* x, const float* h,
       kg[j] = _mm256_mul_ps(k[j], _mm256_loadu_ps(g + o + j * kW));
     const __m256 a = head_sums(kg);
     const __m256 bt = _mm256_loadu_ps(beta + j0);
-    const __m256 r2 = _mm256_loadu_ps(rho2 + j0);
-    const __m256 r = _mm256_sub_ps(_mm256_loadu_ps(nn + j0),
-                                   _mm256_loadu_ps(qq + j0));
+    __m256 r2, r;
+    if (rho2) {
+      r2 = _mm256_loadu_ps(rho2 + j0);
+      r = _mm256_sub_ps(_mm256_loadu_ps(nn + j0), _mm256_loadu_ps(qq + j0));
+    } else {
+      __m256 kk[kW], kx[kW];
+      for (int64_t j = 0; j < kW; ++j) {
+        kk[j] = _mm256_mul_ps(k[j], k[j]);
+        kx[j] = _mm256_mul_ps(k[j], _mm256_loadu_ps(x + o + j * kW));
+      }
+      const __m256 n = head_sums(kk);
+      r2 = _mm256_div_ps(_mm256_set1_ps(1.f),
+                         _mm256_add_ps(n, _mm256_set1_ps(eps2)));
+      r = _mm256_sub_ps(n, head_sums(kx));
+    }
     const __m256 one = _mm256_set1_ps(1.f);
     const __m256 abr = _mm256_mul_ps(_mm256_mul_ps(a, bt), r2);
     alignas(32) float c[kW], ab[kW], ck[kW];
@@ -395,8 +412,10 @@ void forward_rows(const T* x, const T* h, const T* x0, const T* c,
           forward_row8(x + i * d, h + i * d, x0 + i * d, hb, alpha,
                        eps * eps,
                        beta + i * H, out + i * d,
-                       kout ? kout + i * d : nullptr, rho2 + i * H,
-                       nn + i * H, qq + i * H, H);
+                       kout ? kout + i * d : nullptr,
+                       rho2 ? rho2 + i * H : nullptr,
+                       rho2 ? nn + i * H : nullptr,
+                       rho2 ? qq + i * H : nullptr, H);
         }
       });
       return;
@@ -489,7 +508,8 @@ void backward_channels(const T* __restrict__ g, const T* __restrict__ x,
 
 // Row pass of the backward: dx and dx0 without their gate terms (added
 // by the caller as products with the gate weight), dh, and dl [N, H].
-// With one head per channel rho2, n and q are null (recomputed here).
+// With one head per channel rho2, n and q are null (recomputed here), and
+// for float heads of eight they may be (rebuilt in backward_row8).
 // With a dense anchored gate's W [H, 2d] (heads_of_eight float AVX2 rows
 // only) the gate's terms are added here instead, dl is not kept, and gW
 // [H, 2d] and gb [H] (where given) receive dW and db; a gate that read a
@@ -540,8 +560,11 @@ void backward_rows(const T* g, const T* x, const T* h, const T* x0,
               float* gx0i = gx0 ? gx0 + r : nullptr;
               backward_row8(g + r, x + r, h + r, x0 + r, hb,
                             ksaved ? ksaved + r : nullptr, beta + s,
-                            rho2 + s, nn + s, qq + s, alpha, scale, gxi,
-                            gh ? gh + r : nullptr, gx0i, dli, H);
+                            rho2 ? rho2 + s : nullptr,
+                            rho2 ? nn + s : nullptr,
+                            rho2 ? qq + s : nullptr, alpha, eps * eps,
+                            scale, gxi, gh ? gh + r : nullptr, gx0i, dli,
+                            H);
               if (ph)
                 for (int64_t f = 0; f < d; ++f) ph[f] += gh[r + f];
               if (W && c) {
@@ -663,6 +686,20 @@ bool message_gate_in_rows(const at::Tensor& x, int64_t H) {
 
 namespace {
 
+// Whether the forward keeps the per-head scalars rho2, n and q [N, H] for
+// the backward: not with one head per channel, nor for float heads of eight
+// in an AVX2 build, whose backward row pass rebuilds them from k and x
+// with the forward's operations (three [N, H] allocations, writes and
+// reads fewer a layer for about 30 vector operations a row).
+bool head_scalars_kept(const at::Tensor& x, int64_t H) {
+  const int64_t d = x.size(1);
+  if (d == H) return false;
+#if defined(__AVX2__) && defined(__FMA__)
+  if (x.scalar_type() == at::kFloat && heads_of_eight(d, H)) return false;
+#endif
+  return true;
+}
+
 // W [H, 2d] and b [H] of a dense anchored gate the row passes compute.
 void check_gate(const at::Tensor& x, const at::Tensor& W,
                 const c10::optional<at::Tensor>& b, const char* what) {
@@ -708,8 +745,8 @@ at::Tensor given(const c10::optional<at::Tensor>& t) {
 // W [H, 2d] and b [H] (message_gate_in_rows): the gates are then computed
 // in the row pass from [c | x0], c the context [N, d] where given, else x;
 // scale s; hb [d], h's bias, where given) -> (x', beta, k or undefined,
-// rho2, n, q), the last three [N, H], undefined with one head per channel
-// (the backward recomputes them): one pass over the rows.
+// rho2, n, q), the last three [N, H], undefined where the backward
+// rebuilds them (head_scalars_kept): one pass over the rows.
 std::vector<at::Tensor> message_forward(
     const at::Tensor& x, const at::Tensor& h, const at::Tensor& x0,
     const c10::optional<at::Tensor>& beta_,
@@ -740,7 +777,7 @@ std::vector<at::Tensor> message_forward(
   const int64_t N = x.size(0), d = x.size(1), H = beta.size(1);
   auto out = at::empty_like(x);
   auto o = x.options();
-  const bool keep = d != H;
+  const bool keep = head_scalars_kept(x, H);
   auto rho2 = keep ? at::empty({N, H}, o) : at::Tensor();
   auto n = keep ? at::empty({N, H}, o) : at::Tensor();
   auto q = keep ? at::empty({N, H}, o) : at::Tensor();
@@ -759,7 +796,8 @@ std::vector<at::Tensor> message_forward(
 // needs: (x, h, x0, W, b, c, hb) -> (dx, dh, dx0, dW, db, dl, dc, dhb),
 // undefined where
 // not needed; k may be undefined (recomputed from h and x0), and so may
-// rho2, n and q with one head per channel (recomputed from k). Without W,
+// rho2, n and q where the forward did not keep them (head_scalars_kept;
+// rebuilt from k and x). Without W,
 // dx and dx0 lack the gate's terms, dW and db are undefined and dl [N, H]
 // is returned (the caller applies the gate's weight); with the dense
 // anchored gate's W (message_gate_in_rows) the row pass applies it and dl
@@ -805,9 +843,13 @@ std::vector<at::Tensor> message_backward(
                 "message_backward: x0's link gradient must have x's shape "
                 "and dtype, got ", gnext.sizes());
   }
-  TORCH_CHECK(d == H || (rho2.defined() && n.defined() && q.defined()),
-              "message_backward: rho2, n and q are needed with heads wider "
-              "than one channel");
+  TORCH_CHECK(!head_scalars_kept(x, H) ||
+                  (rho2.defined() && n.defined() && q.defined()),
+              "message_backward: rho2, n and q are needed with these heads "
+              "(the row pass rebuilds them only with one head per channel "
+              "and for float heads of eight)");
+  TORCH_CHECK(rho2.defined() == n.defined() && n.defined() == q.defined(),
+              "message_backward: give rho2, n and q together or none");
   for (auto* t : {&rho2, &n, &q})
     if (t->defined()) check(*t, "input");
   // with one head per channel all three are written (a pass without

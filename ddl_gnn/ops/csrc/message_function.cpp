@@ -41,7 +41,8 @@ c10::optional<at::Tensor> contiguous(const c10::optional<at::Tensor>& t) {
 namespace ddl_gnn {  // named: the profiler shows CppNode<ddl_gnn::...>
 
 // Saved: x, h, x0, W, b, c, hb (the inputs; c, hb undefined where not
-// given), beta, rho2, n, q, k (undefined where recomputed).
+// given), beta, rho2, n, q (undefined: the backward row pass rebuilds
+// them), k (undefined where recomputed).
 struct AnchoredMessage : torch::autograd::Function<AnchoredMessage> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x,
                                const at::Tensor& h, const at::Tensor& x0,
