@@ -52,6 +52,32 @@ def test_delta_layers_save_about_what_a_residual_layer_saves(graph):
     assert delta4 <= (4 + 2) * N * D * 4 + N * 4 * (5 * 4)
 
 
+def test_default_layer_with_heads_of_eight_saves_what_res_saves():
+    # d = 64: float heads of eight, whose per-head scalars (rho2, n, q) the
+    # fused backward rebuilds; the layer keeps the conv's input and output
+    # and its gates [N, 8]: about a res layer (the ReLU output and the
+    # conv input), and 1.25x it when the scalars were kept.
+    from ddl_gnn.ops import cpu_kernels
+    k = cpu_kernels.kernels()
+    if k is None or not k.message_gate_in_rows(torch.zeros(1, 64), 8):
+        pytest.skip('no AVX2 build of the fused CPU kernels here')
+    g = torch.Generator().manual_seed(1)
+    ei = torch.randint(0, N, (2, 3000), generator=g)
+    ei = to_undirected(remove_self_loops(ei)[0], num_nodes=N)
+    x = torch.randn(N, 64, generator=g)
+
+    def per_layer(name):
+        def saved(L):
+            torch.manual_seed(0)
+            model = build_model(name, 64, 64, L, 5)
+            return saved_tensor_bytes(lambda: model(x, ei).sum())[1]
+        return (saved(6) - saved(2)) / 4
+
+    res, delta = per_layer('res'), per_layer('delta')
+    assert res == pytest.approx(2 * N * 64 * 4, rel=0.1)
+    assert delta <= 1.1 * res
+
+
 @pytest.mark.parametrize('name', ['res', 'delta', 'gcnii', 'res+'])
 def test_checkpoint_saves_less(graph, name):
     x, ei = graph
