@@ -293,9 +293,9 @@ def _message_grads(g: Tensor, x: Tensor, h: Tensor, x0: Tensor,
                    c: OptTensor = None, hb: OptTensor = None):
     """``(gx, gh, gx0, gW, gb, gc)`` in torch ops, rebuilding ``k`` (from
     ``h`` plus its bias ``hb`` where given) and the per-head scalars when
-    they were not saved (the kernels keep no scalars with one head per
-    channel); ``gc`` is ``None`` unless the gate read a separate context
-    ``c``."""
+    they were not saved (the kernels keep none with one head per channel
+    or float32 heads of eight); ``gc`` is ``None`` unless the gate read a
+    separate context ``c``."""
     if k is None:
         k = torch.lerp(h if hb is None else h + hb, x0, alpha)
     if rho2 is None:
