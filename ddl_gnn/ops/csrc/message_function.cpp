@@ -41,8 +41,9 @@ c10::optional<at::Tensor> contiguous(const c10::optional<at::Tensor>& t) {
 namespace ddl_gnn {  // named: the profiler shows CppNode<ddl_gnn::...>
 
 // Saved: x, h, x0, W, b, c, hb (the inputs; c, hb undefined where not
-// given), beta, rho2, n, q (undefined: the backward row pass rebuilds
-// them), k (undefined where recomputed).
+// given), beta, k (undefined where recomputed). No per-head scalars: with
+// the gate in the rows (float heads of eight) the forward keeps none and
+// the backward row pass rebuilds them (head_scalars_kept).
 struct AnchoredMessage : torch::autograd::Function<AnchoredMessage> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x,
                                const at::Tensor& h, const at::Tensor& x0,
@@ -59,8 +60,7 @@ struct AnchoredMessage : torch::autograd::Function<AnchoredMessage> {
                              scale, save_k, cc, hbc);
     // r: (x', beta, k, rho2, n, q)
     ctx->save_for_backward({xc, hc, x0c, Wc, bc, cc.value_or(at::Tensor()),
-                            hbc.value_or(at::Tensor()), r[1], r[3], r[4],
-                            r[5], r[2]});
+                            hbc.value_or(at::Tensor()), r[1], r[2]});
     ctx->saved_data["alpha"] = alpha;
     ctx->saved_data["eps"] = eps;
     ctx->saved_data["scale"] = scale;
@@ -103,8 +103,8 @@ struct AnchoredMessage : torch::autograd::Function<AnchoredMessage> {
       return out;
     }
     auto r = message_backward(
-        g.contiguous(), s[0], s[1], s[2], opt(s[11]), s[7], opt(s[8]),
-        opt(s[9]), opt(s[10]), s[3], alpha, eps, scale, needs, opt(s[5]),
+        g.contiguous(), s[0], s[1], s[2], opt(s[8]), s[7], c10::nullopt,
+        c10::nullopt, c10::nullopt, s[3], alpha, eps, scale, needs, opt(s[5]),
         opt(s[6]), gnext.defined() && needs[2]
                        ? c10::optional<at::Tensor>(gnext.contiguous())
                        : c10::nullopt);
